@@ -1,0 +1,143 @@
+"""Typed schemas for the Hydra configs (validated in the shell with OmegaConf).
+
+The YAML in ``conf/`` is merged onto these dataclasses by :func:`validate`, so a misspelt key or a
+wrong type fails at start-up with the key's name, not halfway through a paid run.
+"""
+
+import dataclasses
+from dataclasses import field
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from utility_jax.thurstonian import FitConfig
+
+__all__ = [
+    "OutcomesConf",
+    "AgentConf",
+    "FitterConf",
+    "GraphConf",
+    "ElicitationConf",
+    "UncertaintyConf",
+    "ComputeUtilitiesConf",
+    "validate",
+    "fit_config",
+]
+
+
+@dataclasses.dataclass
+class OutcomesConf:
+    path: str = "default"  # "default" (shipped) or a reference/project outcome file
+    limit: int | None = None  # keep the first `limit` outcomes (quick runs)
+
+
+@dataclasses.dataclass
+class AgentConf:
+    kind: str = "simulated"
+    # simulated: "planted" (seeded utilities) or the path of a reference results_utilities_*.json
+    utilities: str = "planted"
+    link: str = "probit"
+    position_bias: float = 0.0
+    refusal_rate: float = 0.0
+    mu_scale: float = 1.5
+    sigma_min: float = 0.3
+    sigma_max: float = 1.0
+
+
+@dataclasses.dataclass
+class FitterConf:
+    model: str = "case3"
+    solver: str = "lbfgs"  # lbfgs | reference_adam (the reference algorithm, for comparison)
+    mu_prior_scale: float | None = 10.0
+    logvar_prior_scale: float | None = 2.0
+    edge_weight: str = "votes"
+    max_iter: int = 1000
+    gtol: float | None = None
+    warm_start: bool = True
+
+
+@dataclasses.dataclass
+class GraphConf:
+    holdout_fraction: float = 0.05
+    holdout_max: int = 1000
+    holdout_seed: int = 42
+    initial_degree: int = 2
+    edge_multiplier: float = 2.0  # budget = int(edge_multiplier * N * log2 N) training pairs
+    edges_per_round: int = 500
+    strategy: str = "reference"  # reference | variance | random
+    p_percent: float = 10.0
+    q_percent: float = 20.0
+
+
+@dataclasses.dataclass
+class ElicitationConf:
+    k: int = 10  # samples per order (20 votes per pair)
+    refusal: str = "half"  # half | drop
+
+
+@dataclasses.dataclass
+class UncertaintyConf:
+    n_bootstrap: int = 100
+    laplace: bool = True
+    level: float = 0.9
+
+
+@dataclasses.dataclass
+class ComputeUtilitiesConf:
+    outcomes: OutcomesConf = field(default_factory=OutcomesConf)
+    agent: AgentConf = field(default_factory=AgentConf)
+    fitter: FitterConf = field(default_factory=FitterConf)
+    graph: GraphConf = field(default_factory=GraphConf)
+    elicitation: ElicitationConf = field(default_factory=ElicitationConf)
+    uncertainty: UncertaintyConf = field(default_factory=UncertaintyConf)
+    seed: int = 0
+    n_triads: int = 2000
+    plots: bool = True
+    progress: bool = True
+    name: str = "compute_utilities"
+    x64: bool = False
+
+
+_CHOICES = {
+    ("fitter", "model"): ("case3", "case5", "logit"),
+    ("fitter", "solver"): ("lbfgs", "reference_adam"),
+    ("fitter", "edge_weight"): ("votes", "uniform"),
+    ("graph", "strategy"): ("reference", "variance", "random"),
+    ("elicitation", "refusal"): ("half", "drop"),
+    ("agent", "kind"): ("simulated",),
+    ("agent", "link"): ("probit", "logit"),
+}
+
+
+def validate(cfg: DictConfig | dict[str, Any]) -> ComputeUtilitiesConf:
+    """Merge a (Hydra) config onto the schema and return the typed object.
+
+    Keys outside the schema (``hydra``, ``paths``, ``experiment`` and the like) are ignored;
+    inside the schema, unknown keys, wrong types and invalid choices raise with the key's name.
+    """
+    raw = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    known = {f.name for f in dataclasses.fields(ComputeUtilitiesConf)}
+    raw = {k: v for k, v in raw.items() if k in known}
+    merged = OmegaConf.merge(OmegaConf.structured(ComputeUtilitiesConf), raw)
+    obj: ComputeUtilitiesConf = OmegaConf.to_object(merged)
+    for (group, key), allowed in _CHOICES.items():
+        val = getattr(getattr(obj, group), key)
+        if val not in allowed:
+            raise ValueError(f"{group}.{key}={val!r} is not one of {allowed}")
+    if obj.elicitation.k < 1:
+        raise ValueError(f"elicitation.k must be >= 1, got {obj.elicitation.k}")
+    if not 0 < obj.uncertainty.level < 1:
+        raise ValueError(f"uncertainty.level must be in (0, 1), got {obj.uncertainty.level}")
+    return obj
+
+
+def fit_config(f: FitterConf) -> FitConfig:
+    """The core :class:`FitConfig` for a fitter config."""
+    return FitConfig(
+        model=f.model,
+        mu_prior_scale=f.mu_prior_scale,
+        logvar_prior_scale=f.logvar_prior_scale,
+        edge_weight=f.edge_weight,
+        max_iter=f.max_iter,
+        gtol=f.gtol,
+    )

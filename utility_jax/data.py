@@ -1,0 +1,225 @@
+"""Pairwise preference data as a JAX pytree.
+
+A :class:`PairwiseData` holds one row per *unordered* pair of outcomes that was asked
+(both presentation orders are pooled into the row): the two outcome indices, the votes
+for the first outcome, the total votes, and a mask. Rows are padded to a bucketed
+length so that one compiled fitter serves many runs of slightly different sizes.
+
+Votes may be fractional: under the paper's rule an unparseable answer (a refusal)
+counts as half a vote to each side.
+"""
+
+import dataclasses
+import math
+from collections.abc import Iterable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from utility_jax.types import PairIdx, PairMask, VoteCounts
+
+__all__ = ["PairwiseData", "bucket_length", "Label"]
+
+#: Answer labels a response record may carry.
+Label = str  # "A", "B", "refusal" (transport errors are never votes: drop them before)
+
+_MIN_BUCKET = 64
+
+
+def bucket_length(n: int, min_bucket: int = _MIN_BUCKET) -> int:
+    """Padded length for ``n`` rows: the next of ``min_bucket * 2**k`` (k >= 0).
+
+    Powers of two waste at most half the rows and keep the number of distinct
+    compiled shapes logarithmic in the largest run.
+    """
+    if n <= min_bucket:
+        return min_bucket
+    return int(min_bucket * 2 ** math.ceil(math.log2(n / min_bucket)))
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class PairwiseData:
+    """Vote counts on pairs of outcomes, padded and masked.
+
+    Attributes:
+      idx_a: ``[n_rows]`` int32 index of the first outcome of each pair.
+      idx_b: ``[n_rows]`` int32 index of the second outcome.
+      n_a: ``[n_rows]`` float votes for ``idx_a`` (half-votes allowed).
+      n_total: ``[n_rows]`` float total votes on the pair (both orders together).
+      mask: ``[n_rows]`` bool, False on padding rows.
+      n_items: number of outcomes (static: part of the tree structure, not a leaf).
+
+    Batched data (for ``vmap``) carries extra leading axes on every leaf.
+    """
+
+    idx_a: PairIdx
+    idx_b: PairIdx
+    n_a: VoteCounts
+    n_total: VoteCounts
+    mask: PairMask
+    n_items: int = dataclasses.field(metadata=dict(static=True))
+
+    # ------------------------------------------------------------------ builders
+    @classmethod
+    def from_counts(
+        cls,
+        n_items: int,
+        idx_a: Sequence[int] | np.ndarray,
+        idx_b: Sequence[int] | np.ndarray,
+        votes_a: Sequence[float] | np.ndarray,
+        votes_total: Sequence[float] | np.ndarray,
+        *,
+        pad_to: int | None = None,
+        dtype=None,
+    ) -> "PairwiseData":
+        """Build from per-pair counts, validating every row.
+
+        Args:
+          n_items: number of outcomes; indices must lie in ``[0, n_items)``.
+          idx_a, idx_b: ``[n_pairs]`` outcome indices, ``idx_a != idx_b``.
+          votes_a: ``[n_pairs]`` votes for ``idx_a`` (may be fractional).
+          votes_total: ``[n_pairs]`` total votes, ``0 < votes_total`` and
+            ``0 <= votes_a <= votes_total``.
+          pad_to: padded length; defaults to :func:`bucket_length`.
+          dtype: float dtype of the vote arrays (default: JAX's default float).
+
+        Raises:
+          ValueError: naming the first offending row.
+        """
+        n_items = int(n_items)
+        if n_items < 1:
+            raise ValueError(f"n_items must be >= 1, got {n_items}")
+        a = np.asarray(idx_a, dtype=np.int64).reshape(-1)
+        b = np.asarray(idx_b, dtype=np.int64).reshape(-1)
+        na = np.asarray(votes_a, dtype=np.float64).reshape(-1)
+        nt = np.asarray(votes_total, dtype=np.float64).reshape(-1)
+        n = a.shape[0]
+        for name, arr in (("idx_b", b), ("votes_a", na), ("votes_total", nt)):
+            if arr.shape[0] != n:
+                raise ValueError(f"{name} has {arr.shape[0]} rows but idx_a has {n}")
+
+        def _bad(cond, what):
+            rows = np.flatnonzero(cond)
+            if rows.size:
+                r = int(rows[0])
+                raise ValueError(
+                    f"row {r} (idx_a={a[r]}, idx_b={b[r]}, votes_a={na[r]}, "
+                    f"votes_total={nt[r]}): {what} ({rows.size} bad rows in all)"
+                )
+
+        _bad((a < 0) | (a >= n_items) | (b < 0) | (b >= n_items), f"index outside [0, {n_items})")
+        _bad(a == b, "an outcome compared with itself")
+        _bad(~np.isfinite(na) | ~np.isfinite(nt), "non-finite vote count")
+        _bad(nt <= 0, "total votes must be positive")
+        _bad((na < 0) | (na > nt), "votes_a must lie in [0, votes_total]")
+
+        length = bucket_length(n) if pad_to is None else int(pad_to)
+        if length < n:
+            raise ValueError(f"pad_to={length} is shorter than the {n} pairs")
+        pad = length - n
+        fdtype = dtype or jnp.zeros(()).dtype
+        return cls(
+            idx_a=jnp.asarray(np.pad(a, (0, pad)), dtype=jnp.int32),
+            idx_b=jnp.asarray(np.pad(b, (0, pad), constant_values=min(1, n_items - 1)), jnp.int32),
+            n_a=jnp.asarray(np.pad(na, (0, pad)), dtype=fdtype),
+            n_total=jnp.asarray(np.pad(nt, (0, pad), constant_values=1.0), dtype=fdtype),
+            mask=jnp.asarray(np.arange(length) < n),
+            n_items=n_items,
+        )
+
+    @classmethod
+    def from_records(
+        cls,
+        n_items: int,
+        records: Iterable[tuple[int, int, Label]],
+        *,
+        refusal: str = "half",
+        pad_to: int | None = None,
+    ) -> "PairwiseData":
+        """Pool per-response records into per-pair counts.
+
+        Each record is ``(shown_as_A, shown_as_B, label)`` with label ``"A"``, ``"B"`` or
+        ``"refusal"``. Both presentation orders of a pair are pooled into one row keyed by
+        the unordered pair (smaller index first).
+
+        Args:
+          refusal: ``"half"`` counts a refusal as half a vote to each side (the paper's
+            rule); ``"drop"`` ignores it.
+        """
+        if refusal not in ("half", "drop"):
+            raise ValueError(f"refusal must be 'half' or 'drop', got {refusal!r}")
+        votes: dict[tuple[int, int], list[float]] = {}
+        for k, (i, j, label) in enumerate(records):
+            i, j = int(i), int(j)
+            lo, hi = (i, j) if i < j else (j, i)
+            if label == "A":
+                win_lo = 1.0 if i == lo else 0.0
+            elif label == "B":
+                win_lo = 1.0 if j == lo else 0.0
+            elif label == "refusal":
+                if refusal == "drop":
+                    continue
+                win_lo = 0.5
+            else:
+                raise ValueError(f"record {k} ({i}, {j}): unknown label {label!r}")
+            acc = votes.setdefault((lo, hi), [0.0, 0.0])
+            acc[0] += win_lo
+            acc[1] += 1.0
+        if not votes:
+            raise ValueError("no usable records: every record was dropped or none was given")
+        keys = sorted(votes)
+        arr = np.array([votes[k] for k in keys])
+        pairs = np.array(keys)
+        return cls.from_counts(n_items, pairs[:, 0], pairs[:, 1], arr[:, 0], arr[:, 1], pad_to=pad_to)
+
+    # ------------------------------------------------------------------ views
+    @property
+    def n_rows(self) -> int:
+        """Padded length (last axis)."""
+        return int(self.idx_a.shape[-1])
+
+    @property
+    def n_pairs(self) -> int:
+        """Number of real (unmasked) pairs; only for unbatched data."""
+        return int(np.asarray(self.mask).sum())
+
+    def valid(self) -> dict[str, np.ndarray]:
+        """The unpadded rows as NumPy arrays (unbatched data only)."""
+        m = np.asarray(self.mask)
+        return {
+            "idx_a": np.asarray(self.idx_a)[m],
+            "idx_b": np.asarray(self.idx_b)[m],
+            "n_a": np.asarray(self.n_a)[m],
+            "n_total": np.asarray(self.n_total)[m],
+        }
+
+    def empirical_proba(self) -> jax.Array:
+        """``[n_rows]`` empirical P(idx_a > idx_b) = n_a / n_total."""
+        return self.n_a / self.n_total
+
+    def with_votes(self, n_a: VoteCounts, n_total: VoteCounts | None = None) -> "PairwiseData":
+        """Same pairs, new vote counts (used by the bootstrap and the random responder)."""
+        return dataclasses.replace(self, n_a=n_a, n_total=self.n_total if n_total is None else n_total)
+
+    def concat(self, other: "PairwiseData", *, pad_to: int | None = None) -> "PairwiseData":
+        """Rows of both datasets (unbatched), re-padded."""
+        if other.n_items != self.n_items:
+            raise ValueError(f"n_items differ: {self.n_items} vs {other.n_items}")
+        x, y = self.valid(), other.valid()
+        return PairwiseData.from_counts(
+            self.n_items,
+            np.concatenate([x["idx_a"], y["idx_a"]]),
+            np.concatenate([x["idx_b"], y["idx_b"]]),
+            np.concatenate([x["n_a"], y["n_a"]]),
+            np.concatenate([x["n_total"], y["n_total"]]),
+            pad_to=pad_to,
+        )
+
+
+def stack(datasets: Sequence[PairwiseData]) -> PairwiseData:
+    """Stack equally padded datasets along a new leading axis (for ``vmap``)."""
+    if not datasets:
+        raise ValueError("stack() needs at least one dataset")
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *datasets)

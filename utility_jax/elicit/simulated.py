@@ -1,0 +1,119 @@
+"""A simulated agent with known utilities, behind the :class:`Agent` interface."""
+
+import json
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from utility_jax.data import bucket_length
+from utility_jax.elicit.base import AgentStats
+from utility_jax.outcomes import OutcomeSet, OutcomeSetError
+from utility_jax.simulate import simulate_votes
+
+__all__ = ["SimulatedAgent", "planted_utilities", "reference_utilities"]
+
+
+def planted_utilities(
+    outcomes: OutcomeSet,
+    key: jax.Array,
+    *,
+    mu_scale: float = 1.5,
+    category_share: float = 0.5,
+    money_slope: float = 0.5,
+    sigma_range: tuple[float, float] = (0.3, 1.0),
+) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded "true" utilities for a simulated agent.
+
+    Means mix a per-category offset and a per-outcome term (``category_share`` of the variance
+    from the category), scaled to sd ``mu_scale``; outcomes with an ``amount`` field (money
+    anchors) get ``money_slope * mu_scale * log10(amount)`` plus an offset, so more money is
+    better. Standard deviations are uniform on ``sigma_range``.
+    """
+    k_cat, k_item, k_sig = jax.random.split(key, 3)
+    cats = sorted(set(outcomes.categories))
+    cat_idx = np.array([cats.index(c) for c in outcomes.categories])
+    cat_off = np.asarray(jax.random.normal(k_cat, (len(cats),)))[cat_idx]
+    item = np.asarray(jax.random.normal(k_item, (len(outcomes),)))
+    mu = mu_scale * (np.sqrt(category_share) * cat_off + np.sqrt(1 - category_share) * item)
+    for i, o in enumerate(outcomes.outcomes):
+        if "amount" in o.extra and o.extra["amount"] > 0:
+            mu[i] = money_slope * mu_scale * (np.log10(o.extra["amount"]) - 3.0)
+    lo, hi = sigma_range
+    sigma = np.asarray(jax.random.uniform(k_sig, (len(outcomes),), minval=lo, maxval=hi))
+    return mu.astype(np.float64), sigma.astype(np.float64)
+
+
+def reference_utilities(path: str | Path, outcomes: OutcomeSet) -> tuple[np.ndarray, np.ndarray]:
+    """Means and standard deviations from a reference ``results_utilities_*.json`` file.
+
+    Outcomes are matched by text to the file's ``options[].description``; an outcome the file
+    lacks is an error naming it.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: reference results file not found")
+    try:
+        obj = json.loads(path.read_text())
+        by_text = {o["description"]: str(o["id"]) for o in obj["options"]}
+        utils = obj["utilities"]
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise OutcomeSetError(f"{path}: not a reference results file ({e!r})") from e
+    mu, sigma = [], []
+    for k, text in enumerate(outcomes.texts):
+        if text not in by_text:
+            raise OutcomeSetError(f"{path}: has no utility for outcome {k} of {outcomes.source}: {text!r}")
+        u = utils[by_text[text]]
+        mu.append(float(u["mean"]))
+        sigma.append(float(np.sqrt(u["variance"])))
+    return np.array(mu), np.array(sigma)
+
+
+class SimulatedAgent:
+    """Answers from known utilities (see :func:`utility_jax.simulate.simulate_votes`)."""
+
+    def __init__(
+        self,
+        mu,
+        sigma,
+        *,
+        link: str = "probit",
+        position_bias: float = 0.0,
+        refusal_rate: float = 0.0,
+        name: str = "simulated",
+    ):
+        self.mu = np.asarray(mu, dtype=np.float64)
+        self.sigma = np.asarray(sigma, dtype=np.float64)
+        if self.mu.shape != self.sigma.shape or self.mu.ndim != 1:
+            raise ValueError(f"mu {self.mu.shape} and sigma {self.sigma.shape} must be equal 1-D")
+        if not np.all(self.sigma > 0):
+            raise ValueError("sigma must be positive")
+        self.link, self.position_bias, self.refusal_rate = link, position_bias, refusal_rate
+        self.name = name
+        self.stats = AgentStats()
+
+    def query(self, pairs: np.ndarray, k: int, *, key: jax.Array) -> np.ndarray:
+        pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+        if len(pairs) == 0:
+            return np.zeros((0, 2, 3))
+        n = len(pairs)
+        # few, large buckets: one compilation serves the held-out set and every round
+        padded = np.zeros((bucket_length(n, min_bucket=1024), 2), dtype=np.int64)
+        padded[:n] = pairs
+        padded[n:, 1] = 1  # padding rows ask (0, 1); their answers are dropped below
+        counts = simulate_votes(
+            key,
+            jnp.asarray(self.mu),
+            jnp.asarray(self.sigma),
+            jnp.asarray(padded[:, 0]),
+            jnp.asarray(padded[:, 1]),
+            int(k),
+            link=self.link,
+            position_bias=self.position_bias,
+            refusal_rate=self.refusal_rate,
+        )
+        counts = np.asarray(counts, dtype=np.float64)[:n]
+        self.stats.answers += int(counts.sum())
+        self.stats.refusals += int(counts[..., 2].sum())
+        return counts

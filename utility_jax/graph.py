@@ -1,0 +1,186 @@
+"""Which pairs to ask: held-out split, the initial random-regular graph, active learning.
+
+These run on the host between model calls, over variable-size candidate sets, so they are NumPy
+functions. They are pure and seeded: randomness comes from a ``numpy.random.Generator`` (or an int
+seed) passed in; no global random state is read or written.
+
+Pairs are ``[n, 2]`` int arrays with the smaller index first.
+"""
+
+import numpy as np
+
+__all__ = [
+    "canonical_pairs",
+    "sample_holdout_pairs",
+    "random_regular_pairs",
+    "select_pairs_reference",
+    "select_pairs_variance",
+    "pair_degrees",
+]
+
+
+def _rng(seed) -> np.random.Generator:
+    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+
+
+def canonical_pairs(pairs) -> np.ndarray:
+    """``[n, 2]`` pairs with the smaller index first."""
+    p = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    return np.sort(p, axis=1)
+
+
+def _keys(pairs: np.ndarray, n_items: int) -> np.ndarray:
+    p = canonical_pairs(pairs)
+    return p[:, 0] * n_items + p[:, 1]
+
+
+def _unrank(k: np.ndarray, n: int) -> np.ndarray:
+    """Map linear indices ``0 <= k < C(n, 2)`` to pairs (i < j) without listing all pairs."""
+    k = np.asarray(k, dtype=np.int64)
+    # Row i holds n-1-i pairs; first index of row i is i*n - i*(i+1)/2.
+    i = (n - 2 - np.floor(np.sqrt(-8.0 * k + 4.0 * n * (n - 1) - 7) / 2.0 - 0.5)).astype(np.int64)
+    start = i * n - i * (i + 1) // 2
+    j = k - start + i + 1
+    return np.stack([i, j], axis=1)
+
+
+def sample_holdout_pairs(
+    n_items: int, seed, *, fraction: float = 0.05, max_pairs: int = 1000
+) -> np.ndarray:
+    """Held-out pairs: ``min(fraction * C(n, 2), max_pairs)`` distinct pairs, uniformly.
+
+    The paper holds out min(5% of all pairs, 1000) with a fixed seed (42).
+    """
+    if n_items < 2:
+        raise ValueError(f"need at least 2 outcomes for pairs, got {n_items}")
+    total = n_items * (n_items - 1) // 2
+    n = min(int(fraction * total), int(max_pairs))
+    if n <= 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    k = _rng(seed).choice(total, size=n, replace=False)
+    return _unrank(np.sort(k), n_items)
+
+
+def random_regular_pairs(
+    n_items: int, degree: int, seed, *, exclude=None, max_tries: int = 200
+) -> np.ndarray:
+    """Edges of a random ``degree``-regular graph avoiding the ``exclude`` pairs.
+
+    Built as the union of ``degree // 2`` random Hamiltonian cycles (plus a random perfect
+    matching when ``degree`` is odd), rejected and redrawn while any edge repeats or is excluded.
+    The reference starts from a random 2-regular graph (networkx) before active learning.
+    """
+    if degree < 1 or degree >= n_items:
+        raise ValueError(f"degree must be in [1, {n_items - 1}], got {degree}")
+    if degree % 2 and n_items % 2:
+        raise ValueError(f"no {degree}-regular graph on an odd number ({n_items}) of outcomes")
+    rng = _rng(seed)
+    excl = set() if exclude is None else set(_keys(np.asarray(exclude), n_items).tolist())
+    for _ in range(max_tries):
+        edges = []
+        for _c in range(degree // 2):
+            perm = rng.permutation(n_items)
+            edges.append(np.stack([perm, np.roll(perm, -1)], axis=1))
+        if degree % 2:
+            perm = rng.permutation(n_items)
+            edges.append(perm.reshape(-1, 2))
+        e = canonical_pairs(np.concatenate(edges))
+        keys = _keys(e, n_items)
+        if len(np.unique(keys)) == len(keys) and not excl.intersection(keys.tolist()):
+            return e[np.argsort(keys)]
+    raise RuntimeError(
+        f"could not draw a {degree}-regular graph on {n_items} outcomes avoiding "
+        f"{len(excl)} excluded pairs in {max_tries} tries"
+    )
+
+
+def pair_degrees(n_items: int, pairs) -> np.ndarray:
+    """``[n_items]`` number of asked pairs each outcome is in."""
+    p = canonical_pairs(pairs)
+    return np.bincount(p.ravel(), minlength=n_items)
+
+
+def _candidates(n_items: int, queried, exclude) -> np.ndarray:
+    i, j = np.triu_indices(n_items, k=1)
+    cand = np.stack([i, j], axis=1)
+    taken = []
+    for x in (queried, exclude):
+        if x is not None and len(x):
+            taken.append(_keys(np.asarray(x), n_items))
+    if taken:
+        cand = cand[~np.isin(i * n_items + j, np.concatenate(taken))]
+    return cand
+
+
+def select_pairs_reference(
+    mu,
+    queried,
+    n_new: int,
+    seed,
+    *,
+    exclude=None,
+    p_percent: float = 10.0,
+    q_percent: float = 20.0,
+    widen: float = 1.5,
+) -> np.ndarray:
+    """The reference's active-learning rule (SPEC section 2).
+
+    Among pairs neither queried nor excluded, take the intersection of the ``p_percent`` % with
+    the smallest ``|mu_a - mu_b|`` and the ``q_percent`` % with the smallest
+    ``degree(a) + degree(b)``; widen both percentages by ``widen`` until at least ``n_new`` pairs
+    are in it, then draw ``n_new`` uniformly. (The reference ignores variances and is unseeded;
+    this one is seeded.)
+
+    Returns:
+      ``[min(n_new, n_candidates), 2]`` pairs.
+    """
+    mu = np.asarray(mu, dtype=np.float64)
+    n_items = mu.shape[0]
+    cand = _candidates(n_items, queried, exclude)
+    if len(cand) == 0 or n_new <= 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    deg = pair_degrees(n_items, queried) if queried is not None and len(queried) else np.zeros(n_items)
+    diff = np.abs(mu[cand[:, 0]] - mu[cand[:, 1]])
+    dsum = deg[cand[:, 0]] + deg[cand[:, 1]]
+    p, q = p_percent, q_percent
+    while True:
+        sel = (diff <= np.percentile(diff, min(p, 100.0))) & (dsum <= np.percentile(dsum, min(q, 100.0)))
+        if sel.sum() >= n_new or (p >= 100.0 and q >= 100.0):
+            break
+        p, q = p * widen, q * widen
+    pool = cand[sel]
+    take = min(n_new, len(pool))
+    return pool[np.sort(_rng(seed).choice(len(pool), size=take, replace=False))]
+
+
+def select_pairs_variance(
+    mu,
+    sigma,
+    queried,
+    n_new: int,
+    seed,
+    *,
+    exclude=None,
+    degree_weight: float = 0.5,
+) -> np.ndarray:
+    """A variance-aware rule: the pairs whose predicted preference is least certain.
+
+    Score (lower is asked first): ``|mu_a - mu_b| / sqrt(sigma_a^2 + sigma_b^2)`` — the
+    probit margin, so pairs with large variances count as uncertain even when the means differ —
+    plus ``degree_weight * (deg_a + deg_b) / mean_degree`` to spread questions over outcomes, plus a
+    tiny seeded jitter that breaks ties.
+    """
+    mu = np.asarray(mu, dtype=np.float64)
+    sigma = np.asarray(sigma, dtype=np.float64)
+    n_items = mu.shape[0]
+    cand = _candidates(n_items, queried, exclude)
+    if len(cand) == 0 or n_new <= 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    deg = pair_degrees(n_items, queried) if queried is not None and len(queried) else np.zeros(n_items)
+    a, b = cand[:, 0], cand[:, 1]
+    margin = np.abs(mu[a] - mu[b]) / np.sqrt(sigma[a] ** 2 + sigma[b] ** 2)
+    dsum = (deg[a] + deg[b]) / max(deg.mean() * 2, 1.0)
+    score = margin + degree_weight * dsum + 1e-9 * _rng(seed).random(len(cand))
+    take = min(n_new, len(cand))
+    idx = np.argpartition(score, take - 1)[:take]
+    return cand[np.sort(idx)]

@@ -1,0 +1,201 @@
+"""Writing a run folder: votes, utilities, metrics, a text summary and plots (I/O shell)."""
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from utility_jax.pipeline import ComputeUtilitiesResult
+
+__all__ = ["write_run", "utilities_table", "summary_text"]
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, float) and not np.isfinite(x):
+        return None
+    return x
+
+
+def utilities_table(res: ComputeUtilitiesResult) -> list[dict[str, Any]]:
+    """One row per outcome: id, text, category, utilities (own and normalised scale), intervals."""
+    f = res.fit
+    cols = {
+        "mu": np.asarray(f.mu),
+        "sigma": np.asarray(f.sigma),
+        "mu_normalized": np.asarray(f.mu_normalized),
+        "sigma_normalized": np.asarray(f.sigma_normalized),
+        **{k: np.asarray(v) for k, v in res.intervals.items()},
+    }
+    if res.true_mu is not None:
+        cols["true_mu"] = res.true_mu
+        cols["true_sigma"] = res.true_sigma
+    rows = []
+    for i, o in enumerate(res.outcomes.outcomes):
+        row = {"index": i, "id": o.id, "text": o.text, "category": o.category}
+        row.update({k: float(v[i]) for k, v in cols.items()})
+        rows.append(row)
+    return rows
+
+
+def summary_text(res: ComputeUtilitiesResult) -> str:
+    m = res.metrics
+    lines = [f"utility_jax compute_utilities: {m['n_outcomes']} outcomes, "
+             f"{m['n_train_pairs']} training pairs, {m['n_heldout_pairs']} held-out pairs, "
+             f"{m['votes_per_pair']} votes per pair", ""]
+    fit = m["fit"]
+    lines.append(f"fit: {fit['model']} ({fit['solver']}), converged={fit['converged']}, "
+                 f"iterations={fit['n_iter']}, grad_norm={fit['grad_norm']:.2e}")
+    rr = m["random_responder"]
+    lines.append(f"{'metric':<28}{'model':>10}{'random 50/50':>14}")
+    def row(name, a, b):
+        lines.append(f"{name:<28}{a:>10.4f}{b:>14.4f}")
+    if "heldout" in m:
+        row("held-out accuracy", m["heldout"]["accuracy"], rr["heldout"]["accuracy"])
+        row("held-out log loss / vote", m["heldout"]["log_loss"], rr["heldout"]["log_loss"])
+        row("held-out Brier", m["heldout"]["brier"], rr["heldout"]["brier"])
+        row("held-out calibration error", m["heldout"]["calibration_error"], rr["heldout"]["calibration_error"])
+    row("train average confidence", m["train"]["average_confidence"], rr["average_confidence_closed_form"])
+    row("log10 P(cycle)", m["transitivity"]["log10_p_cycle"], rr["transitivity"]["log10_p_cycle"])
+    row("hard cycle rate", m["transitivity"]["hard_cycle_rate"], rr["transitivity"]["hard_cycle_rate"])
+    lines.append(f"(triads: {m['transitivity']['n_triads']}; tie rule: {m['tie_rule']})")
+    c = m["cost"]
+    lines.append(f"answers: {c['answers']}, refusal rate {c['refusal_rate']:.4f}, "
+                 f"error rate {c['error_rate']:.4f}, model calls {c['model_calls']}")
+    if "recovery" in m:
+        lines.append("recovery of the known utilities: " + ", ".join(
+            f"{k}={v:.4f}" for k, v in m["recovery"].items()))
+    lines += ["", "outcomes by utility (normalised mean, sd"
+              + (", 90% bootstrap interval" if "bootstrap_lo" in res.intervals else "") + "):"]
+    rows = sorted(utilities_table(res), key=lambda r: -r["mu_normalized"])
+    for r in rows:
+        ci = (f" [{r['bootstrap_lo']:+.2f}, {r['bootstrap_hi']:+.2f}]" if "bootstrap_lo" in r else "")
+        lines.append(f"{r['mu_normalized']:+7.3f} {r['sigma_normalized']:6.3f}{ci}  "
+                     f"[{r['category']}] {r['text']}")
+    return "\n".join(lines) + "\n"
+
+
+def _plots(res: ComputeUtilitiesResult, out: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from utility_jax.thurstonian import predict_proba
+
+    made = []
+    rows = utilities_table(res)
+    cats = sorted({r["category"] for r in rows})
+    order = sorted(range(len(rows)), key=lambda i: (cats.index(rows[i]["category"]), rows[i]["mu_normalized"]))
+    fig, ax = plt.subplots(figsize=(8, max(4, 0.16 * len(rows))))
+    y = np.arange(len(order))
+    mu = np.array([rows[i]["mu_normalized"] for i in order])
+    col = [cats.index(rows[i]["category"]) for i in order]
+    if "bootstrap_lo" in rows[0]:
+        lo = np.array([rows[i]["bootstrap_lo"] for i in order])
+        hi = np.array([rows[i]["bootstrap_hi"] for i in order])
+        ax.hlines(y, lo, hi, color="0.6", lw=1.5, label="90% bootstrap interval")
+    ax.scatter(mu, y, c=col, cmap="tab20", s=14, zorder=3, label="utility (normalised)")
+    if res.true_mu is not None:
+        tz = (res.true_mu - res.true_mu.mean()) / res.true_mu.std()
+        ax.scatter(tz[order], y, marker="x", color="k", s=12, zorder=4, label="true (simulated)")
+    ax.set_yticks(y, [f"{rows[i]['text'][:55]}" for i in order], fontsize=5)
+    ax.set_xlabel("utility (mean 0, sd 1)")
+    ax.set_title("Utilities by category")
+    ax.legend(fontsize=6, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(out / "utilities_by_category.png", dpi=130)
+    plt.close(fig)
+    made.append("utilities_by_category.png")
+
+    if res.heldout is not None:
+        v = res.heldout.valid()
+        p = np.asarray(predict_proba(res.fit, v["idx_a"], v["idx_b"]))
+        pe = v["n_a"] / v["n_total"]
+        bins = np.linspace(0, 1, 11)
+        b = np.clip(np.digitize(p, bins) - 1, 0, 9)
+        xs = [p[b == k].mean() for k in range(10) if (b == k).any()]
+        ys = [pe[b == k].mean() for k in range(10) if (b == k).any()]
+        fig, ax = plt.subplots(figsize=(4.5, 4.5))
+        ax.plot([0, 1], [0, 1], "--", color="0.5", lw=1)
+        ax.scatter(p, pe, s=6, alpha=0.3, label="held-out pairs")
+        ax.plot(xs, ys, "o-", color="C3", label="binned")
+        ax.set_xlabel("predicted P(A > B)")
+        ax.set_ylabel("empirical P(A > B)")
+        ax.set_title("Calibration on held-out pairs")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out / "calibration.png", dpi=130)
+        plt.close(fig)
+        made.append("calibration.png")
+
+        rr = [r for r in res.rounds if "heldout_log_loss" in r]
+        if rr:
+            fig, ax = plt.subplots(figsize=(5, 3.5))
+            ax.plot([r["n_train_pairs"] for r in rr], [r["heldout_log_loss"] for r in rr], "o-")
+            rand = res.metrics["random_responder"]["heldout"]["log_loss"]
+            ax.axhline(rand, color="0.5", ls="--", label=f"random responder ({rand:.3f})")
+            tl = res.metrics.get("recovery", {}).get("heldout_log_loss_true_utilities")
+            if tl is not None:
+                ax.axhline(tl, color="C2", ls=":", label=f"true utilities ({tl:.3f})")
+            ax.set_xlabel("training pairs")
+            ax.set_ylabel("held-out log loss per vote")
+            ax.set_title("Held-out log loss by round")
+            ax.legend(fontsize=7)
+            fig.tight_layout()
+            fig.savefig(out / "heldout_by_round.png", dpi=130)
+            plt.close(fig)
+            made.append("heldout_by_round.png")
+    return made
+
+
+def write_run(res: ComputeUtilitiesResult, out_dir: str | Path, *, config: dict | None = None,
+              plots: bool = True) -> dict[str, str]:
+    """Write the run folder; returns the name -> path of every file written."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = {}
+
+    def put(name, text):
+        (out / name).write_text(text)
+        written[name] = str(out / name)
+
+    if config is not None:
+        import yaml
+
+        put("config_resolved.yaml", yaml.safe_dump(_jsonable(config), sort_keys=False))
+    put("outcomes.json", json.dumps(res.outcomes.to_records(), indent=1))
+    # per-pair votes, both orders kept apart
+    with open(out / "votes.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["split", "round", "idx_a", "idx_b", "a_first_A", "a_first_B", "a_first_refusal",
+                    "b_first_A", "b_first_B", "b_first_refusal"])
+        for split, pairs, counts, rounds in (
+            ("train", res.train_pairs, res.train_counts, res.train_round),
+            ("heldout", res.heldout_pairs, res.heldout_counts, np.full(len(res.heldout_pairs), -1)),
+        ):
+            for (a, b), c, r in zip(pairs.tolist(), counts, rounds.tolist(), strict=True):
+                w.writerow([split, r, a, b, *[f"{x:g}" for x in c.reshape(-1)]])
+    written["votes.csv"] = str(out / "votes.csv")
+    rows = utilities_table(res)
+    put("utilities.json", json.dumps(_jsonable(rows), indent=1))
+    with open(out / "utilities.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    written["utilities.csv"] = str(out / "utilities.csv")
+    put("metrics.json", json.dumps(_jsonable(res.metrics), indent=1))
+    put("summary.txt", summary_text(res))
+    if plots:
+        for name in _plots(res, out):
+            written[name] = str(out / name)
+    return written
