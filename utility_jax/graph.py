@@ -67,7 +67,8 @@ def random_regular_pairs(
     """Edges of a random ``degree``-regular graph avoiding the ``exclude`` pairs.
 
     Built as the union of ``degree // 2`` random Hamiltonian cycles (plus a random perfect
-    matching when ``degree`` is odd), rejected and redrawn while any edge repeats or is excluded.
+    matching when ``degree`` is odd); each one is redrawn while it repeats an edge already placed or
+    an excluded pair. Meant for sparse graphs (the paper uses degree 2).
     The reference starts from a random 2-regular graph (networkx) before active learning.
     """
     if degree < 1 or degree >= n_items:
@@ -76,18 +77,28 @@ def random_regular_pairs(
         raise ValueError(f"no {degree}-regular graph on an odd number ({n_items}) of outcomes")
     rng = _rng(seed)
     excl = set() if exclude is None else set(_keys(np.asarray(exclude), n_items).tolist())
-    for _ in range(max_tries):
+    for _ in range(max_tries):  # restart from scratch if a component cannot be placed
+        used = set(excl)
         edges = []
-        for _c in range(degree // 2):
-            perm = rng.permutation(n_items)
-            edges.append(np.stack([perm, np.roll(perm, -1)], axis=1))
-        if degree % 2:
-            perm = rng.permutation(n_items)
-            edges.append(perm.reshape(-1, 2))
-        e = canonical_pairs(np.concatenate(edges))
-        keys = _keys(e, n_items)
-        if len(np.unique(keys)) == len(keys) and not excl.intersection(keys.tolist()):
-            return e[np.argsort(keys)]
+        parts = ["cycle"] * (degree // 2) + (["matching"] if degree % 2 else [])
+        for part in parts:
+            for _t in range(max_tries):
+                perm = rng.permutation(n_items)
+                e = (
+                    np.stack([perm, np.roll(perm, -1)], axis=1)
+                    if part == "cycle"
+                    else perm.reshape(-1, 2)
+                )
+                keys = _keys(e, n_items)
+                if len(np.unique(keys)) == len(keys) and not used.intersection(keys.tolist()):
+                    used.update(keys.tolist())
+                    edges.append(canonical_pairs(e))
+                    break
+            else:
+                break
+        else:
+            e = np.concatenate(edges)
+            return e[np.argsort(_keys(e, n_items))]
     raise RuntimeError(
         f"could not draw a {degree}-regular graph on {n_items} outcomes avoiding "
         f"{len(excl)} excluded pairs in {max_tries} tries"

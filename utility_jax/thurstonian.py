@@ -379,8 +379,9 @@ def laplace_stderr(
     """Laplace (inverse-Hessian) standard errors at a fit, on the model's own scale.
 
     Returns a dict with ``mu`` and (case III) ``log_var`` and ``sigma`` (delta method) standard
-    errors. The Hessian is that of the negative log posterior including the gauge penalty, so the
-    errors are those of the mean-zero representative. Dense: O(n_items^2) memory.
+    errors. The Hessian is that of the negative log posterior (likelihood and priors) restricted to
+    the gauge (mean-zero means, and mean-zero log-variances for case III), so the errors are those
+    of the representative the fitter reports. Dense: O(n_items^2) memory, O(n_items^3) time.
     """
     return _laplace_jit(fit, data, _config(cfg, overrides))
 
@@ -393,7 +394,14 @@ def _laplace_jit(fit, data, cfg):
     wdata = _weighted(data, cfg)
     flat, unravel = ravel_pytree(params)
     h = jax.hessian(lambda x: _neg_log_posterior(unravel(x), wdata, cfg))(flat)
-    cov = jnp.linalg.inv(h)
+    # Covariance on the gauge's tangent space (mean(mu) = 0 and, for case III,
+    # mean(log_var) = 0): cov = P (P H P + I - P)^-1 P with P the projector onto it. Inverting
+    # H itself would add the gauge penalty's own (arbitrary) variance along the constant direction.
+    n = data.n_items
+    center = jnp.eye(n, dtype=h.dtype) - 1.0 / n
+    proj = jax.scipy.linalg.block_diag(*([center] * len(params)))
+    eye = jnp.eye(proj.shape[0], dtype=h.dtype)
+    cov = proj @ jnp.linalg.inv(proj @ h @ proj + eye - proj) @ proj
     se = unravel(jnp.sqrt(jnp.clip(jnp.diag(cov), 0.0)))
     out = {"mu": se["mu"]}
     if cfg.model == "case3":

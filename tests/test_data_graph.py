@@ -1,0 +1,116 @@
+"""PairwiseData builders and validation; held-out split, initial graph, active learning."""
+
+import numpy as np
+import pytest
+
+import utility_jax as uj
+from utility_jax import graph as G
+
+
+def test_from_counts_pads_to_bucket_and_masks():
+    d = uj.PairwiseData.from_counts(5, [0, 1, 2], [1, 2, 3], [1, 2, 3.5], [4, 4, 4])
+    assert d.n_rows == 64 and d.n_pairs == 3
+    assert np.asarray(d.mask).sum() == 3
+    assert uj.bucket_length(65) == 128 and uj.bucket_length(1000) == 1024 and uj.bucket_length(1024) == 1024
+    np.testing.assert_allclose(d.valid()["n_a"], [1, 2, 3.5])
+
+
+@pytest.mark.parametrize(
+    "args,match",
+    [
+        ((3, [0], [3], [1], [2]), "row 0.*outside"),
+        ((3, [1], [1], [1], [2]), "row 0.*itself"),
+        ((3, [0, 1], [1, 2], [1, 3], [2, 2]), r"row 1.*\[0, votes_total\]"),
+        ((3, [0], [1], [0], [0]), "positive"),
+        ((3, [0], [1], [np.nan], [2]), "non-finite"),
+        ((3, [0, 1], [1], [1], [2]), "idx_b has 1 rows"),
+        ((0, [], [], [], []), "n_items"),
+    ],
+)
+def test_from_counts_errors_name_the_row(args, match):
+    with pytest.raises(ValueError, match=match):
+        uj.PairwiseData.from_counts(*args)
+
+
+def test_from_records_pools_both_orders_and_half_votes():
+    recs = [
+        (0, 1, "A"), (0, 1, "A"), (0, 1, "B"), (0, 1, "refusal"),  # 0 shown first
+        (1, 0, "B"), (1, 0, "A"),  # 1 shown first: "B" is a vote for 0
+        (2, 1, "A"),
+    ]
+    d = uj.PairwiseData.from_records(3, recs)
+    v = d.valid()
+    np.testing.assert_array_equal(v["idx_a"], [0, 1])
+    np.testing.assert_array_equal(v["idx_b"], [1, 2])
+    np.testing.assert_allclose(v["n_a"], [2 + 0.5 + 1, 0])  # pair (1, 2): 2 won once
+    np.testing.assert_allclose(v["n_total"], [6, 1])
+    dropped = uj.PairwiseData.from_records(3, recs, refusal="drop").valid()
+    np.testing.assert_allclose(dropped["n_a"], [3, 0])
+    np.testing.assert_allclose(dropped["n_total"], [5, 1])
+    with pytest.raises(ValueError, match="record 0.*'C'"):
+        uj.PairwiseData.from_records(3, [(0, 1, "C")])
+
+
+def test_unrank_lists_every_pair_once():
+    for n in (2, 3, 7, 20):
+        k = np.arange(n * (n - 1) // 2)
+        p = G._unrank(k, n)
+        i, j = np.triu_indices(n, 1)
+        np.testing.assert_array_equal(p, np.stack([i, j], 1))
+
+
+def test_holdout_pairs_seeded_distinct_and_sized():
+    h1 = uj.sample_holdout_pairs(510, 42)
+    h2 = uj.sample_holdout_pairs(510, 42)
+    np.testing.assert_array_equal(h1, h2)
+    assert len(h1) == 1000  # min(5% of 129,795, 1000)
+    assert len({tuple(p) for p in h1.tolist()}) == 1000
+    assert np.all(h1[:, 0] < h1[:, 1]) and h1.max() < 510
+    assert len(uj.sample_holdout_pairs(86, 42)) == int(0.05 * 86 * 85 / 2)
+    assert not np.array_equal(uj.sample_holdout_pairs(100, 1), uj.sample_holdout_pairs(100, 2))
+
+
+@pytest.mark.parametrize("n,degree", [(10, 2), (51, 2), (40, 3), (30, 6)])
+def test_random_regular_graph(n, degree):
+    excl = uj.sample_holdout_pairs(n, 0, fraction=0.1)
+    e = uj.random_regular_pairs(n, degree, np.random.default_rng(3), exclude=excl)
+    assert len(e) == n * degree // 2
+    np.testing.assert_array_equal(G.pair_degrees(n, e), np.full(n, degree))
+    keys = set(map(tuple, e.tolist()))
+    assert len(keys) == len(e) and not keys & set(map(tuple, excl.tolist()))
+    with pytest.raises(ValueError, match="odd"):
+        uj.random_regular_pairs(5, 3, 0)
+
+
+def test_reference_rule_prefers_close_and_rarely_asked_pairs():
+    n = 60
+    mu = np.linspace(-3, 3, n)
+    queried = uj.random_regular_pairs(n, 2, 0)
+    excl = uj.sample_holdout_pairs(n, 42)
+    new = uj.select_pairs_reference(mu, queried, 50, np.random.default_rng(1), exclude=excl)
+    assert len(new) == 50 and len(set(map(tuple, new.tolist()))) == 50
+    taken = set(map(tuple, np.concatenate([queried, excl]).tolist()))
+    assert not set(map(tuple, new.tolist())) & taken
+    i, j = np.triu_indices(n, 1)
+    all_diff = np.abs(mu[i] - mu[j])
+    new_diff = np.abs(mu[new[:, 0]] - mu[new[:, 1]])
+    # the widened P% threshold still selects far closer pairs than average
+    assert new_diff.mean() < 0.25 * all_diff.mean()
+    again = uj.select_pairs_reference(mu, queried, 50, np.random.default_rng(1), exclude=excl)
+    np.testing.assert_array_equal(new, again)
+
+
+def test_reference_rule_returns_all_when_few_remain():
+    n = 6
+    queried = np.array([(i, j) for i in range(n) for j in range(i + 1, n)][:-3])
+    new = uj.select_pairs_reference(np.zeros(n), queried, 10, 0)
+    assert len(new) == 3
+
+
+def test_variance_rule_prefers_uncertain_pairs():
+    n = 30
+    mu = np.linspace(-3, 3, n)
+    sigma = np.full(n, 0.1)
+    sigma[0] = 10.0  # outcome 0 is very uncertain: its pairs count as close calls
+    new = uj.select_pairs_variance(mu, sigma, np.zeros((0, 2), int), 20, 0, degree_weight=0.0)
+    assert (new == 0).any(axis=1).sum() >= 15
