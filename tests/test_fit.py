@@ -131,12 +131,13 @@ def test_heldout_nll_close_to_truth():
     assert got <= truth * 1.03, (got, truth)
 
 
-def test_vmap_equals_loop():
+@pytest.mark.parametrize("method", ["vmap", "map"])
+def test_vmap_equals_loop(method):
     ds = []
     for s in range(3):
         mu, sig, a, b, na, nt = synthetic_problem(40, seed=10 + s, edges=300)
         ds.append(uj.PairwiseData.from_counts(40, a, b, na, nt, pad_to=512))
-    batched = uj.fit_thurstonian_batch(uj.stack(ds))
+    batched = uj.fit_thurstonian_batch(uj.stack(ds), method=method)
     for i, d in enumerate(ds):
         one = uj.fit_thurstonian(d)
         np.testing.assert_allclose(np.asarray(batched.mu[i]), np.asarray(one.mu), atol=1e-4)

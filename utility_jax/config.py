@@ -62,7 +62,7 @@ class GraphConf:
     holdout_max: int = 1000
     holdout_seed: int = 42
     initial_degree: int = 2
-    edge_multiplier: float = 2.0  # budget = int(edge_multiplier * N * log2 N) training pairs
+    edge_multiplier: float = 2.0  # rounds run until int(edge_multiplier * N * log2 N) pairs
     edges_per_round: int = 500
     strategy: str = "reference"  # reference | variance | random
     p_percent: float = 10.0

@@ -111,7 +111,7 @@ def compute_utilities(
     )
     available = n * (n - 1) // 2 - len(heldout_pairs)
     budget = min(int(g.edge_multiplier * n * math.log2(n)), available)
-    pad = bucket_length(budget)
+    pad = bucket_length(min(budget + g.edges_per_round, available))
     initial = G.random_regular_pairs(n, g.initial_degree, rng, exclude=heldout_pairs)[:budget]
     n_rounds = 1 + math.ceil(max(budget - len(initial), 0) / g.edges_per_round)
     bar = progress(total=n_rounds, desc=f"{cfg.name} N={n}", unit="round") if progress else None
@@ -148,7 +148,8 @@ def compute_utilities(
         if len(pairs) >= budget:
             break
         r += 1
-        n_new = min(g.edges_per_round, budget - len(pairs))
+        # like the reference, every round adds a full batch: N=510 gives 510 + 18 x 500 = 9,510
+        n_new = g.edges_per_round
         sub = jax.random.fold_in(k_rounds, r)
         sel_seed = np.random.default_rng([seed, r])
         if g.strategy == "reference":
