@@ -70,8 +70,10 @@ def main():
     nt = np.full(len(a), 20.0)
     d = uj.PairwiseData.from_counts(n, a[tr], b[tr], na[tr], nt[tr])
     ah, bh, nah, nth, ph = a[ho], b[ho], na[ho], nt[ho], p_true[ho]
-    print(f"# {jax.devices()[0].platform.upper()} ({jax.devices()[0].device_kind}); N={n}, "
-          f"{tr.sum()} training pairs, {ho.sum()} held out, 20 votes each; jax {jax.__version__}")
+    print(
+        f"# {jax.devices()[0].platform.upper()} ({jax.devices()[0].device_kind}); N={n}, "
+        f"{tr.sum()} training pairs, {ho.sum()} held out, 20 votes each; jax {jax.__version__}"
+    )
     rows = []
 
     def ours(model):
@@ -89,10 +91,25 @@ def main():
 
     key = jax.random.key(0)
     first, best, rf = timed(lambda: fit_reference_adam(d, key), args.repeats)
-    p = np.asarray(stats.norm.cdf((np.asarray(rf.mu)[ah] - np.asarray(rf.mu)[bh]) / np.sqrt(np.exp(np.asarray(rf.log_var))[ah] + np.exp(np.asarray(rf.log_var))[bh])))
+    p = np.asarray(
+        stats.norm.cdf(
+            (np.asarray(rf.mu)[ah] - np.asarray(rf.mu)[bh])
+            / np.sqrt(np.exp(np.asarray(rf.log_var))[ah] + np.exp(np.asarray(rf.log_var))[bh])
+        )
+    )
     nll_ref, brier = heldout_scores(p=p, na=nah, nt=nth, p_true=ph)
     srec = stats.spearmanr(np.exp(0.5 * np.asarray(rf.log_var)), sig).statistic
-    rows.append(("reference algorithm (Adam x1000, JAX)", first - best, best, nll_ref, brier, srec, "1000 epochs"))
+    rows.append(
+        (
+            "reference algorithm (Adam x1000, JAX)",
+            first - best,
+            best,
+            nll_ref,
+            brier,
+            srec,
+            "1000 epochs",
+        )
+    )
 
     import choix
 
@@ -121,9 +138,13 @@ def main():
     th = np.zeros(n)
     th[np.asarray(ev.scores.index, dtype=int)] = np.log(np.asarray(ev.scores.values))
     nll, brier = heldout_scores(th[ah] - th[bh], na=nah, nt=nth, p_true=ph)
-    rows.append(("evalica.bradley_terry (logit)", np.nan, t_eva, nll, brier, np.nan, f"{ev.iterations} it"))
+    rows.append(
+        ("evalica.bradley_terry (logit)", np.nan, t_eva, nll, brier, np.nan, f"{ev.iterations} it")
+    )
 
-    print(f"\n{'method':<40}{'compile s':>10}{'fit s':>10}{'ho NLL/vote':>13}{'Brier vs true':>15}{'sigma rho':>11}  converged")
+    print(
+        f"\n{'method':<40}{'compile s':>10}{'fit s':>10}{'ho NLL/vote':>13}{'Brier vs true':>15}{'sigma rho':>11}  converged"
+    )
     for name, comp_s, fit_s, nll, brier, srec, conv in rows:
         cs = "" if np.isnan(comp_s) else f"{comp_s:.2f}"
         sr = "" if np.isnan(srec) else f"{srec:.3f}"
@@ -136,7 +157,9 @@ def main():
     binit = jax.tree.map(lambda x: jnp.broadcast_to(x, (B,) + x.shape), fit0)
     batch = {}
     for method in ("map", "vmap"):
-        first, t_b, fits = timed(lambda m=method: uj.fit_thurstonian_batch(boot, init=binit, method=m), 1)
+        first, t_b, fits = timed(
+            lambda m=method: uj.fit_thurstonian_batch(boot, init=binit, method=m), 1
+        )
         batch[method] = (t_b, first - t_b, float(jnp.mean(fits.converged)), np.asarray(fits.n_iter))
     singles = [jax.tree.map(lambda x, i=i: x[i], boot) for i in range(B)]
     jax.block_until_ready(uj.fit_thurstonian(singles[0], init=fit0).mu)
@@ -147,9 +170,13 @@ def main():
     t1 = timed(lambda: uj.fit_thurstonian(singles[0], init=fit0), args.repeats)[1]
     print(f"\n{B} bootstrap fits (case III, warm-started), one compiled call each way:")
     for method, (t_b, comp_s, conv, its) in batch.items():
-        print(f"  fit_thurstonian_batch(method={method!r}): {t_b:.3f} s (compile {comp_s:.2f} s), "
-              f"converged {conv:.2f}, iterations mean {its.mean():.0f} / max {its.max()}")
-    print(f"  one after another (Python loop of fit_thurstonian): {t_loop:.3f} s; one warm fit {t1:.4f} s")
+        print(
+            f"  fit_thurstonian_batch(method={method!r}): {t_b:.3f} s (compile {comp_s:.2f} s), "
+            f"converged {conv:.2f}, iterations mean {its.mean():.0f} / max {its.max()}"
+        )
+    print(
+        f"  one after another (Python loop of fit_thurstonian): {t_loop:.3f} s; one warm fit {t1:.4f} s"
+    )
     auto = "map" if jax.default_backend() == "cpu" else "vmap"
     t_batch = batch[auto][0]
 
@@ -157,7 +184,9 @@ def main():
     print(f"case-III fit time / evalica BT time        = {t3 / t_eva:.3f}   (target <= 1)")
     print(f"case-III held-out NLL - reference algorithm = {nll3 - nll_ref:+.5f} (target <= 0)")
     print(f"sequential / batched ({auto}) time for {B} fits = {t_loop / t_batch:.2f}x (target > 1)")
-    print(f"batched (vmap) {B} fits / one warm fit       = {batch['vmap'][0] / t1:.1f}x (GPU target < 3)")
+    print(
+        f"batched (vmap) {B} fits / one warm fit       = {batch['vmap'][0] / t1:.1f}x (GPU target < 3)"
+    )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from utility_jax.runner import run_compute_utilities
 def main(cfg: DictConfig) -> float:
     out = HydraConfig.get().runtime.output_dir
     res = run_compute_utilities(cfg, out)
-    print((open(f"{out}/summary.txt").read().split("\noutcomes by utility")[0]))
+    print(open(f"{out}/summary.txt").read().split("\noutcomes by utility")[0])
     print(f"run folder: {out}")
     # the value an optimising sweeper minimises
     return float(res.metrics.get("heldout", {}).get("log_loss", float("nan")))

@@ -11,10 +11,22 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-ANCHOR = Path(os.environ.get("UTILITY_JAX_ANCHOR_DATA", ROOT.parent / "shared" / "anchor-data" / "emergent-values"))
+ANCHOR = Path(
+    os.environ.get(
+        "UTILITY_JAX_ANCHOR_DATA", ROOT.parent / "shared" / "anchor-data" / "emergent-values"
+    )
+)
 # the checkout's sibling shared/ exists in CI too (STYLE/brief)
 OPTIONS_HIERARCHICAL = ANCHOR / "utility_analysis" / "shared_options" / "options_hierarchical.json"
-RESULTS_DIR = ANCHOR / "forks" / "notrichardren+emergent-values-multimodal" / "utility_analysis" / "shared_utilities" / "text" / "options_hierarchical"
+RESULTS_DIR = (
+    ANCHOR
+    / "forks"
+    / "notrichardren+emergent-values-multimodal"
+    / "utility_analysis"
+    / "shared_utilities"
+    / "text"
+    / "options_hierarchical"
+)
 LLAMA2_RESULTS = RESULTS_DIR / "llama-2-7b-instruct" / "results_utilities_llama-2-7b-instruct.json"
 
 

@@ -66,7 +66,11 @@ def test_bad_values_fail_fast_with_the_key(override, match):
 def test_submitit_launcher_composes():
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=["hydra/launcher=submitit_slurm"], return_hydra_config=True)
+        cfg = compose(
+            config_name="config",
+            overrides=["hydra/launcher=submitit_slurm"],
+            return_hydra_config=True,
+        )
     assert "submitit" in cfg.hydra.launcher._target_.lower()
 
 
@@ -74,19 +78,35 @@ def test_default_experiment_runs_end_to_end(tmp_path):
     from utility_jax.runner import run_compute_utilities
 
     res = run_compute_utilities(_compose("progress=false"), tmp_path)
-    for name in ["config_resolved.yaml", "outcomes.json", "votes.csv", "utilities.json", "utilities.csv",
-                 "metrics.json", "summary.txt", "utilities_by_category.png", "calibration.png",
-                 "heldout_by_round.png"]:
+    for name in [
+        "config_resolved.yaml",
+        "outcomes.json",
+        "votes.csv",
+        "utilities.json",
+        "utilities.csv",
+        "metrics.json",
+        "summary.txt",
+        "utilities_by_category.png",
+        "calibration.png",
+        "heldout_by_round.png",
+    ]:
         assert (tmp_path / name).stat().st_size > 0, name
     m = json.loads((tmp_path / "metrics.json").read_text())
     n = m["n_outcomes"]
     budget = int(2 * n * math.log2(n))
-    assert m["n_train_pairs"] == n + math.ceil((budget - n) / 500) * 500  # 2-regular start + full rounds
+    assert (
+        m["n_train_pairs"] == n + math.ceil((budget - n) / 500) * 500
+    )  # 2-regular start + full rounds
     assert m["heldout"]["accuracy"] > m["random_responder"]["heldout"]["accuracy"] + 0.2
     assert m["recovery"]["spearman_mu"] > 0.95
     assert m["fit"]["converged"]
-    assert m["transitivity"]["log10_p_cycle"] < m["random_responder"]["transitivity"]["log10_p_cycle"]
-    assert len(m["rounds"]) >= 2 and m["rounds"][-1]["heldout_log_loss"] < m["rounds"][0]["heldout_log_loss"]
+    assert (
+        m["transitivity"]["log10_p_cycle"] < m["random_responder"]["transitivity"]["log10_p_cycle"]
+    )
+    assert (
+        len(m["rounds"]) >= 2
+        and m["rounds"][-1]["heldout_log_loss"] < m["rounds"][0]["heldout_log_loss"]
+    )
     assert res.metrics["cost"]["answers"] == 20 * (m["n_train_pairs"] + m["n_heldout_pairs"])
     rows = (tmp_path / "votes.csv").read_text().splitlines()
     assert len(rows) == 1 + m["n_train_pairs"] + m["n_heldout_pairs"]
@@ -98,9 +118,17 @@ def test_cli_smoke_run(tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "UTILITY_JAX_ANCHOR_DATA": str(ANCHOR)}
     p = subprocess.run(
-        [sys.executable, str(ROOT / "experiments" / "compute_utilities.py"), "experiment=smoke",
-         "progress=false", f"hydra.run.dir={out}"],
-        capture_output=True, text=True, env=env, timeout=300,
+        [
+            sys.executable,
+            str(ROOT / "experiments" / "compute_utilities.py"),
+            "experiment=smoke",
+            "progress=false",
+            f"hydra.run.dir={out}",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert p.returncode == 0, p.stderr[-3000:]
     assert "held-out accuracy" in p.stdout
@@ -111,9 +139,19 @@ def test_cli_smoke_run(tmp_path):
 def test_sweep_over_fitters_and_experiments(tmp_path):
     env = {**os.environ, "UTILITY_JAX_ANCHOR_DATA": str(ANCHOR)}
     p = subprocess.run(
-        [sys.executable, str(ROOT / "experiments" / "compute_utilities.py"), "-m", "experiment=smoke",
-         "fitter=glob(*)", "progress=false", f"hydra.sweep.dir={tmp_path}"],
-        capture_output=True, text=True, env=env, timeout=900,
+        [
+            sys.executable,
+            str(ROOT / "experiments" / "compute_utilities.py"),
+            "-m",
+            "experiment=smoke",
+            "fitter=glob(*)",
+            "progress=false",
+            f"hydra.sweep.dir={tmp_path}",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
     )
     assert p.returncode == 0, p.stderr[-3000:]
     assert len(list(tmp_path.glob("*/metrics.json"))) == len(list((CONF / "fitter").glob("*.yaml")))
@@ -126,6 +164,8 @@ def test_paper_experiment_reproduces_llama2_heldout_accuracy(tmp_path):
     model, not the LLM)."""
     from utility_jax.runner import run_compute_utilities
 
-    res = run_compute_utilities(_compose("experiment=paper", "progress=false", "plots=false"), tmp_path)
+    res = run_compute_utilities(
+        _compose("experiment=paper", "progress=false", "plots=false"), tmp_path
+    )
     assert res.metrics["n_train_pairs"] == 9510 and res.metrics["n_heldout_pairs"] == 1000
     assert abs(res.metrics["heldout"]["accuracy"] - 0.742) < 0.06

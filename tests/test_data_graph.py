@@ -11,7 +11,11 @@ def test_from_counts_pads_to_bucket_and_masks():
     d = uj.PairwiseData.from_counts(5, [0, 1, 2], [1, 2, 3], [1, 2, 3.5], [4, 4, 4])
     assert d.n_rows == 64 and d.n_pairs == 3
     assert np.asarray(d.mask).sum() == 3
-    assert uj.bucket_length(65) == 128 and uj.bucket_length(1000) == 1024 and uj.bucket_length(1024) == 1024
+    assert (
+        uj.bucket_length(65) == 128
+        and uj.bucket_length(1000) == 1024
+        and uj.bucket_length(1024) == 1024
+    )
     np.testing.assert_allclose(d.valid()["n_a"], [1, 2, 3.5])
 
 
@@ -34,8 +38,12 @@ def test_from_counts_errors_name_the_row(args, match):
 
 def test_from_records_pools_both_orders_and_half_votes():
     recs = [
-        (0, 1, "A"), (0, 1, "A"), (0, 1, "B"), (0, 1, "refusal"),  # 0 shown first
-        (1, 0, "B"), (1, 0, "A"),  # 1 shown first: "B" is a vote for 0
+        (0, 1, "A"),
+        (0, 1, "A"),
+        (0, 1, "B"),
+        (0, 1, "refusal"),  # 0 shown first
+        (1, 0, "B"),
+        (1, 0, "A"),  # 1 shown first: "B" is a vote for 0
         (2, 1, "A"),
     ]
     d = uj.PairwiseData.from_records(3, recs)
@@ -70,7 +78,7 @@ def test_holdout_pairs_seeded_distinct_and_sized():
     assert not np.array_equal(uj.sample_holdout_pairs(100, 1), uj.sample_holdout_pairs(100, 2))
 
 
-@pytest.mark.parametrize("n,degree", [(10, 2), (51, 2), (40, 3), (30, 6)])
+@pytest.mark.parametrize("n,degree", [(10, 2), (51, 2), (40, 3), (30, 6), (86, 20), (40, 25)])
 def test_random_regular_graph(n, degree):
     excl = uj.sample_holdout_pairs(n, 0, fraction=0.1)
     e = uj.random_regular_pairs(n, degree, np.random.default_rng(3), exclude=excl)

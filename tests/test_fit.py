@@ -33,7 +33,9 @@ def test_golden_cases(case, model, dtype):
     with jax.enable_x64(dtype == "float64"):
         fit = uj.fit_thurstonian(_golden_data(case), model=model, **ML)
         tol = ORACLE_X64 if dtype == "float64" else ORACLE_F32
-        np.testing.assert_allclose(np.asarray(fit.mu), GOLDEN[case]["expected"][model]["mu"], atol=tol)
+        np.testing.assert_allclose(
+            np.asarray(fit.mu), GOLDEN[case]["expected"][model]["mu"], atol=tol
+        )
         assert bool(fit.converged)
         assert fit.mu.dtype == jnp.dtype(dtype)
 
@@ -42,7 +44,9 @@ def test_two_items_case3_with_logvar_prior_equals_case5(x64):
     # symmetric log-variance prior -> equal sigmas = 1 (gauge), so case III reduces to case V
     d = _golden_data("two_items")
     f3 = uj.fit_thurstonian(d, model="case3", mu_prior_scale=None, logvar_prior_scale=1.0)
-    np.testing.assert_allclose(np.asarray(f3.mu), GOLDEN["two_items"]["expected"]["case5"]["mu"], atol=ORACLE_X64)
+    np.testing.assert_allclose(
+        np.asarray(f3.mu), GOLDEN["two_items"]["expected"]["case5"]["mu"], atol=ORACLE_X64
+    )
     np.testing.assert_allclose(np.asarray(f3.sigma), [1.0, 1.0], atol=ORACLE_X64)
 
 
@@ -51,7 +55,9 @@ def test_perfect_separation_stays_finite_with_prior():
     for model in ("case3", "case5", "logit"):
         fit = uj.fit_thurstonian(d, model=model)
         assert bool(fit.converged), model
-        assert np.all(np.isfinite(np.asarray(fit.mu))) and np.all(np.isfinite(np.asarray(fit.sigma)))
+        assert np.all(np.isfinite(np.asarray(fit.mu))) and np.all(
+            np.isfinite(np.asarray(fit.sigma))
+        )
         assert float(fit.mu[0]) > float(fit.mu[1]) > float(fit.mu[2])
         assert float(uj.predict_proba(fit, 0, 2)) > 0.99
         assert np.abs(np.asarray(fit.mu)).max() < 100.0  # the N(0, 10^2) prior binds
@@ -72,9 +78,13 @@ def test_logit_matches_choix(x64, rng):
     b = (a + rng.integers(1, n, 600)) % n
     strength = 0.5 * rng.normal(size=n)
     for i, j in zip(a, b, strict=True):
-        comps.append((i, j) if rng.random() < 1 / (1 + np.exp(strength[j] - strength[i])) else (j, i))
+        comps.append(
+            (i, j) if rng.random() < 1 / (1 + np.exp(strength[j] - strength[i])) else (j, i)
+        )
     winners, losers = {c[0] for c in comps}, {c[1] for c in comps}
-    assert winners == losers == set(range(n))  # every item wins and loses: the ML estimate is finite
+    assert (
+        winners == losers == set(range(n))
+    )  # every item wins and loses: the ML estimate is finite
     want = choix.opt_pairwise(n, comps, alpha=0.0, tol=1e-10)
     w = np.array([c[0] for c in comps])
     lo, hi = np.minimum(a, b), np.maximum(a, b)
@@ -110,7 +120,11 @@ def test_recovers_known_utilities(model):
     assert rho > 0.97, rho
     if model == "case3":
         # the (well-specified) fit explains the training votes at least as well as the truth
-        true_nll = -float(uj.log_likelihood_pairwise(jnp.asarray(mu, jnp.float32), jnp.asarray(np.log(sig**2), jnp.float32), d))
+        true_nll = -float(
+            uj.log_likelihood_pairwise(
+                jnp.asarray(mu, jnp.float32), jnp.asarray(np.log(sig**2), jnp.float32), d
+            )
+        )
         assert float(fit.nll) <= true_nll * (1 + 1e-4)
         assert stats.spearmanr(np.asarray(fit.sigma), sig).statistic > 0.6
         # on the normalised scale sigma/sd(mu) is recovered on average within 7%
@@ -127,7 +141,11 @@ def test_heldout_nll_close_to_truth():
     dho = uj.PairwiseData.from_counts(150, a[ho], b[ho], na[ho], nt[ho])
     fit = uj.fit_thurstonian(dtr)
     got = uj.evaluate_pairwise(fit, dho)["log_loss"]
-    truth = -float(uj.log_likelihood_pairwise(jnp.asarray(mu, jnp.float32), jnp.asarray(np.log(sig**2), jnp.float32), dho)) / float(nt[ho].sum())
+    truth = -float(
+        uj.log_likelihood_pairwise(
+            jnp.asarray(mu, jnp.float32), jnp.asarray(np.log(sig**2), jnp.float32), dho
+        )
+    ) / float(nt[ho].sum())
     assert got <= truth * 1.03, (got, truth)
 
 
@@ -196,8 +214,19 @@ def test_normalised_view():
     np.testing.assert_allclose(ratio, 1 / np.asarray(fit.mu).std(), rtol=1e-5)
     # predictions are invariant to the normalisation
     p1 = uj.predict_proba(fit, np.arange(10), np.arange(10, 20))
-    f2 = uj.ThurstonianFit(fit.mu_normalized, 2 * jnp.log(fit.sigma_normalized), fit.converged, fit.n_iter, fit.grad_norm, fit.nll)
-    np.testing.assert_allclose(np.asarray(uj.predict_proba(f2, np.arange(10), np.arange(10, 20))), np.asarray(p1), atol=1e-5)
+    f2 = uj.ThurstonianFit(
+        fit.mu_normalized,
+        2 * jnp.log(fit.sigma_normalized),
+        fit.converged,
+        fit.n_iter,
+        fit.grad_norm,
+        fit.nll,
+    )
+    np.testing.assert_allclose(
+        np.asarray(uj.predict_proba(f2, np.arange(10), np.arange(10, 20))),
+        np.asarray(p1),
+        atol=1e-5,
+    )
 
 
 def test_uniform_edge_weight_ignores_vote_counts():
@@ -223,7 +252,11 @@ def test_logvar_prior_tames_incoherent_outcomes():
     d = uj.PairwiseData.from_counts(n, pairs[:, 0], pairs[:, 1], na, np.full(len(na), 20.0))
     free = uj.fit_thurstonian(d, mu_prior_scale=None, logvar_prior_scale=None)
     tamed = uj.fit_thurstonian(d)
-    assert float(free.sigma_normalized[0]) > float(tamed.sigma_normalized[0]) > float(np.median(np.asarray(tamed.sigma_normalized)))
+    assert (
+        float(free.sigma_normalized[0])
+        > float(tamed.sigma_normalized[0])
+        > float(np.median(np.asarray(tamed.sigma_normalized)))
+    )
 
 
 def test_bad_config_is_rejected():

@@ -22,7 +22,9 @@ def test_probit_matches_scipy_float64(x64, rng):
     got = float(uj.log_likelihood_pairwise(jnp.asarray(mu), jnp.asarray(lv), d, "probit"))
     v = d.valid()
     z = (mu[v["idx_a"]] - mu[v["idx_b"]]) / np.sqrt(np.exp(lv[v["idx_a"]]) + np.exp(lv[v["idx_b"]]))
-    want = np.sum(v["n_a"] * stats.norm.logcdf(z) + (v["n_total"] - v["n_a"]) * stats.norm.logcdf(-z))
+    want = np.sum(
+        v["n_a"] * stats.norm.logcdf(z) + (v["n_total"] - v["n_a"]) * stats.norm.logcdf(-z)
+    )
     assert got == pytest.approx(want, rel=EXACT)
 
 
@@ -32,7 +34,9 @@ def test_logit_matches_scipy_float64(x64, rng):
     got = float(uj.log_likelihood_pairwise(jnp.asarray(mu), jnp.zeros(7), d, "logit"))
     v = d.valid()
     dd = mu[v["idx_a"]] - mu[v["idx_b"]]
-    want = np.sum(v["n_a"] * special.log_expit(dd) + (v["n_total"] - v["n_a"]) * special.log_expit(-dd))
+    want = np.sum(
+        v["n_a"] * special.log_expit(dd) + (v["n_total"] - v["n_a"]) * special.log_expit(-dd)
+    )
     assert got == pytest.approx(want, rel=EXACT)
 
 
@@ -53,7 +57,9 @@ def test_extreme_margins_stay_finite_and_exact(x64, z):
 def test_padding_rows_do_not_count(rng):
     d = _data(rng)
     v = d.valid()
-    d2 = uj.PairwiseData.from_counts(7, v["idx_a"], v["idx_b"], v["n_a"], v["n_total"], pad_to=d.n_rows * 4)
+    d2 = uj.PairwiseData.from_counts(
+        7, v["idx_a"], v["idx_b"], v["n_a"], v["n_total"], pad_to=d.n_rows * 4
+    )
     mu, lv = jnp.asarray(rng.normal(size=7), jnp.float32), jnp.zeros(7)
     a = uj.log_likelihood_pairwise(mu, lv, d)
     b = uj.log_likelihood_pairwise(mu, lv, d2)
@@ -78,7 +84,10 @@ def test_gradient_matches_finite_differences(x64, rng, link):
 
 def test_jit_equals_eager(rng):
     d = _data(rng)
-    mu, lv = jnp.asarray(rng.normal(size=7), jnp.float32), jnp.asarray(rng.normal(size=7) * 0.3, jnp.float32)
+    mu, lv = (
+        jnp.asarray(rng.normal(size=7), jnp.float32),
+        jnp.asarray(rng.normal(size=7) * 0.3, jnp.float32),
+    )
     with jax.disable_jit():
         eager = float(uj.log_likelihood_pairwise(mu, lv, d))
     jitted = float(uj.log_likelihood_pairwise(mu, lv, d))

@@ -32,7 +32,11 @@ def test_shipped_default_set():
 
 def test_project_format_json_and_yaml(tmp_path):
     p = tmp_path / "o.json"
-    p.write_text(json.dumps({"outcomes": [{"id": 7, "text": "x", "category": "c", "amount": 3}, {"text": "y"}]}))
+    p.write_text(
+        json.dumps(
+            {"outcomes": [{"id": 7, "text": "x", "category": "c", "amount": 3}, {"text": "y"}]}
+        )
+    )
     o = load_outcomes(p)
     assert o.ids == [7, 1] and o[0].extra == {"amount": 3} and o[1].category == "uncategorised"
     y = tmp_path / "o.yaml"
@@ -48,10 +52,22 @@ def test_project_format_json_and_yaml(tmp_path):
         ("empty.json", "{}", "empty.json: the outcome set is empty"),
         ("empty.yaml", "", "empty.yaml: the outcome set is empty"),
         ("dup.json", '{"c": ["x", "x"]}', r"dup.json: outcome 1 \(id=1\): duplicate outcome text"),
-        ("nonstr.json", '{"c": ["x", 3]}', "nonstr.json: category 'c' entry 1: text must be a string"),
-        ("nonstr2.json", '{"outcomes": [{"text": 5}]}', r"nonstr2.json: outcome 0 \(id=0\): text must be a string"),
+        (
+            "nonstr.json",
+            '{"c": ["x", 3]}',
+            "nonstr.json: category 'c' entry 1: text must be a string",
+        ),
+        (
+            "nonstr2.json",
+            '{"outcomes": [{"text": 5}]}',
+            r"nonstr2.json: outcome 0 \(id=0\): text must be a string",
+        ),
         ("notext.json", '{"outcomes": [{"id": 1}]}', "notext.json: outcome 0 has no 'text'"),
-        ("dupid.json", '{"outcomes": [{"id": 1, "text": "a"}, {"id": 1, "text": "b"}]}', "duplicate id"),
+        (
+            "dupid.json",
+            '{"outcomes": [{"id": 1, "text": "a"}, {"id": 1, "text": "b"}]}',
+            "duplicate id",
+        ),
         ("scalar.json", "3", "expected an object or a list"),
     ],
 )

@@ -1,12 +1,10 @@
 """The simulated agent, reference-results import, vote-level bootstrap and Laplace errors."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import LLAMA2_RESULTS, OPTIONS_HIERARCHICAL, synthetic_problem
 from scipy import stats
-from tolerances import ORACLE_X64
 
 import utility_jax as uj
 from utility_jax.elicit import SimulatedAgent, reference_utilities
@@ -28,7 +26,9 @@ def test_simulated_frequencies_match_probabilities_in_both_orders():
 
 
 def test_simulate_pairwise_half_votes():
-    d = uj.simulate_pairwise(jax.random.key(0), np.zeros(3), np.ones(3), [[0, 1], [1, 2]], k=5, refusal_rate=1.0)
+    d = uj.simulate_pairwise(
+        jax.random.key(0), np.zeros(3), np.ones(3), [[0, 1], [1, 2]], k=5, refusal_rate=1.0
+    )
     v = d.valid()
     np.testing.assert_allclose(v["n_a"], [5, 5])
     np.testing.assert_allclose(v["n_total"], [10, 10])
@@ -88,7 +88,11 @@ def test_bootstrap_intervals_cover_truth():
         mu, sig, a, b, na, nt = synthetic_problem(60, seed=20 + s, sigma=(1.0, 1.0))
         d = uj.PairwiseData.from_counts(60, a, b, na, nt)
         fit = uj.fit_thurstonian(d, model="case5", mu_prior_scale=None)
-        boots = np.asarray(uj.fit_bootstrap(jax.random.key(s), d, 200, model="case5", mu_prior_scale=None, init=fit).mu)
+        boots = np.asarray(
+            uj.fit_bootstrap(
+                jax.random.key(s), d, 200, model="case5", mu_prior_scale=None, init=fit
+            ).mu
+        )
         lo, hi = np.quantile(boots, [0.05, 0.95], axis=0)
         t = mu - mu.mean()
         covered.append((lo <= t) & (t <= hi))
@@ -103,7 +107,7 @@ def test_fit_bootstrap_batch_equals_individual_fits(x64):
     boots = uj.fit_bootstrap(key, d, 3, gtol=1e-10)
     data = uj.bootstrap_pairwise(key, d, 3)
     for i in range(3):
-        one = uj.fit_thurstonian(jax.tree.map(lambda x: x[i], data), gtol=1e-10)
+        one = uj.fit_thurstonian(jax.tree.map(lambda x, i=i: x[i], data), gtol=1e-10)
         # float64 and a tight gtol: both reach the same optimum (one outcome is nearly separated,
         # so its mean sits in a flat valley where a looser gtol leaves ~1e-3 of slack)
         np.testing.assert_allclose(np.asarray(boots.mu[i]), np.asarray(one.mu), atol=1e-5)

@@ -172,7 +172,9 @@ class PairwiseData:
         keys = sorted(votes)
         arr = np.array([votes[k] for k in keys])
         pairs = np.array(keys)
-        return cls.from_counts(n_items, pairs[:, 0], pairs[:, 1], arr[:, 0], arr[:, 1], pad_to=pad_to)
+        return cls.from_counts(
+            n_items, pairs[:, 0], pairs[:, 1], arr[:, 0], arr[:, 1], pad_to=pad_to
+        )
 
     # ------------------------------------------------------------------ views
     @property
@@ -201,7 +203,9 @@ class PairwiseData:
 
     def with_votes(self, n_a: VoteCounts, n_total: VoteCounts | None = None) -> "PairwiseData":
         """Same pairs, new vote counts (used by the bootstrap and the random responder)."""
-        return dataclasses.replace(self, n_a=n_a, n_total=self.n_total if n_total is None else n_total)
+        return dataclasses.replace(
+            self, n_a=n_a, n_total=self.n_total if n_total is None else n_total
+        )
 
     def concat(self, other: "PairwiseData", *, pad_to: int | None = None) -> "PairwiseData":
         """Rows of both datasets (unbatched), re-padded."""

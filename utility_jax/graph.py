@@ -68,7 +68,8 @@ def random_regular_pairs(
 
     Built as the union of ``degree // 2`` random Hamiltonian cycles (plus a random perfect
     matching when ``degree`` is odd); each one is redrawn while it repeats an edge already placed or
-    an excluded pair. Meant for sparse graphs (the paper uses degree 2).
+    an excluded pair. When that fails (dense graphs), a circulant graph on a random labelling is
+    randomised by degree-preserving double-edge swaps until no excluded pair is left.
     The reference starts from a random 2-regular graph (networkx) before active learning.
     """
     if degree < 1 or degree >= n_items:
@@ -77,12 +78,12 @@ def random_regular_pairs(
         raise ValueError(f"no {degree}-regular graph on an odd number ({n_items}) of outcomes")
     rng = _rng(seed)
     excl = set() if exclude is None else set(_keys(np.asarray(exclude), n_items).tolist())
-    for _ in range(max_tries):  # restart from scratch if a component cannot be placed
+    for _ in range(20):  # restart from scratch if a component cannot be placed
         used = set(excl)
         edges = []
         parts = ["cycle"] * (degree // 2) + (["matching"] if degree % 2 else [])
         for part in parts:
-            for _t in range(max_tries):
+            for _t in range(20):
                 perm = rng.permutation(n_items)
                 e = (
                     np.stack([perm, np.roll(perm, -1)], axis=1)
@@ -99,10 +100,48 @@ def random_regular_pairs(
         else:
             e = np.concatenate(edges)
             return e[np.argsort(_keys(e, n_items))]
-    raise RuntimeError(
-        f"could not draw a {degree}-regular graph on {n_items} outcomes avoiding "
-        f"{len(excl)} excluded pairs in {max_tries} tries"
-    )
+    # Denser graphs: random cycles rarely avoid each other, so start from a circulant graph on a
+    # random labelling and randomise it with degree-preserving double-edge swaps.
+    return _switched_regular(n_items, degree, rng, excl, max_tries)
+
+
+def _switched_regular(n, degree, rng, excl, max_tries) -> np.ndarray:
+    perm = rng.permutation(n)
+    edges = [(perm[i], perm[(i + k) % n]) for k in range(1, degree // 2 + 1) for i in range(n)]
+    if degree % 2:
+        edges += [(perm[i], perm[i + n // 2]) for i in range(n // 2)]
+    edges = [(min(a, b), max(a, b)) for a, b in edges]
+    present = {a * n + b for a, b in edges}
+    m = len(edges)
+
+    def bad_count():
+        return sum((a * n + b) in excl for a, b in edges)
+
+    attempts, limit = 0, 20 * m + 2000 * max_tries
+    swaps_done, want = 0, 10 * m
+    while attempts < limit and (swaps_done < want or bad_count()):
+        attempts += 1
+        i, j = rng.integers(m), rng.integers(m)
+        (a, b), (c, d) = edges[i], edges[j]
+        if rng.random() < 0.5:
+            c, d = d, c
+        if len({a, b, c, d}) < 4:
+            continue
+        e1, e2 = (min(a, d), max(a, d)), (min(c, b), max(c, b))
+        k1, k2 = e1[0] * n + e1[1], e2[0] * n + e2[1]
+        if k1 in present or k2 in present or k1 in excl or k2 in excl:
+            continue
+        present -= {edges[i][0] * n + edges[i][1], edges[j][0] * n + edges[j][1]}
+        present |= {k1, k2}
+        edges[i], edges[j] = e1, e2
+        swaps_done += 1
+    if bad_count():
+        raise RuntimeError(
+            f"could not draw a {degree}-regular graph on {n} outcomes avoiding "
+            f"{len(excl)} excluded pairs"
+        )
+    e = np.array(sorted(edges), dtype=np.int64)
+    return e
 
 
 def pair_degrees(n_items: int, pairs) -> np.ndarray:
@@ -150,12 +189,18 @@ def select_pairs_reference(
     cand = _candidates(n_items, queried, exclude)
     if len(cand) == 0 or n_new <= 0:
         return np.zeros((0, 2), dtype=np.int64)
-    deg = pair_degrees(n_items, queried) if queried is not None and len(queried) else np.zeros(n_items)
+    deg = (
+        pair_degrees(n_items, queried)
+        if queried is not None and len(queried)
+        else np.zeros(n_items)
+    )
     diff = np.abs(mu[cand[:, 0]] - mu[cand[:, 1]])
     dsum = deg[cand[:, 0]] + deg[cand[:, 1]]
     p, q = p_percent, q_percent
     while True:
-        sel = (diff <= np.percentile(diff, min(p, 100.0))) & (dsum <= np.percentile(dsum, min(q, 100.0)))
+        sel = (diff <= np.percentile(diff, min(p, 100.0))) & (
+            dsum <= np.percentile(dsum, min(q, 100.0))
+        )
         if sel.sum() >= n_new or (p >= 100.0 and q >= 100.0):
             break
         p, q = p * widen, q * widen
@@ -187,7 +232,11 @@ def select_pairs_variance(
     cand = _candidates(n_items, queried, exclude)
     if len(cand) == 0 or n_new <= 0:
         return np.zeros((0, 2), dtype=np.int64)
-    deg = pair_degrees(n_items, queried) if queried is not None and len(queried) else np.zeros(n_items)
+    deg = (
+        pair_degrees(n_items, queried)
+        if queried is not None and len(queried)
+        else np.zeros(n_items)
+    )
     a, b = cand[:, 0], cand[:, 1]
     margin = np.abs(mu[a] - mu[b]) / np.sqrt(sigma[a] ** 2 + sigma[b] ** 2)
     dsum = (deg[a] + deg[b]) / max(deg.mean() * 2, 1.0)

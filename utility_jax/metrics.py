@@ -177,7 +177,9 @@ def evaluate_pairwise(fit, data: PairwiseData) -> dict[str, float]:
 
     ``fit`` is a :class:`~utility_jax.thurstonian.ThurstonianFit` (unbatched).
     """
-    return {k: (int(v) if k.startswith("n_") else float(v)) for k, v in _evaluate(fit, data).items()}
+    return {
+        k: (int(v) if k.startswith("n_") else float(v)) for k, v in _evaluate(fit, data).items()
+    }
 
 
 @jax.jit

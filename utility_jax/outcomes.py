@@ -76,7 +76,9 @@ class OutcomeSet:
         return OutcomeSet(tuple(self.outcomes[i] for i in indices), source=self.source)
 
     def to_records(self) -> list[dict[str, Any]]:
-        return [{"id": o.id, "text": o.text, "category": o.category, **o.extra} for o in self.outcomes]
+        return [
+            {"id": o.id, "text": o.text, "category": o.category, **o.extra} for o in self.outcomes
+        ]
 
     @classmethod
     def from_texts(cls, texts: Sequence[str], category: str = "uncategorised") -> "OutcomeSet":
@@ -120,7 +122,9 @@ def money_anchors(
     out = []
     for k, a in enumerate(amounts):
         txt = f"{a:,.0f}" if float(a).is_integer() else f"{a:,.2f}"
-        out.append(Outcome(start_id + k, template.format(amount=txt), category, {"amount": float(a)}))
+        out.append(
+            Outcome(start_id + k, template.format(amount=txt), category, {"amount": float(a)})
+        )
     return out
 
 
@@ -171,7 +175,10 @@ def _from_project(obj: Any, source: str) -> list[Outcome]:
             raise OutcomeSetError(f"{source}: generate.money_anchors lacks {sorted(missing)}")
         start = max((o.id for o in out if isinstance(o.id, int)), default=-1) + 1
         out += money_anchors(
-            spec["template"], spec["amounts"], category=spec.get("category", "Money"), start_id=start
+            spec["template"],
+            spec["amounts"],
+            category=spec.get("category", "Money"),
+            start_id=start,
         )
     return out
 
@@ -190,7 +197,11 @@ def load_outcomes(path: str | Path = DEFAULT) -> OutcomeSet:
     src = str(path)
     if obj is None:
         raise OutcomeSetError(f"{src}: the outcome set is empty")
-    if isinstance(obj, dict) and "outcomes" not in obj and all(isinstance(v, list) for v in obj.values()):
+    if (
+        isinstance(obj, dict)
+        and "outcomes" not in obj
+        and all(isinstance(v, list) for v in obj.values())
+    ):
         outcomes = _from_reference(obj, src)
     elif isinstance(obj, (dict, list)):
         outcomes = _from_project(obj, src)

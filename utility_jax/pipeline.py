@@ -116,12 +116,16 @@ def compute_utilities(
     n_rounds = 1 + math.ceil(max(budget - len(initial), 0) / g.edges_per_round)
     bar = progress(total=n_rounds, desc=f"{cfg.name} N={n}", unit="round") if progress else None
 
-    heldout_counts = agent.query(heldout_pairs, el.k, key=k_hold) if len(heldout_pairs) else np.zeros((0, 2, 3))
-    heldout = (
-        _to_data(n, heldout_pairs, heldout_counts, el.refusal) if len(heldout_pairs) else None
+    heldout_counts = (
+        agent.query(heldout_pairs, el.k, key=k_hold) if len(heldout_pairs) else np.zeros((0, 2, 3))
     )
+    heldout = _to_data(n, heldout_pairs, heldout_counts, el.refusal) if len(heldout_pairs) else None
 
-    pairs, counts, rounds_of = initial, agent.query(initial, el.k, key=jax.random.fold_in(k_rounds, 0)), np.zeros(len(initial), int)
+    pairs, counts, rounds_of = (
+        initial,
+        agent.query(initial, el.k, key=jax.random.fold_in(k_rounds, 0)),
+        np.zeros(len(initial), int),
+    )
     fit, rounds, r = None, [], 0
     while True:
         data = _to_data(n, pairs, counts, el.refusal, pad_to=pad)
@@ -142,8 +146,11 @@ def compute_utilities(
         if bar is not None:
             bar.update(1)
             bar.set_postfix(
-                pairs=len(pairs), answers=agent.stats.answers, refusals=agent.stats.refusals,
-                errors=agent.stats.errors, ho_ll=f"{rec.get('heldout_log_loss', float('nan')):.3f}",
+                pairs=len(pairs),
+                answers=agent.stats.answers,
+                refusals=agent.stats.refusals,
+                errors=agent.stats.errors,
+                ho_ll=f"{rec.get('heldout_log_loss', float('nan')):.3f}",
             )
         if len(pairs) >= budget:
             break
@@ -154,16 +161,28 @@ def compute_utilities(
         sel_seed = np.random.default_rng([seed, r])
         if g.strategy == "reference":
             new = G.select_pairs_reference(
-                np.asarray(fit.mu), pairs, n_new, sel_seed, exclude=heldout_pairs,
-                p_percent=g.p_percent, q_percent=g.q_percent,
+                np.asarray(fit.mu),
+                pairs,
+                n_new,
+                sel_seed,
+                exclude=heldout_pairs,
+                p_percent=g.p_percent,
+                q_percent=g.q_percent,
             )
         elif g.strategy == "variance":
             new = G.select_pairs_variance(
-                np.asarray(fit.mu), np.asarray(fit.sigma), pairs, n_new, sel_seed, exclude=heldout_pairs
+                np.asarray(fit.mu),
+                np.asarray(fit.sigma),
+                pairs,
+                n_new,
+                sel_seed,
+                exclude=heldout_pairs,
             )
         else:
             cand = G._candidates(n, pairs, heldout_pairs)
-            new = cand[np.sort(sel_seed.choice(len(cand), size=min(n_new, len(cand)), replace=False))]
+            new = cand[
+                np.sort(sel_seed.choice(len(cand), size=min(n_new, len(cand)), replace=False))
+            ]
         if len(new) == 0:
             break
         pairs = np.concatenate([pairs, new])
@@ -212,7 +231,11 @@ def compute_utilities(
 
     stats_ = agent.stats.as_dict()
     asked = max(stats_["answers"], 1)
-    metrics["cost"] = {**stats_, "refusal_rate": stats_["refusals"] / asked, "error_rate": stats_["errors"] / asked}
+    metrics["cost"] = {
+        **stats_,
+        "refusal_rate": stats_["refusals"] / asked,
+        "error_rate": stats_["errors"] / asked,
+    }
 
     # ---------------------------------------------------------------- intervals
     intervals: dict[str, np.ndarray] = {}
@@ -250,10 +273,21 @@ def compute_utilities(
         if cfg.fitter.model == "case3":
             # compare on a common scale: the true sigmas divided by the true means' sd
             tn = tsig / tmu.std()
-            rec["spearman_sigma"] = float(stats.spearmanr(np.asarray(fit.sigma_normalized), tn).statistic)
+            rec["spearman_sigma"] = float(
+                stats.spearmanr(np.asarray(fit.sigma_normalized), tn).statistic
+            )
         if heldout is not None:
-            ll_true = -float(log_likelihood_pairwise(jnp.asarray(tmu, heldout.n_a.dtype), jnp.asarray(np.log(tsig**2), heldout.n_a.dtype), heldout, cfg.agent.link if cfg.agent.link == "logit" else "probit"))
-            rec["heldout_log_loss_true_utilities"] = ll_true / float(np.asarray(heldout.n_total)[np.asarray(heldout.mask)].sum())
+            ll_true = -float(
+                log_likelihood_pairwise(
+                    jnp.asarray(tmu, heldout.n_a.dtype),
+                    jnp.asarray(np.log(tsig**2), heldout.n_a.dtype),
+                    heldout,
+                    cfg.agent.link if cfg.agent.link == "logit" else "probit",
+                )
+            )
+            rec["heldout_log_loss_true_utilities"] = ll_true / float(
+                np.asarray(heldout.n_total)[np.asarray(heldout.mask)].sum()
+            )
         if "bootstrap_lo" in intervals:
             tz = (tmu - tmu.mean()) / tmu.std()
             inside = (intervals["bootstrap_lo"] <= tz) & (tz <= intervals["bootstrap_hi"])
@@ -262,9 +296,18 @@ def compute_utilities(
 
     metrics["rounds"] = rounds
     return ComputeUtilitiesResult(
-        outcomes=outcomes, fit=fit, train=data, heldout=heldout, train_pairs=pairs,
-        train_counts=counts, train_round=rounds_of, heldout_pairs=heldout_pairs,
-        heldout_counts=heldout_counts, rounds=rounds, metrics=metrics, intervals=intervals,
+        outcomes=outcomes,
+        fit=fit,
+        train=data,
+        heldout=heldout,
+        train_pairs=pairs,
+        train_counts=counts,
+        train_round=rounds_of,
+        heldout_pairs=heldout_pairs,
+        heldout_counts=heldout_counts,
+        rounds=rounds,
+        metrics=metrics,
+        intervals=intervals,
         true_mu=None if true_utilities is None else np.asarray(true_utilities[0]),
         true_sigma=None if true_utilities is None else np.asarray(true_utilities[1]),
     )

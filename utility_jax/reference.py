@@ -33,7 +33,10 @@ def fit_reference_adam(
     """Adam on the reference's loss; returns the normalised fit as a :class:`ThurstonianFit`."""
     n = data.n_items
     k1, k2 = jax.random.split(key)
-    params = {"mu": 0.01 * jax.random.normal(k1, (n,)), "log_var": 0.01 * jax.random.normal(k2, (n,))}
+    params = {
+        "mu": 0.01 * jax.random.normal(k1, (n,)),
+        "log_var": 0.01 * jax.random.normal(k2, (n,)),
+    }
     label = data.n_a / data.n_total
     m = data.mask.astype(label.dtype)
 
@@ -59,6 +62,11 @@ def fit_reference_adam(
     gn = jnp.maximum(jnp.abs(g["mu"]).max(), jnp.abs(g["log_var"]).max())
     nll = -log_likelihood_pairwise(mu, lv, data, "probit")
     return ThurstonianFit(
-        mu=mu, log_var=lv, converged=jnp.asarray(False), n_iter=jnp.asarray(epochs),
-        grad_norm=gn, nll=nll, link="probit",
+        mu=mu,
+        log_var=lv,
+        converged=jnp.asarray(False),
+        n_iter=jnp.asarray(epochs),
+        grad_norm=gn,
+        nll=nll,
+        link="probit",
     )

@@ -49,38 +49,67 @@ def utilities_table(res: ComputeUtilitiesResult) -> list[dict[str, Any]]:
 
 def summary_text(res: ComputeUtilitiesResult) -> str:
     m = res.metrics
-    lines = [f"utility_jax compute_utilities: {m['n_outcomes']} outcomes, "
-             f"{m['n_train_pairs']} training pairs, {m['n_heldout_pairs']} held-out pairs, "
-             f"{m['votes_per_pair']} votes per pair", ""]
+    lines = [
+        f"utility_jax compute_utilities: {m['n_outcomes']} outcomes, "
+        f"{m['n_train_pairs']} training pairs, {m['n_heldout_pairs']} held-out pairs, "
+        f"{m['votes_per_pair']} votes per pair",
+        "",
+    ]
     fit = m["fit"]
-    lines.append(f"fit: {fit['model']} ({fit['solver']}), converged={fit['converged']}, "
-                 f"iterations={fit['n_iter']}, grad_norm={fit['grad_norm']:.2e}")
+    lines.append(
+        f"fit: {fit['model']} ({fit['solver']}), converged={fit['converged']}, "
+        f"iterations={fit['n_iter']}, grad_norm={fit['grad_norm']:.2e}"
+    )
     rr = m["random_responder"]
     lines.append(f"{'metric':<28}{'model':>10}{'random 50/50':>14}")
+
     def row(name, a, b):
         lines.append(f"{name:<28}{a:>10.4f}{b:>14.4f}")
+
     if "heldout" in m:
         row("held-out accuracy", m["heldout"]["accuracy"], rr["heldout"]["accuracy"])
         row("held-out log loss / vote", m["heldout"]["log_loss"], rr["heldout"]["log_loss"])
         row("held-out Brier", m["heldout"]["brier"], rr["heldout"]["brier"])
-        row("held-out calibration error", m["heldout"]["calibration_error"], rr["heldout"]["calibration_error"])
-    row("train average confidence", m["train"]["average_confidence"], rr["average_confidence_closed_form"])
+        row(
+            "held-out calibration error",
+            m["heldout"]["calibration_error"],
+            rr["heldout"]["calibration_error"],
+        )
+    row(
+        "train average confidence",
+        m["train"]["average_confidence"],
+        rr["average_confidence_closed_form"],
+    )
     row("log10 P(cycle)", m["transitivity"]["log10_p_cycle"], rr["transitivity"]["log10_p_cycle"])
-    row("hard cycle rate", m["transitivity"]["hard_cycle_rate"], rr["transitivity"]["hard_cycle_rate"])
+    row(
+        "hard cycle rate",
+        m["transitivity"]["hard_cycle_rate"],
+        rr["transitivity"]["hard_cycle_rate"],
+    )
     lines.append(f"(triads: {m['transitivity']['n_triads']}; tie rule: {m['tie_rule']})")
     c = m["cost"]
-    lines.append(f"answers: {c['answers']}, refusal rate {c['refusal_rate']:.4f}, "
-                 f"error rate {c['error_rate']:.4f}, model calls {c['model_calls']}")
+    lines.append(
+        f"answers: {c['answers']}, refusal rate {c['refusal_rate']:.4f}, "
+        f"error rate {c['error_rate']:.4f}, model calls {c['model_calls']}"
+    )
     if "recovery" in m:
-        lines.append("recovery of the known utilities: " + ", ".join(
-            f"{k}={v:.4f}" for k, v in m["recovery"].items()))
-    lines += ["", "outcomes by utility (normalised mean, sd"
-              + (", 90% bootstrap interval" if "bootstrap_lo" in res.intervals else "") + "):"]
+        lines.append(
+            "recovery of the known utilities: "
+            + ", ".join(f"{k}={v:.4f}" for k, v in m["recovery"].items())
+        )
+    lines += [
+        "",
+        "outcomes by utility (normalised mean, sd"
+        + (", 90% bootstrap interval" if "bootstrap_lo" in res.intervals else "")
+        + "):",
+    ]
     rows = sorted(utilities_table(res), key=lambda r: -r["mu_normalized"])
     for r in rows:
-        ci = (f" [{r['bootstrap_lo']:+.2f}, {r['bootstrap_hi']:+.2f}]" if "bootstrap_lo" in r else "")
-        lines.append(f"{r['mu_normalized']:+7.3f} {r['sigma_normalized']:6.3f}{ci}  "
-                     f"[{r['category']}] {r['text']}")
+        ci = f" [{r['bootstrap_lo']:+.2f}, {r['bootstrap_hi']:+.2f}]" if "bootstrap_lo" in r else ""
+        lines.append(
+            f"{r['mu_normalized']:+7.3f} {r['sigma_normalized']:6.3f}{ci}  "
+            f"[{r['category']}] {r['text']}"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -95,7 +124,9 @@ def _plots(res: ComputeUtilitiesResult, out: Path) -> list[str]:
     made = []
     rows = utilities_table(res)
     cats = sorted({r["category"] for r in rows})
-    order = sorted(range(len(rows)), key=lambda i: (cats.index(rows[i]["category"]), rows[i]["mu_normalized"]))
+    order = sorted(
+        range(len(rows)), key=lambda i: (cats.index(rows[i]["category"]), rows[i]["mu_normalized"])
+    )
     fig, ax = plt.subplots(figsize=(8, max(4, 0.16 * len(rows))))
     y = np.arange(len(order))
     mu = np.array([rows[i]["mu_normalized"] for i in order])
@@ -158,8 +189,13 @@ def _plots(res: ComputeUtilitiesResult, out: Path) -> list[str]:
     return made
 
 
-def write_run(res: ComputeUtilitiesResult, out_dir: str | Path, *, config: dict | None = None,
-              plots: bool = True) -> dict[str, str]:
+def write_run(
+    res: ComputeUtilitiesResult,
+    out_dir: str | Path,
+    *,
+    config: dict | None = None,
+    plots: bool = True,
+) -> dict[str, str]:
     """Write the run folder; returns the name -> path of every file written."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -177,8 +213,20 @@ def write_run(res: ComputeUtilitiesResult, out_dir: str | Path, *, config: dict 
     # per-pair votes, both orders kept apart
     with open(out / "votes.csv", "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["split", "round", "idx_a", "idx_b", "a_first_A", "a_first_B", "a_first_refusal",
-                    "b_first_A", "b_first_B", "b_first_refusal"])
+        w.writerow(
+            [
+                "split",
+                "round",
+                "idx_a",
+                "idx_b",
+                "a_first_A",
+                "a_first_B",
+                "a_first_refusal",
+                "b_first_A",
+                "b_first_B",
+                "b_first_refusal",
+            ]
+        )
         for split, pairs, counts, rounds in (
             ("train", res.train_pairs, res.train_counts, res.train_round),
             ("heldout", res.heldout_pairs, res.heldout_counts, np.full(len(res.heldout_pairs), -1)),

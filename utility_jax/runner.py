@@ -44,7 +44,9 @@ def build_agent(cfg: ComputeUtilitiesConf, outcomes: OutcomeSet, key: jax.Array)
     return agent, (mu, sigma)
 
 
-def run_compute_utilities(cfg: DictConfig | dict[str, Any], out_dir: str | Path) -> ComputeUtilitiesResult:
+def run_compute_utilities(
+    cfg: DictConfig | dict[str, Any], out_dir: str | Path
+) -> ComputeUtilitiesResult:
     """Validate ``cfg``, run the loop, and write the run folder ``out_dir``."""
     conf = validate(cfg)
     if conf.x64:
@@ -58,7 +60,9 @@ def run_compute_utilities(cfg: DictConfig | dict[str, Any], out_dir: str | Path)
         from tqdm.auto import tqdm
 
         progress = lambda **kw: tqdm(file=sys.stderr, dynamic_ncols=True, **kw)  # noqa: E731
-    res = compute_utilities(outcomes, agent, conf, key=k_run, progress=progress, true_utilities=truth)
+    res = compute_utilities(
+        outcomes, agent, conf, key=k_run, progress=progress, true_utilities=truth
+    )
     full = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
     full.pop("hydra", None)
     write_run(res, out_dir, config=full, plots=conf.plots)

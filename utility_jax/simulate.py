@@ -98,8 +98,15 @@ def simulate_pairwise(
     pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
     mu, sigma = jnp.asarray(mu), jnp.asarray(sigma)
     counts = simulate_votes(
-        key, mu, sigma, jnp.asarray(pairs[:, 0]), jnp.asarray(pairs[:, 1]), k,
-        link=link, position_bias=position_bias, refusal_rate=refusal_rate,
+        key,
+        mu,
+        sigma,
+        jnp.asarray(pairs[:, 0]),
+        jnp.asarray(pairs[:, 1]),
+        k,
+        link=link,
+        position_bias=position_bias,
+        refusal_rate=refusal_rate,
     )
     wins, total = pool_orders(counts, refusal=refusal)
     keep = total > 0

@@ -63,7 +63,9 @@ def reference_utilities(path: str | Path, outcomes: OutcomeSet) -> tuple[np.ndar
     mu, sigma = [], []
     for k, text in enumerate(outcomes.texts):
         if text not in by_text:
-            raise OutcomeSetError(f"{path}: has no utility for outcome {k} of {outcomes.source}: {text!r}")
+            raise OutcomeSetError(
+                f"{path}: has no utility for outcome {k} of {outcomes.source}: {text!r}"
+            )
         u = utils[by_text[text]]
         mu.append(float(u["mean"]))
         sigma.append(float(np.sqrt(u["variance"])))
