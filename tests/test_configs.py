@@ -14,7 +14,16 @@ from hydra import compose, initialize_config_dir
 from utility_jax.config import ComputeUtilitiesConf, validate
 
 CONF = ROOT / "conf"
-GROUPS = ["outcomes", "agent", "fitter", "graph", "elicitation", "uncertainty", "experiment"]
+GROUPS = [
+    "outcomes",
+    "agent",
+    "fitter",
+    "graph",
+    "elicitation",
+    "uncertainty",
+    "bayes",
+    "experiment",
+]
 
 
 def _compose(*overrides):
@@ -112,6 +121,33 @@ def test_default_experiment_runs_end_to_end(tmp_path):
     assert len(rows) == 1 + m["n_train_pairs"] + m["n_heldout_pairs"]
     summary = (tmp_path / "summary.txt").read_text()
     assert "random 50/50" in summary and "outcomes by utility" in summary
+
+
+def test_bayes_svi_run_writes_posterior(tmp_path):
+    from utility_jax.runner import run_compute_utilities
+
+    res = run_compute_utilities(
+        _compose("experiment=smoke", "bayes=svi", "bayes.svi_steps=1000", "progress=false"),
+        tmp_path,
+    )
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["bayes"]["method"] == "svi" and m["bayes"]["heldout_log_loss_posterior_predictive"] > 0
+    assert "bootstrap_vs_posterior" in m["interval_agreement"]
+    draws = __import__("numpy").load(tmp_path / "posterior_draws.npz")
+    assert draws["mu"].shape == (1000, m["n_outcomes"])
+    rows = json.loads((tmp_path / "utilities.json").read_text())
+    assert all(r["posterior_lo"] <= r["posterior_mean"] <= r["posterior_hi"] for r in rows)
+    assert res.posterior is not None
+
+
+@pytest.mark.slow
+def test_bayes_nuts_run_reports_diagnostics(tmp_path):
+    from utility_jax.runner import run_compute_utilities
+
+    run_compute_utilities(_compose("experiment=smoke", "bayes=nuts", "progress=false"), tmp_path)
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert {"max_rhat", "min_ess_bulk", "divergences", "warnings"} <= set(m["bayes"])
+    assert "posterior (NUTS" in (tmp_path / "summary.txt").read_text()
 
 
 def test_cli_smoke_run(tmp_path):

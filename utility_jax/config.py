@@ -19,6 +19,8 @@ __all__ = [
     "GraphConf",
     "ElicitationConf",
     "UncertaintyConf",
+    "BayesConf",
+    "bayes_config",
     "ComputeUtilitiesConf",
     "validate",
     "fit_config",
@@ -83,6 +85,22 @@ class UncertaintyConf:
 
 
 @dataclasses.dataclass
+class BayesConf:
+    method: str = "none"  # none | nuts | svi
+    mu_prior_scale: float = 10.0
+    logsigma_prior_scale: float = 1.0
+    num_warmup: int = 500
+    num_samples: int = 1000
+    num_chains: int = 2
+    max_tree_depth: int = 8
+    svi_guide: str = "normal"  # normal | lowrank
+    svi_steps: int = 3000
+    svi_lr: float = 0.01
+    svi_draws: int = 1000
+    hdi_prob: float = 0.9
+
+
+@dataclasses.dataclass
 class ComputeUtilitiesConf:
     outcomes: OutcomesConf = field(default_factory=OutcomesConf)
     agent: AgentConf = field(default_factory=AgentConf)
@@ -90,6 +108,7 @@ class ComputeUtilitiesConf:
     graph: GraphConf = field(default_factory=GraphConf)
     elicitation: ElicitationConf = field(default_factory=ElicitationConf)
     uncertainty: UncertaintyConf = field(default_factory=UncertaintyConf)
+    bayes: BayesConf = field(default_factory=BayesConf)
     seed: int = 0
     n_triads: int = 2000
     plots: bool = True
@@ -106,6 +125,8 @@ _CHOICES = {
     ("elicitation", "refusal"): ("half", "drop"),
     ("agent", "kind"): ("simulated",),
     ("agent", "link"): ("probit", "logit"),
+    ("bayes", "method"): ("none", "nuts", "svi"),
+    ("bayes", "svi_guide"): ("normal", "lowrank"),
 }
 
 
@@ -140,4 +161,23 @@ def fit_config(f: FitterConf) -> FitConfig:
         edge_weight=f.edge_weight,
         max_iter=f.max_iter,
         gtol=f.gtol,
+    )
+
+
+def bayes_config(b: BayesConf, model: str):
+    """The core :class:`~utility_jax.bayes.BayesConfig` for a bayes config and fitter model."""
+    from utility_jax.bayes import BayesConfig
+
+    return BayesConfig(
+        model=model,
+        mu_prior_scale=b.mu_prior_scale,
+        logsigma_prior_scale=b.logsigma_prior_scale,
+        num_warmup=b.num_warmup,
+        num_samples=b.num_samples,
+        num_chains=b.num_chains,
+        max_tree_depth=b.max_tree_depth,
+        svi_guide=b.svi_guide,
+        svi_steps=b.svi_steps,
+        svi_lr=b.svi_lr,
+        svi_draws=b.svi_draws,
     )

@@ -17,7 +17,7 @@ from scipy import stats
 
 from utility_jax import graph as G
 from utility_jax import metrics as M
-from utility_jax.config import ComputeUtilitiesConf, fit_config
+from utility_jax.config import ComputeUtilitiesConf, bayes_config, fit_config
 from utility_jax.data import PairwiseData, bucket_length
 from utility_jax.elicit.base import Agent
 from utility_jax.outcomes import OutcomeSet
@@ -52,6 +52,7 @@ class ComputeUtilitiesResult:
     intervals: dict[str, np.ndarray]
     true_mu: np.ndarray | None = None
     true_sigma: np.ndarray | None = None
+    posterior: Any = None  # utility_jax.bayes.Posterior when cfg.bayes.method != "none"
 
 
 def _to_data(n_items, pairs, counts, refusal, pad_to=None) -> PairwiseData:
@@ -263,6 +264,61 @@ def compute_utilities(
         intervals["laplace_lo"] = mu_n - z * intervals["laplace_se"]
         intervals["laplace_hi"] = mu_n + z * intervals["laplace_se"]
 
+    # ---------------------------------------------------------------- posterior
+    posterior = None
+    if cfg.bayes.method != "none":
+        from utility_jax import bayes as BZ
+
+        bcfg = bayes_config(cfg.bayes, cfg.fitter.model)
+        k_bayes = jax.random.fold_in(key, 99)
+        if cfg.bayes.method == "nuts":
+            posterior = BZ.run_nuts(
+                k_bayes, data, bcfg, init=fit, progress_bar=progress is not None
+            )
+        else:
+            posterior = BZ.run_svi(k_bayes, data, bcfg, init=fit)
+        summ = BZ.summarize_posterior(posterior, cfg.bayes.hdi_prob)
+        intervals["posterior_mean"] = summ["mu_normalized_mean"]
+        intervals["posterior_sd"] = summ["mu_normalized_sd"]
+        intervals["posterior_lo"] = summ["mu_normalized_hdi_lo"]
+        intervals["posterior_hi"] = summ["mu_normalized_hdi_hi"]
+        intervals["posterior_sigma_mean"] = summ["sigma_normalized_mean"]
+        bm: dict[str, Any] = {
+            "method": cfg.bayes.method,
+            "hdi_prob": cfg.bayes.hdi_prob,
+            **posterior.diagnostics,
+        }
+        bm["warnings"] = (
+            BZ.diagnostics_ok(posterior.diagnostics) if cfg.bayes.method == "nuts" else []
+        )
+        if heldout is not None:
+            v = heldout.valid()
+            p = np.clip(
+                BZ.posterior_predictive_proba(posterior, v["idx_a"], v["idx_b"]), 1e-12, 1 - 1e-12
+            )
+            ll = v["n_a"] * np.log(p) + (v["n_total"] - v["n_a"]) * np.log1p(-p)
+            pe = v["n_a"] / v["n_total"]
+            bm["heldout_log_loss_posterior_predictive"] = float(-ll.sum() / v["n_total"].sum())
+            bm["heldout_accuracy_posterior_predictive"] = float(np.mean((p >= 0.5) == (pe >= 0.5)))
+        metrics["bayes"] = bm
+
+    # the three kinds of interval, side by side
+    widths = {
+        name: intervals[f"{name}_hi"] - intervals[f"{name}_lo"]
+        for name in ("bootstrap", "laplace", "posterior")
+        if f"{name}_lo" in intervals
+    }
+    names = sorted(widths)
+    agreement = {}
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            agreement[f"{a}_vs_{b}"] = {
+                "median_width_ratio": float(np.median(widths[a] / widths[b])),
+                "width_spearman": float(stats.spearmanr(widths[a], widths[b]).statistic),
+            }
+    if agreement:
+        metrics["interval_agreement"] = agreement
+
     # ---------------------------------------------------------------- recovery
     if true_utilities is not None:
         tmu, tsig = (np.asarray(x, dtype=np.float64) for x in true_utilities)
@@ -288,10 +344,11 @@ def compute_utilities(
             rec["heldout_log_loss_true_utilities"] = ll_true / float(
                 np.asarray(heldout.n_total)[np.asarray(heldout.mask)].sum()
             )
-        if "bootstrap_lo" in intervals:
-            tz = (tmu - tmu.mean()) / tmu.std()
-            inside = (intervals["bootstrap_lo"] <= tz) & (tz <= intervals["bootstrap_hi"])
-            rec["bootstrap_coverage_of_true_normalised_mu"] = float(inside.mean())
+        tz = (tmu - tmu.mean()) / tmu.std()
+        for name in ("bootstrap", "laplace", "posterior"):
+            if f"{name}_lo" in intervals:
+                inside = (intervals[f"{name}_lo"] <= tz) & (tz <= intervals[f"{name}_hi"])
+                rec[f"{name}_coverage_of_true_normalised_mu"] = float(inside.mean())
         metrics["recovery"] = rec
 
     metrics["rounds"] = rounds
@@ -310,4 +367,5 @@ def compute_utilities(
         intervals=intervals,
         true_mu=None if true_utilities is None else np.asarray(true_utilities[0]),
         true_sigma=None if true_utilities is None else np.asarray(true_utilities[1]),
+        posterior=posterior,
     )

@@ -47,6 +47,14 @@ def utilities_table(res: ComputeUtilitiesResult) -> list[dict[str, Any]]:
     return rows
 
 
+def _interval_kind(res: ComputeUtilitiesResult) -> str | None:
+    """The interval shown in the summary and plots: posterior, else bootstrap, else Laplace."""
+    for kind in ("posterior", "bootstrap", "laplace"):
+        if f"{kind}_lo" in res.intervals:
+            return kind
+    return None
+
+
 def summary_text(res: ComputeUtilitiesResult) -> str:
     m = res.metrics
     lines = [
@@ -92,6 +100,32 @@ def summary_text(res: ComputeUtilitiesResult) -> str:
         f"answers: {c['answers']}, refusal rate {c['refusal_rate']:.4f}, "
         f"error rate {c['error_rate']:.4f}, model calls {c['model_calls']}"
     )
+    if "bayes" in m:
+        b = m["bayes"]
+        if b["method"] == "nuts":
+            lines.append(
+                f"posterior (NUTS, {b['chains']} chains x {b['draws']} draws, {b['seconds']:.1f} s): "
+                f"max R-hat {b['max_rhat']:.4f}, min bulk ESS {b['min_ess_bulk']:.0f}, "
+                f"divergences {b['divergences']}"
+            )
+        else:
+            lines.append(
+                f"posterior (SVI, {b['guide']} guide, {b['steps']} steps, {b['seconds']:.1f} s)"
+            )
+        if "heldout_log_loss_posterior_predictive" in b:
+            lines.append(
+                f"posterior-predictive held-out log loss {b['heldout_log_loss_posterior_predictive']:.4f}, "
+                f"accuracy {b['heldout_accuracy_posterior_predictive']:.4f}"
+            )
+        for w in b.get("warnings", []):
+            lines.append(f"WARNING: posterior diagnostics failed: {w}")
+    if "interval_agreement" in m:
+        lines.append(
+            "interval agreement (median width ratio): "
+            + ", ".join(
+                f"{k} {v['median_width_ratio']:.2f}" for k, v in m["interval_agreement"].items()
+            )
+        )
     if "recovery" in m:
         lines.append(
             "recovery of the known utilities: "
@@ -131,10 +165,17 @@ def _plots(res: ComputeUtilitiesResult, out: Path) -> list[str]:
     y = np.arange(len(order))
     mu = np.array([rows[i]["mu_normalized"] for i in order])
     col = [cats.index(rows[i]["category"]) for i in order]
-    if "bootstrap_lo" in rows[0]:
-        lo = np.array([rows[i]["bootstrap_lo"] for i in order])
-        hi = np.array([rows[i]["bootstrap_hi"] for i in order])
-        ax.hlines(y, lo, hi, color="0.6", lw=1.5, label="90% bootstrap interval")
+    kind = _interval_kind(res)
+    if kind:
+        lo = np.array([rows[i][f"{kind}_lo"] for i in order])
+        hi = np.array([rows[i][f"{kind}_hi"] for i in order])
+        level = res.metrics.get("bayes", {}).get("hdi_prob", 0.9) if kind == "posterior" else 0.9
+        label = {
+            "posterior": "posterior HDI",
+            "bootstrap": "bootstrap interval",
+            "laplace": "Laplace interval",
+        }[kind]
+        ax.hlines(y, lo, hi, color="0.6", lw=1.5, label=f"{level:.0%} {label}")
     ax.scatter(mu, y, c=col, cmap="tab20", s=14, zorder=3, label="utility (normalised)")
     if res.true_mu is not None:
         tz = (res.true_mu - res.true_mu.mean()) / res.true_mu.std()
@@ -243,6 +284,9 @@ def write_run(
     written["utilities.csv"] = str(out / "utilities.csv")
     put("metrics.json", json.dumps(_jsonable(res.metrics), indent=1))
     put("summary.txt", summary_text(res))
+    if res.posterior is not None:
+        res.posterior.save(out / "posterior_draws.npz")
+        written["posterior_draws.npz"] = str(out / "posterior_draws.npz")
     if plots:
         for name in _plots(res, out):
             written[name] = str(out / name)
