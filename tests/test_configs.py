@@ -38,15 +38,27 @@ def _options():
             yield g, f.stem
 
 
+# values a user must give (``???`` in the YAML) for some options
+REQUIRED = {
+    ("agent", "hf"): ["agent.model=/path/to/checkpoint"],
+    ("agent", "openai"): ["agent.base_url=http://127.0.0.1:8000/v1", "agent.model=served-model"],
+}
+
+
 @pytest.mark.parametrize("group,option", list(_options()))
 def test_every_group_option_composes_and_validates(group, option):
-    cfg = _compose(f"{group}={option}")
+    cfg = _compose(f"{group}={option}", *REQUIRED.get((group, option), []))
     conf = validate(cfg)
     assert isinstance(conf, ComputeUtilitiesConf)
     if group == "outcomes" and option != "default":
         assert Path(conf.outcomes.path).exists(), conf.outcomes.path
-    if group == "agent" and conf.agent.utilities != "planted":
+    if group == "agent" and conf.agent.kind == "simulated" and conf.agent.utilities != "planted":
         assert Path(conf.agent.utilities).exists(), conf.agent.utilities
+
+
+def test_missing_required_agent_values_fail_with_the_key():
+    with pytest.raises(Exception, match="agent.model"):
+        validate(_compose("agent=hf"))
 
 
 def test_experiment_paper_sets_the_papers_graph():

@@ -35,7 +35,7 @@ class OutcomesConf:
 
 @dataclasses.dataclass
 class AgentConf:
-    kind: str = "simulated"
+    kind: str = "simulated"  # simulated | hf | openai
     # simulated: "planted" (seeded utilities) or the path of a reference results_utilities_*.json
     utilities: str = "planted"
     link: str = "probit"
@@ -44,6 +44,19 @@ class AgentConf:
     mu_scale: float = 1.5
     sigma_min: float = 0.3
     sigma_max: float = 1.0
+    # hf and openai: a local checkpoint directory / hub id, or the served model name
+    model: str | None = None
+    # hf
+    device: str = "cpu"
+    dtype: str = "float32"
+    batch_size: int = 8
+    chat: bool | None = None  # None: use the chat template when the tokenizer has one
+    # openai
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    concurrency: int = 16
+    timeout_s: float = 60.0
+    max_retries: int = 6
 
 
 @dataclasses.dataclass
@@ -75,6 +88,14 @@ class GraphConf:
 class ElicitationConf:
     k: int = 10  # samples per order (20 votes per pair)
     refusal: str = "half"  # half | drop
+    mode: str = "sample"  # sample | logprob (LLM agents)
+    temperature: float = 1.0
+    max_new_tokens: int = 10
+    template: str = "default"  # a paper template name (utility_jax/assets/prompt_templates.yaml)
+    template_text: str | None = None  # or a custom template with {option_A} and {option_B}
+    system: str | None = "default"  # a system message name or text; null for none
+    store: str | None = None  # null: responses.sqlite in the run folder; a path: a shared cache
+    force: bool = False  # reuse a run folder's store made with another config
 
 
 @dataclasses.dataclass
@@ -123,7 +144,8 @@ _CHOICES = {
     ("fitter", "edge_weight"): ("votes", "uniform"),
     ("graph", "strategy"): ("reference", "variance", "random"),
     ("elicitation", "refusal"): ("half", "drop"),
-    ("agent", "kind"): ("simulated",),
+    ("agent", "kind"): ("simulated", "hf", "openai"),
+    ("elicitation", "mode"): ("sample", "logprob"),
     ("agent", "link"): ("probit", "logit"),
     ("bayes", "method"): ("none", "nuts", "svi"),
     ("bayes", "svi_guide"): ("normal", "lowrank"),
@@ -136,6 +158,12 @@ def validate(cfg: DictConfig | dict[str, Any]) -> ComputeUtilitiesConf:
     Keys outside the schema (``hydra``, ``paths``, ``experiment`` and the like) are ignored;
     inside the schema, unknown keys, wrong types and invalid choices raise with the key's name.
     """
+    if isinstance(cfg, DictConfig):
+        missing = sorted(k for k in OmegaConf.missing_keys(cfg) if not k.startswith("hydra"))
+        if missing:
+            raise ValueError(
+                f"missing required config values: {', '.join(missing)} (give them as key=value)"
+            )
     raw = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
     known = {f.name for f in dataclasses.fields(ComputeUtilitiesConf)}
     raw = {k: v for k, v in raw.items() if k in known}

@@ -151,6 +151,8 @@ def compute_utilities(
                 answers=agent.stats.answers,
                 refusals=agent.stats.refusals,
                 errors=agent.stats.errors,
+                cache=getattr(agent, "cache_hits", 0),
+                tokens=agent.stats.tokens,
                 ho_ll=f"{rec.get('heldout_log_loss', float('nan')):.3f}",
             )
         if len(pairs) >= budget:
@@ -235,8 +237,12 @@ def compute_utilities(
     metrics["cost"] = {
         **stats_,
         "refusal_rate": stats_["refusals"] / asked,
-        "error_rate": stats_["errors"] / asked,
+        "error_rate": stats_["errors"] / max(stats_["answers"] + stats_["errors"], 1),
+        "cache_hits": int(getattr(agent, "cache_hits", 0)),
     }
+    other = getattr(agent, "other_mass", None)
+    if other:
+        metrics["cost"]["mean_probability_outside_AB"] = float(np.mean(other))
 
     # ---------------------------------------------------------------- intervals
     intervals: dict[str, np.ndarray] = {}

@@ -1,0 +1,154 @@
+"""A local transformers causal LM as an elicitation backend (torch; imported only when used).
+
+Prompts go through the model's own chat template (``apply_chat_template`` with the generation
+prompt) when it has one, else the reference's base-model format ``"{user}\\n\\nAnswer:"``. Batches
+are left-padded, so the next-token distribution is read at the last position of every row.
+"""
+
+import time
+from pathlib import Path
+from typing import Any
+
+from utility_jax.elicit.backend import AnswerDistribution, Completion
+from utility_jax.elicit.prompts import base_model_prompt
+
+__all__ = ["HFBackend"]
+
+
+class HFBackend:
+    name = "hf"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        device: str = "cpu",
+        dtype: str = "float32",
+        batch_size: int = 8,
+        chat: bool | None = None,
+        temperature: float = 1.0,
+        max_new_tokens: int = 10,
+        trust_remote_code: bool = False,
+    ):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.torch = torch
+        self.model = str(model)
+        if Path(self.model).exists() is False and "/" not in self.model:
+            raise FileNotFoundError(
+                f"agent.model={self.model!r}: no such local checkpoint directory"
+            )
+        self.tokenizer = AutoTokenizer.from_pretrained(
+            self.model, trust_remote_code=trust_remote_code
+        )
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        torch_dtype = {
+            "float32": torch.float32,
+            "bfloat16": torch.bfloat16,
+            "float16": torch.float16,
+        }[dtype]
+        self.lm = AutoModelForCausalLM.from_pretrained(
+            self.model, dtype=torch_dtype, trust_remote_code=trust_remote_code
+        )
+        self.lm.to(device).eval()
+        self.device, self.dtype, self.batch_size = device, dtype, batch_size
+        self.chat = self.tokenizer.chat_template is not None if chat is None else chat
+        self.temperature, self.max_new_tokens = temperature, max_new_tokens
+        self.answer_ids = {letter: self._variants(letter) for letter in ("A", "B")}
+        if not self.answer_ids["A"] or not self.answer_ids["B"]:
+            raise ValueError(f"{self.model}: the tokenizer has no single token for 'A' or 'B'")
+
+    def _variants(self, letter: str) -> list[int]:
+        """Single-token spellings of an answer letter ("A", " A"), deduplicated."""
+        ids = set()
+        for s in (letter, " " + letter):
+            enc = self.tokenizer.encode(s, add_special_tokens=False)
+            if len(enc) == 1:
+                ids.add(enc[0])
+        return sorted(ids)
+
+    def settings(self, mode: str) -> dict[str, Any]:
+        s = {"mode": mode, "chat": self.chat, "dtype": self.dtype}
+        if mode == "sample":
+            s.update(temperature=self.temperature, max_new_tokens=self.max_new_tokens)
+        return s
+
+    def render(self, messages: list[dict]) -> str:
+        if self.chat:
+            return self.tokenizer.apply_chat_template(
+                messages, tokenize=False, add_generation_prompt=True
+            )
+        user = "\n\n".join(m["content"] for m in messages if m["role"] != "system")
+        system = "".join(m["content"] + "\n\n" for m in messages if m["role"] == "system")
+        return system + base_model_prompt(user)
+
+    def _encode(self, texts: list[str]):
+        enc = self.tokenizer(
+            texts, return_tensors="pt", padding=True, add_special_tokens=not self.chat
+        )
+        return {k: v.to(self.device) for k, v in enc.items()}
+
+    def answer_probs(self, prompts: list[list[dict]]) -> list[AnswerDistribution]:
+        torch = self.torch
+        out = []
+        for start in range(0, len(prompts), self.batch_size):
+            batch = [self.render(m) for m in prompts[start : start + self.batch_size]]
+            t0 = time.perf_counter()
+            try:
+                enc = self._encode(batch)
+                with torch.no_grad():
+                    logits = self.lm(**enc).logits[:, -1, :].float()
+                probs = torch.softmax(logits, dim=-1)
+                pa = probs[:, self.answer_ids["A"]].sum(-1).tolist()
+                pb = probs[:, self.answer_ids["B"]].sum(-1).tolist()
+                n_in = enc["attention_mask"].sum(-1).tolist()
+            except RuntimeError as e:  # e.g. out of memory: reported, never a vote
+                out += [AnswerDistribution(0, 0, 0, error=f"{type(e).__name__}: {e}")] * len(batch)
+                continue
+            dt = (time.perf_counter() - t0) / len(batch)
+            out += [
+                AnswerDistribution(a, b, max(0.0, 1.0 - a - b), int(t), dt)
+                for a, b, t in zip(pa, pb, n_in, strict=True)
+            ]
+        return out
+
+    def sample(self, prompts: list[list[dict]], n: int, *, seed: int) -> list[list[Completion]]:
+        torch = self.torch
+        out: list[list[Completion]] = []
+        for start in range(0, len(prompts), self.batch_size):
+            batch = [self.render(m) for m in prompts[start : start + self.batch_size]]
+            t0 = time.perf_counter()
+            try:
+                enc = self._encode(batch)
+                # a seeded generator without touching the global torch RNG state
+                with torch.random.fork_rng(devices=[] if self.device == "cpu" else None):
+                    torch.manual_seed(seed + start)
+                    with torch.no_grad():
+                        gen = self.lm.generate(
+                            **enc,
+                            do_sample=True,
+                            temperature=self.temperature,
+                            top_k=0,
+                            top_p=1.0,
+                            max_new_tokens=self.max_new_tokens,
+                            num_return_sequences=n,
+                            pad_token_id=self.tokenizer.pad_token_id,
+                        )
+            except RuntimeError as e:
+                out += [[Completion(None, error=f"{type(e).__name__}: {e}")] * n for _ in batch]
+                continue
+            dt = (time.perf_counter() - t0) / (len(batch) * n)
+            new = gen[:, enc["input_ids"].shape[1] :]
+            texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
+            n_in = enc["attention_mask"].sum(-1).tolist()
+            for b in range(len(batch)):
+                row = []
+                for s in range(n):
+                    toks = new[b * n + s]
+                    n_out = int((toks != self.tokenizer.pad_token_id).sum())
+                    row.append(Completion(texts[b * n + s], int(n_in[b]), n_out, dt))
+                out.append(row)
+        return out

@@ -1,0 +1,211 @@
+"""An :class:`~utility_jax.elicit.Agent` over any LLM backend, with the response store."""
+
+import jax
+import numpy as np
+
+from utility_jax.elicit.backend import Backend
+from utility_jax.elicit.base import AgentStats
+from utility_jax.elicit.parse import parse_answer
+from utility_jax.elicit.prompts import PromptTemplate, render_pair
+from utility_jax.elicit.store import ResponseStore, request_key
+from utility_jax.outcomes import OutcomeSet
+
+__all__ = ["LLMAgent"]
+
+
+class LLMAgent:
+    """Asks an LLM backend forced-choice questions about outcome pairs.
+
+    Both presentation orders are always asked. ``mode="sample"``: ``k`` answers per order at the
+    backend's temperature, parsed into A / B / refusal. ``mode="logprob"``: one forward pass per
+    order; P(A) and P(B) from the next-token distribution renormalised over {A, B}, counted as
+    ``k`` fractional votes so both modes weigh a pair alike; the mass outside {A, B} is reported
+    as the refusal signal (``stats.other_mass``), not counted as votes.
+
+    Every answer goes through the store first: stored answers are reused, only the missing ones are
+    asked, and new ones are committed as they arrive.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        outcomes: OutcomeSet,
+        template: PromptTemplate,
+        *,
+        system: str | None = "You are a helpful assistant.",
+        mode: str = "sample",
+        store: ResponseStore | None = None,
+        batch_size: int = 64,
+        progress=None,
+    ):
+        if mode not in ("sample", "logprob"):
+            raise ValueError(f"mode must be 'sample' or 'logprob', got {mode!r}")
+        if mode == "logprob" and template.reasoning:
+            raise ValueError(
+                "logprob mode reads the first answer token: use a non-reasoning template"
+            )
+        self.backend, self.outcomes, self.template = backend, outcomes, template
+        self.system, self.mode, self.store = system, mode, store
+        self.batch_size = batch_size
+        self.progress = progress
+        self.name = f"{backend.name}:{backend.model}"
+        self.stats = AgentStats()
+        self.cache_hits = 0
+        self.other_mass: list[float] = []
+
+    def messages(self, first: int, second: int) -> list[dict]:
+        """The chat messages asking about outcome ``first`` shown as A and ``second`` as B."""
+        o = self.outcomes
+        return render_pair(self.template, o[first].text, o[second].text, self.system)
+
+    def query(self, pairs: np.ndarray, k: int, *, key: jax.Array) -> np.ndarray:
+        pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+        counts = np.zeros((len(pairs), 2, 3))
+        reqs = []  # (pair index, order, messages)
+        for p, (i, j) in enumerate(pairs.tolist()):
+            reqs.append((p, 0, self.messages(i, j)))
+            reqs.append((p, 1, self.messages(j, i)))
+        seed = int(jax.random.randint(key, (), 0, 2**31 - 1))
+        bar = (
+            self.progress(total=len(reqs), desc=f"asking {self.name}", unit="prompt", leave=False)
+            if self.progress
+            else None
+        )
+        for start in range(0, len(reqs), self.batch_size):
+            chunk = reqs[start : start + self.batch_size]
+            if self.mode == "sample":
+                self._sample(chunk, k, seed + start, counts)
+            else:
+                self._logprob(chunk, k, counts)
+            if bar is not None:
+                bar.update(len(chunk))
+                bar.set_postfix(
+                    cache=self.cache_hits,
+                    calls=self.stats.model_calls,
+                    refusals=self.stats.refusals,
+                    errors=self.stats.errors,
+                )
+        if bar is not None:
+            bar.close()
+        return counts
+
+    # ------------------------------------------------------------------ modes
+    def _key(self, msgs) -> str:
+        return request_key(
+            self.backend.name, self.backend.model, self.backend.settings(self.mode), msgs
+        )
+
+    def _record(self, counts, p, order, label):
+        col = {"A": 0, "B": 1, "refusal": 2}[label]
+        counts[p, order, col] += 1
+        self.stats.answers += 1
+        self.stats.refusals += label == "refusal"
+
+    def _sample(self, chunk, k, seed, counts):
+        missing = []  # (pair, order, msgs, key, have)
+        for p, order, msgs in chunk:
+            key = self._key(msgs)
+            have = self.store.get(key)[:k] if self.store is not None else []
+            for row in have:
+                self._record(counts, p, order, row["label"])
+            self.cache_hits += len(have)
+            if len(have) < k:
+                missing.append((p, order, msgs, key, len(have)))
+        if not missing:
+            return
+        # ask for the same number of new samples per prompt (the usual case: all or none stored)
+        groups: dict[int, list] = {}
+        for m in missing:
+            groups.setdefault(k - m[4], []).append(m)
+        settings = self.backend.settings("sample")
+        for n_new, items in groups.items():
+            outs = self.backend.sample([m[2] for m in items], n_new, seed=seed)
+            self.stats.model_calls += len(items)
+            for (p, order, msgs, key, have), comps in zip(items, outs, strict=True):
+                rows = []
+                for s, c in enumerate(comps):
+                    if c.error is not None:
+                        self.stats.errors += 1
+                        if self.store is not None:
+                            self.store.put_error(
+                                key, self.backend.name, self.backend.model, msgs, c.error
+                            )
+                        continue
+                    label = parse_answer(c.text, reasoning=self.template.reasoning)
+                    self._record(counts, p, order, label)
+                    self.stats.tokens += c.tokens_in + c.tokens_out
+                    rows.append(
+                        dict(
+                            request_key=key,
+                            sample_index=have + s,
+                            backend=self.backend.name,
+                            model=self.backend.model,
+                            settings=settings,
+                            prompt=msgs,
+                            raw_text=c.text,
+                            label=label,
+                            tokens_in=c.tokens_in,
+                            tokens_out=c.tokens_out,
+                            latency_s=c.latency_s,
+                        )
+                    )
+                if self.store is not None and rows:
+                    self.store.put(rows)
+
+    def _logprob(self, chunk, k, counts):
+        todo = []
+        for p, order, msgs in chunk:
+            key = self._key(msgs)
+            have = self.store.get(key) if self.store is not None else []
+            if have:
+                self.cache_hits += 1
+                self._add_probs(counts, p, order, k, have[0]["logprobs"])
+            else:
+                todo.append((p, order, msgs, key))
+        if not todo:
+            return
+        settings = self.backend.settings("logprob")
+        outs = self.backend.answer_probs([t[2] for t in todo])
+        self.stats.forward_passes += len(todo)
+        self.stats.model_calls += len(todo)
+        rows = []
+        for (p, order, msgs, key), d in zip(todo, outs, strict=True):
+            if d.error is not None:
+                self.stats.errors += 1
+                if self.store is not None:
+                    self.store.put_error(key, self.backend.name, self.backend.model, msgs, d.error)
+                continue
+            lp = {"p_a": d.p_a, "p_b": d.p_b, "p_other": d.p_other}
+            self._add_probs(counts, p, order, k, lp)
+            self.stats.tokens += d.tokens_in
+            rows.append(
+                dict(
+                    request_key=key,
+                    sample_index=-1,
+                    backend=self.backend.name,
+                    model=self.backend.model,
+                    settings=settings,
+                    prompt=msgs,
+                    raw_text=None,
+                    label="A" if d.p_a >= d.p_b else "B",
+                    logprobs=lp,
+                    tokens_in=d.tokens_in,
+                    tokens_out=0,
+                    latency_s=d.latency_s,
+                )
+            )
+        if self.store is not None and rows:
+            self.store.put(rows)
+
+    def _add_probs(self, counts, p, order, k, lp):
+        s = lp["p_a"] + lp["p_b"]
+        if (
+            s <= 0
+        ):  # no mass on either letter: a refusal (half a vote each side by the paper's rule)
+            counts[p, order, 2] += k
+            self.stats.refusals += k
+        else:
+            counts[p, order, 0] += k * lp["p_a"] / s
+            counts[p, order, 1] += k * lp["p_b"] / s
+        self.stats.answers += k
+        self.other_mass.append(float(lp["p_other"]))

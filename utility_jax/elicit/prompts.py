@@ -1,0 +1,79 @@
+"""Forced-choice prompts: the paper's templates (exact), system messages, chat formatting.
+
+Templates live in ``utility_jax/assets/prompt_templates.yaml``, reproduced exactly from the
+reference (they are part of the method). A template has ``{option_A}`` and ``{option_B}`` (and
+some ``{entity}``, ``{scenario}``...) fields; ``reasoning: true`` marks chain-of-thought variants
+whose answers end in ``Answer: A`` / ``Answer: B``.
+"""
+
+import dataclasses
+import functools
+from pathlib import Path
+
+import yaml
+
+__all__ = ["PromptTemplate", "load_template", "template_names", "system_message", "render_pair"]
+
+_ASSET = Path(__file__).resolve().parents[1] / "assets" / "prompt_templates.yaml"
+
+
+@functools.cache
+def _assets() -> dict:
+    return yaml.safe_load(_ASSET.read_text())
+
+
+@dataclasses.dataclass(frozen=True)
+class PromptTemplate:
+    name: str
+    text: str
+    reasoning: bool = False
+
+    def render(self, option_a: str, option_b: str, **fields) -> str:
+        try:
+            return self.text.format(option_A=option_a, option_B=option_b, **fields)
+        except KeyError as e:
+            raise ValueError(f"prompt template {self.name!r} needs field {e.args[0]!r}") from e
+
+
+def template_names() -> list[str]:
+    return list(_assets()["templates"])
+
+
+def load_template(
+    name: str = "default", *, text: str | None = None, reasoning: bool | None = None
+) -> PromptTemplate:
+    """A named paper template, or a custom one when ``text`` is given."""
+    if text is not None:
+        if "{option_A}" not in text or "{option_B}" not in text:
+            raise ValueError(
+                f"custom prompt template {name!r} must contain {{option_A}} and {{option_B}}"
+            )
+        return PromptTemplate(name, text, bool(reasoning))
+    t = _assets()["templates"]
+    if name not in t:
+        raise ValueError(f"unknown prompt template {name!r}; known: {sorted(t)}")
+    return PromptTemplate(
+        name, t[name]["text"], t[name]["reasoning"] if reasoning is None else reasoning
+    )
+
+
+def system_message(name: str | None = "default") -> str | None:
+    """A named system message (``default``: "You are a helpful assistant."), or None."""
+    if name is None or name == "none":
+        return None
+    msgs = _assets()["system_messages"]
+    return msgs.get(name, name)  # an unknown name is taken as the message itself
+
+
+def base_model_prompt(user_content: str) -> str:
+    """The reference's completion format for base (non-chat) models."""
+    return _assets()["base_model_format"].format(user_content=user_content)
+
+
+def render_pair(
+    template: PromptTemplate, option_a: str, option_b: str, system: str | None, **fields
+) -> list[dict]:
+    """Chat messages for one question: optional system message, then the user turn."""
+    msgs = [] if system is None else [{"role": "system", "content": system}]
+    msgs.append({"role": "user", "content": template.render(option_a, option_b, **fields)})
+    return msgs

@@ -1,0 +1,191 @@
+"""A crash-safe SQLite store of every answer, committed as answers arrive.
+
+One row per answer, keyed by ``request_key`` (a hash of backend, model, generation settings and
+the exact prompt messages) and ``sample_index``; with the raw text, the parsed label, log-probs,
+token counts and latency. Re-running a config finds every stored answer and asks only for what is
+missing. Transport errors go to their own table: they are never answers and are retried on the
+next run.
+
+A run folder's store remembers the run's config; opening it with a different config raises
+:class:`StoreConfigError` unless ``force=True``. A shared cache (``shared=True``) skips that check:
+its keys already carry every setting that changes an answer.
+"""
+
+import hashlib
+import json
+import sqlite3
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ResponseStore", "StoreConfigError", "request_key"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS responses (
+  request_key TEXT NOT NULL, sample_index INTEGER NOT NULL,
+  backend TEXT, model TEXT, settings TEXT, prompt TEXT,
+  raw_text TEXT, label TEXT, logprobs TEXT,
+  tokens_in INTEGER, tokens_out INTEGER, latency_s REAL, created REAL,
+  PRIMARY KEY (request_key, sample_index)
+);
+CREATE TABLE IF NOT EXISTS errors (
+  request_key TEXT, backend TEXT, model TEXT, prompt TEXT, error TEXT, created REAL
+);
+"""
+
+
+class StoreConfigError(RuntimeError):
+    """The store was made by a run with another config."""
+
+
+def request_key(backend: str, model: str, settings: dict, messages: Any) -> str:
+    blob = json.dumps([backend, model, settings, messages], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _config_hash(config: dict) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class ResponseStore:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        config: dict | None = None,
+        force: bool = False,
+        shared: bool = False,
+    ):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(self.path))
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.executescript(_SCHEMA)
+        self.db.commit()
+        if config is not None and not shared:
+            self._check_config(config, force)
+
+    def _check_config(self, config: dict, force: bool) -> None:
+        h = _config_hash(config)
+        row = self.db.execute("SELECT value FROM meta WHERE key='config_hash'").fetchone()
+        if row is not None and row[0] != h and not force:
+            old = self.db.execute("SELECT value FROM meta WHERE key='config'").fetchone()
+            diff = _diff(
+                json.loads(old[0]) if old else {}, json.loads(json.dumps(config, default=str))
+            )
+            raise StoreConfigError(
+                f"{self.path}: this response store was made by a run with another config "
+                f"(differences: {diff}). Use a new run folder, or pass force (elicitation.force=true) "
+                "to reuse its answers anyway."
+            )
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES ('config_hash', ?)", (h,))
+        self.db.execute(
+            "INSERT OR REPLACE INTO meta VALUES ('config', ?)",
+            (json.dumps(config, sort_keys=True, default=str),),
+        )
+        self.db.commit()
+
+    # ------------------------------------------------------------------ rows
+    def get(self, key: str) -> list[dict]:
+        cur = self.db.execute(
+            "SELECT sample_index, raw_text, label, logprobs, tokens_in, tokens_out, latency_s "
+            "FROM responses WHERE request_key=? ORDER BY sample_index",
+            (key,),
+        )
+        out = []
+        for idx, raw, label, lp, ti, to, lat in cur.fetchall():
+            out.append(
+                dict(
+                    sample_index=idx,
+                    raw_text=raw,
+                    label=label,
+                    logprobs=json.loads(lp) if lp else None,
+                    tokens_in=ti,
+                    tokens_out=to,
+                    latency_s=lat,
+                )
+            )
+        return out
+
+    def put(self, rows: Iterable[dict]) -> int:
+        """Insert answers and commit at once (nothing paid for is lost on a crash)."""
+        now = time.time()
+        data = [
+            (
+                r["request_key"],
+                r["sample_index"],
+                r["backend"],
+                r["model"],
+                json.dumps(r["settings"], sort_keys=True),
+                json.dumps(r["prompt"], ensure_ascii=False),
+                r.get("raw_text"),
+                r["label"],
+                json.dumps(r["logprobs"]) if r.get("logprobs") is not None else None,
+                r.get("tokens_in"),
+                r.get("tokens_out"),
+                r.get("latency_s"),
+                now,
+            )
+            for r in rows
+        ]
+        self.db.executemany(
+            "INSERT OR REPLACE INTO responses VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", data
+        )
+        self.db.commit()
+        return len(data)
+
+    def put_error(self, key: str, backend: str, model: str, prompt: Any, error: str) -> None:
+        self.db.execute(
+            "INSERT INTO errors VALUES (?,?,?,?,?,?)",
+            (key, backend, model, json.dumps(prompt, ensure_ascii=False), error, time.time()),
+        )
+        self.db.commit()
+
+    def count(self, table: str = "responses") -> int:
+        if table not in ("responses", "errors"):
+            raise ValueError(table)
+        return int(self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+    # ------------------------------------------------------------------ export
+    def rows(self) -> list[dict]:
+        cur = self.db.execute("SELECT * FROM responses ORDER BY created, request_key, sample_index")
+        cols = [c[0] for c in cur.description]
+        out = []
+        for r in cur.fetchall():
+            d = dict(zip(cols, r, strict=True))
+            for k in ("settings", "prompt", "logprobs"):
+                d[k] = json.loads(d[k]) if d[k] else None
+            out.append(d)
+        return out
+
+    def export_jsonl(self, path: str | Path) -> int:
+        rows = self.rows()
+        with open(path, "w", encoding="utf-8") as fh:
+            for r in rows:
+                fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+        return len(rows)
+
+    def export_parquet(self, path: str | Path) -> int:
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError as e:  # pragma: no cover - optional dependency
+            raise ImportError("Parquet export needs pyarrow: pip install pyarrow") from e
+        rows = self.rows()
+        for r in rows:
+            for k in ("settings", "prompt", "logprobs"):
+                r[k] = json.dumps(r[k], ensure_ascii=False) if r[k] is not None else None
+        pq.write_table(pa.Table.from_pylist(rows), str(path))
+        return len(rows)
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def _diff(a: Any, b: Any, prefix: str = "") -> str:
+    if isinstance(a, dict) and isinstance(b, dict):
+        parts = [_diff(a.get(k), b.get(k), f"{prefix}{k}.") for k in sorted(set(a) | set(b))]
+        return ", ".join(p for p in parts if p)
+    return "" if a == b else f"{prefix.rstrip('.')}: {a!r} -> {b!r}"
