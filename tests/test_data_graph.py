@@ -115,10 +115,23 @@ def test_reference_rule_returns_all_when_few_remain():
     assert len(new) == 3
 
 
-def test_variance_rule_prefers_uncertain_pairs():
+def test_variance_rule_prefers_uncertain_pairs_between_poorly_known_outcomes():
     n = 30
     mu = np.linspace(-3, 3, n)
-    sigma = np.full(n, 0.1)
-    sigma[0] = 10.0  # outcome 0 is very uncertain: its pairs count as close calls
-    new = uj.select_pairs_variance(mu, sigma, np.zeros((0, 2), int), 20, 0, degree_weight=0.0)
-    assert (new == 0).any(axis=1).sum() >= 15
+    sigma = np.ones(n)
+    # outcomes 0..14 are well known (asked against each other many times), 15..29 barely
+    known = np.array([(i, j) for i in range(15) for j in range(i + 1, 15)])
+    queried = np.concatenate([known, uj.random_regular_pairs(n, 2, 0)])
+    queried = np.unique(np.sort(queried, 1), axis=0)
+    new = uj.select_pairs_variance(mu, sigma, queried, 40, 0)
+    assert len(new) == 40 and not set(map(tuple, new.tolist())) & set(map(tuple, queried.tolist()))
+    assert np.mean(new.min(1) >= 15) > 0.8  # mostly pairs among the poorly known outcomes
+    i, j = np.triu_indices(n, 1)
+    assert np.abs(mu[new[:, 0]] - mu[new[:, 1]]).mean() < 0.5 * np.abs(mu[i] - mu[j]).mean()
+    # chunked greedy updates spread one batch over outcomes
+    assert np.bincount(new.ravel(), minlength=n).max() <= 8
+    np.testing.assert_array_equal(new, uj.select_pairs_variance(mu, sigma, queried, 40, 0))
+    # the fitted variances enter the choice (the reference's rule ignores them)
+    s2 = sigma.copy()
+    s2[20] = 5.0
+    assert not np.array_equal(uj.select_pairs_variance(mu, s2, queried, 40, 0), new)

@@ -3,8 +3,8 @@ backend against a local fake server, and the compute_utilities loop through them
 
 import json
 import os
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import time
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -92,12 +92,12 @@ def test_paper_templates_are_exact():
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
     pytest.importorskip("torch")
-    from tiny_lm import build_tiny_qwen2
+    from utility_jax.testing import build_random_qwen2
 
     corpus = [
         load_template().render(a, b) for a in OUTCOMES.texts for b in OUTCOMES.texts if a != b
     ]
-    return build_tiny_qwen2(tmp_path_factory.mktemp("tiny_qwen2"), corpus)
+    return build_random_qwen2(tmp_path_factory.mktemp("tiny_qwen2"), corpus)
 
 
 @pytest.fixture(scope="module")
@@ -206,79 +206,14 @@ def test_store_reuses_every_answer_and_refuses_another_config(hf_backend, tmp_pa
 
 
 # --------------------------------------------------------------------------- openai backend
-class _FakeServer:
-    """An OpenAI-compatible /chat/completions on 127.0.0.1 with scripted failures."""
-
-    def __init__(self, script=()):
-        self.script = list(script)  # statuses to return first, e.g. [429, 500]
-        self.requests = []
-        outer = self
-
-        class H(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.requests.append((body, dict(self.headers)))
-                status = outer.script.pop(0) if outer.script else 200
-                if status != 200:
-                    self.send_response(status)
-                    self.end_headers()
-                    self.wfile.write(b'{"error": "scripted"}')
-                    return
-                user = body["messages"][-1]["content"]
-                if body.get("logprobs"):
-                    out = {
-                        "choices": [
-                            {
-                                "message": {"content": "A"},
-                                "logprobs": {
-                                    "content": [
-                                        {
-                                            "token": "A",
-                                            "logprob": -0.1,
-                                            "top_logprobs": [
-                                                {"token": "A", "logprob": float(np.log(0.6))},
-                                                {"token": " B", "logprob": float(np.log(0.3))},
-                                                {"token": "I", "logprob": float(np.log(0.1))},
-                                            ],
-                                        }
-                                    ]
-                                },
-                            }
-                        ],
-                        "usage": {"prompt_tokens": 50},
-                    }
-                else:
-                    n = body.get("n", 1)
-                    first = user.split("Option A:\n")[1].split("\n")[0]
-                    content = None if "ten dollars" in first else ("A" if "lunch" in first else "B")
-                    out = {
-                        "choices": [{"message": {"content": content}} for _ in range(n)],
-                        "usage": {"prompt_tokens": 50, "completion_tokens": n},
-                    }
-                data = json.dumps(out).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
 def fake():
+    from fake_openai import FakeOpenAI
+
     servers = []
 
-    def make(script=()):
-        s = _FakeServer(script)
+    def make(*a, **kw):
+        s = FakeOpenAI(*a, **kw)
         servers.append(s)
         return s
 
@@ -290,52 +225,117 @@ def fake():
 def _openai(url, **kw):
     from utility_jax.elicit.openai_compat import OpenAIBackend
 
+    kw.setdefault("timeout_s", 5.0)
     return OpenAIBackend(url, "fake-model", backoff_base_s=0.001, backoff_max_s=0.01, **kw)
 
 
-def test_openai_n_samples_in_one_request_with_retries(fake, monkeypatch):
+def test_openai_n_samples_in_one_request_through_failures(fake, monkeypatch):
+    """429, 500, a timeout and a malformed JSON body are retried; the answers are the server's."""
+    from fake_openai import answers_for
+
     monkeypatch.setenv("TEST_KEY_VAR", "sk-secret")
-    srv = fake(script=[429, 503])
-    be = _openai(srv.url, api_key_env="TEST_KEY_VAR")
+    srv = fake(script=[429, 500, "timeout", "badjson"], delay_s=1.5)
+    be = _openai(srv.url, api_key_env="TEST_KEY_VAR", timeout_s=0.5, concurrency=1)
     agent = LLMAgent(be, OUTCOMES, load_template(), mode="sample")
     counts = agent.query(np.array([[0, 1]]), 10, key=jax.random.key(0))
-    # order 0 shows the lunch as A -> "A"; order 1 shows it as B -> "B": 20 votes for outcome 0
-    np.testing.assert_array_equal(counts[0], [[10, 0, 0], [0, 10, 0]])
-    assert (
-        len(srv.requests) == 4 and be.retries == 2
-    )  # two prompts, n=10 each, two retried failures
+    want = []
+    for msgs in (agent.messages(0, 1), agent.messages(1, 0)):
+        a = answers_for(msgs[-1]["content"], 10)
+        want.append([a.count("A"), a.count("B"), 0])
+    np.testing.assert_array_equal(counts[0], want)
+    assert be.retries == 4 and len(srv.answered) == 2  # one answered request per order, n=10 each
     assert all(r[0]["n"] == 10 for r in srv.requests)
-    assert srv.requests[-1][1]["Authorization"] == "Bearer sk-secret"
+    assert srv.requests[-1][1]["authorization"] == "Bearer sk-secret"
 
 
-def test_openai_none_content_is_a_refusal_and_errors_are_not_votes(fake, tmp_path):
-    srv = fake()
-    be = _openai(srv.url)
+def test_openai_empty_and_null_content_are_refusals_and_errors_are_not_votes(fake, tmp_path):
+    srv = fake(script=["empty", "none"])
     store = ResponseStore(tmp_path / "s.sqlite")
-    agent = LLMAgent(be, OUTCOMES, load_template(), mode="sample", store=store)
-    counts = agent.query(
-        np.array([[4, 1]]), 3, key=jax.random.key(0)
-    )  # "ten dollars" -> None content
-    assert counts[0, 0, 2] == 3 and agent.stats.refusals == 3
+    agent = LLMAgent(
+        _openai(srv.url, concurrency=1), OUTCOMES, load_template(), mode="sample", store=store
+    )
+    counts = agent.query(np.array([[4, 1]]), 3, key=jax.random.key(0))
+    assert counts[0, :, 2].sum() == 6 and agent.stats.refusals == 6
     bad = fake(script=[400] * 10)
     agent2 = LLMAgent(
         _openai(bad.url, max_retries=2), OUTCOMES, load_template(), mode="sample", store=store
     )
     c = agent2.query(np.array([[0, 1]]), 2, key=jax.random.key(0))
-    assert c.sum() == 0 and agent2.stats.errors == 4 and store.count("errors") == 4
+    assert c.sum() == 0 and agent2.stats.errors == 4 and store.count("errors") == 2
     assert len(bad.requests) == 2  # a 400 is not retried
     err = store.db.execute("SELECT error FROM errors").fetchone()[0]
     assert "HTTP 400" in err and "sk-" not in err
+    down = _openai("http://127.0.0.1:9/v1", max_retries=1)  # nothing listens there
+    agent3 = LLMAgent(down, OUTCOMES, load_template(), mode="sample")
+    assert agent3.query(np.array([[0, 1]]), 2, key=jax.random.key(0)).sum() == 0
+    assert agent3.stats.errors == 4 and down.retries == 2
     store.close()
 
 
 def test_openai_logprob_mode(fake):
+    from fake_openai import answers_for
+
     srv = fake(script=[500])
     agent = LLMAgent(_openai(srv.url), OUTCOMES, load_template(), mode="logprob")
     counts = agent.query(np.array([[0, 1]]), 10, key=jax.random.key(0))
-    np.testing.assert_allclose(counts[0, :, 0], 10 * 0.6 / 0.9, rtol=1e-6)
+    pa = answers_for(agent.messages(0, 1)[-1]["content"], 1000).count("A") / 1000 * 0.9
+    np.testing.assert_allclose(counts[0, 0, 0], 10 * pa / 0.9, rtol=1e-6)
     assert srv.requests[-1][0]["top_logprobs"] == 20 and srv.requests[-1][0]["max_tokens"] == 1
     assert agent.other_mass[0] == pytest.approx(0.1, abs=1e-6)
+
+
+def test_sigkill_mid_run_loses_nothing_and_repeats_no_call(fake, tmp_path):
+    """Kill the run (SIGKILL) after 25 answered requests, run it again in the same folder, and
+    compare with an uninterrupted run: same votes, and every prompt answered exactly once."""
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    def cmd(url, out):
+        return [
+            sys.executable,
+            str(ROOT / "experiments" / "compute_utilities.py"),
+            "agent=openai",
+            f"agent.base_url={url}",
+            "agent.model=fake",
+            "agent.concurrency=4",
+            "outcomes.limit=10",
+            "graph.edges_per_round=10",
+            "elicitation.k=3",
+            "uncertainty=none",
+            "plots=false",
+            "progress=false",
+            f"hydra.run.dir={out}",
+        ]
+
+    env = {**os.environ, "UTILITY_JAX_ANCHOR_DATA": str(ANCHOR)}
+    crash = fake(hang_after=25)
+    proc = subprocess.Popen(
+        cmd(crash.url, tmp_path / "a"),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    assert crash.blocked.wait(120), "the run never reached the 26th request"
+    time.sleep(1.0)  # let the client commit what it has received
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    answered_before = list(crash.answered)
+    assert len(answered_before) == 25
+    crash.release()
+    subprocess.run(
+        cmd(crash.url, tmp_path / "a"), env=env, check=True, capture_output=True, timeout=300
+    )
+    # no answered prompt was asked again
+    assert len(crash.answered) == len(set(crash.answered))
+    clean = fake()
+    subprocess.run(
+        cmd(clean.url, tmp_path / "b"), env=env, check=True, capture_output=True, timeout=300
+    )
+    assert sorted(crash.answered) == sorted(clean.answered)
+    assert (tmp_path / "a" / "votes.csv").read_text() == (tmp_path / "b" / "votes.csv").read_text()
 
 
 # --------------------------------------------------------------------------- the loop
@@ -364,3 +364,25 @@ def test_compute_utilities_with_hf_agent_resumes_from_its_store(tiny_model, tmp_
     np.testing.assert_allclose(np.asarray(r2.fit.mu), np.asarray(r1.fit.mu))
     with pytest.raises(StoreConfigError):
         run_compute_utilities(_compose(*over, "elicitation.k=5"), tmp_path)
+
+
+def test_parser_corpus_of_realistic_replies():
+    corpus = json.loads((Path(__file__).parent / "data" / "parser_corpus.json").read_text())[
+        "cases"
+    ]
+    kinds = {c["kind"] for c in corpus}
+    assert {
+        "terse",
+        "verbose",
+        "markdown",
+        "refusal",
+        "both letters",
+        "article",
+        "reasoning",
+    } <= kinds
+    wrong = [
+        (c["text"], c["label"], parse_answer(c["text"], reasoning=c.get("reasoning", False)))
+        for c in corpus
+        if parse_answer(c["text"], reasoning=c.get("reasoning", False)) != c["label"]
+    ]
+    assert not wrong, wrong

@@ -209,6 +209,14 @@ def select_pairs_reference(
     return pool[np.sort(_rng(seed).choice(len(pool), size=take, replace=False))]
 
 
+def _fisher_probit(z):
+    """Fisher information of one probit vote about its margin: phi(z)^2 / (Phi(z) Phi(-z))."""
+    from scipy import special, stats
+
+    logphi = stats.norm.logpdf(z)
+    return np.exp(2 * logphi - special.log_ndtr(z) - special.log_ndtr(-z))
+
+
 def select_pairs_variance(
     mu,
     sigma,
@@ -217,14 +225,20 @@ def select_pairs_variance(
     seed,
     *,
     exclude=None,
-    degree_weight: float = 0.5,
+    votes_per_pair: float = 20.0,
+    n_chunks: int = 10,
 ) -> np.ndarray:
-    """A variance-aware rule: the pairs whose predicted preference is least certain.
+    """Our variance-aware rule: the pairs expected to shrink the utilities' variances most.
 
-    Score (lower is asked first): ``|mu_a - mu_b| / sqrt(sigma_a^2 + sigma_b^2)`` — the
-    probit margin, so pairs with large variances count as uncertain even when the means differ —
-    plus ``degree_weight * (deg_a + deg_b) / mean_degree`` to spread questions over outcomes, plus a
-    tiny seeded jitter that breaks ties.
+    Each outcome's current precision is approximated by the Fisher information its asked pairs
+    carry under the fitted means *and variances*,
+    ``I_i = sum_{e ∋ i} n_e f(z_e) / (sigma_a^2 + sigma_b^2)`` with ``f(z) = phi(z)^2 /
+    (Phi(z) Phi(-z))``. A candidate pair's value is the information it would add about the
+    difference of the two utilities, ``n f(z_ab) / (sigma_a^2 + sigma_b^2)``, times that
+    difference's current variance ``1/I_a + 1/I_b``: uncertain pairs (small margin ``z``, large
+    ``sigma``) between poorly known outcomes come first. Pairs are chosen greedily in
+    ``n_chunks`` chunks, updating the precisions after each, so one batch spreads over outcomes.
+    A tiny seeded jitter breaks ties. (The reference's rule ignores the variances.)
     """
     mu = np.asarray(mu, dtype=np.float64)
     sigma = np.asarray(sigma, dtype=np.float64)
@@ -232,15 +246,28 @@ def select_pairs_variance(
     cand = _candidates(n_items, queried, exclude)
     if len(cand) == 0 or n_new <= 0:
         return np.zeros((0, 2), dtype=np.int64)
-    deg = (
-        pair_degrees(n_items, queried)
-        if queried is not None and len(queried)
-        else np.zeros(n_items)
-    )
+
+    def info(a, b):
+        s2 = sigma[a] ** 2 + sigma[b] ** 2
+        return votes_per_pair * _fisher_probit((mu[a] - mu[b]) / np.sqrt(s2)) / s2
+
+    prec = np.full(n_items, 1e-3)  # a weak floor so unasked outcomes have finite variance
+    if queried is not None and len(queried):
+        q = canonical_pairs(queried)
+        np.add.at(prec, q[:, 0], info(q[:, 0], q[:, 1]))
+        np.add.at(prec, q[:, 1], info(q[:, 0], q[:, 1]))
     a, b = cand[:, 0], cand[:, 1]
-    margin = np.abs(mu[a] - mu[b]) / np.sqrt(sigma[a] ** 2 + sigma[b] ** 2)
-    dsum = (deg[a] + deg[b]) / max(deg.mean() * 2, 1.0)
-    score = margin + degree_weight * dsum + 1e-9 * _rng(seed).random(len(cand))
+    gain_c = info(a, b)
+    jitter = 1e-9 * _rng(seed).random(len(cand))
     take = min(n_new, len(cand))
-    idx = np.argpartition(score, take - 1)[:take]
-    return cand[np.sort(idx)]
+    chosen = np.zeros(len(cand), bool)
+    per_chunk = max(1, int(np.ceil(take / n_chunks)))
+    while chosen.sum() < take:
+        score = gain_c * (1 / prec[a] + 1 / prec[b]) + jitter
+        score[chosen] = -np.inf
+        k = min(per_chunk, take - int(chosen.sum()))
+        idx = np.argpartition(-score, k - 1)[:k]
+        chosen[idx] = True
+        np.add.at(prec, a[idx], gain_c[idx])
+        np.add.at(prec, b[idx], gain_c[idx])
+    return cand[np.flatnonzero(chosen)]

@@ -180,6 +180,7 @@ def compute_utilities(
                 n_new,
                 sel_seed,
                 exclude=heldout_pairs,
+                votes_per_pair=2 * el.k,
             )
         else:
             cand = G._candidates(n, pairs, heldout_pairs)

@@ -37,10 +37,13 @@ class Backend(Protocol):
         """The generation settings that change an answer (part of the store key)."""
         ...
 
-    def sample(self, prompts: list[list[dict]], n: int, *, seed: int) -> list[list[Completion]]:
-        """``n`` sampled answers per prompt."""
+    def sample(
+        self, prompts: list[list[dict]], n: int, *, seed: int, on_result=None
+    ) -> list[list[Completion]]:
+        """``n`` sampled answers per prompt; ``on_result(i, completions)`` as each prompt is done."""
         ...
 
-    def answer_probs(self, prompts: list[list[dict]]) -> list[AnswerDistribution]:
-        """P("A"), P("B") and the rest from the next-token distribution, one per prompt."""
+    def answer_probs(self, prompts: list[list[dict]], on_result=None) -> list[AnswerDistribution]:
+        """P("A"), P("B") and the rest from the next-token distribution, one per prompt;
+        ``on_result(i, distribution)`` as each prompt is done."""
         ...

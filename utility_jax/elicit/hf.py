@@ -91,9 +91,9 @@ class HFBackend:
         )
         return {k: v.to(self.device) for k, v in enc.items()}
 
-    def answer_probs(self, prompts: list[list[dict]]) -> list[AnswerDistribution]:
+    def answer_probs(self, prompts: list[list[dict]], on_result=None) -> list[AnswerDistribution]:
         torch = self.torch
-        out = []
+        out: list[AnswerDistribution] = []
         for start in range(0, len(prompts), self.batch_size):
             batch = [self.render(m) for m in prompts[start : start + self.batch_size]]
             t0 = time.perf_counter()
@@ -106,16 +106,22 @@ class HFBackend:
                 pb = probs[:, self.answer_ids["B"]].sum(-1).tolist()
                 n_in = enc["attention_mask"].sum(-1).tolist()
             except RuntimeError as e:  # e.g. out of memory: reported, never a vote
-                out += [AnswerDistribution(0, 0, 0, error=f"{type(e).__name__}: {e}")] * len(batch)
-                continue
-            dt = (time.perf_counter() - t0) / len(batch)
-            out += [
-                AnswerDistribution(a, b, max(0.0, 1.0 - a - b), int(t), dt)
-                for a, b, t in zip(pa, pb, n_in, strict=True)
-            ]
+                res = [AnswerDistribution(0, 0, 0, error=f"{type(e).__name__}: {e}")] * len(batch)
+            else:
+                dt = (time.perf_counter() - t0) / len(batch)
+                res = [
+                    AnswerDistribution(a, b, max(0.0, 1.0 - a - b), int(t), dt)
+                    for a, b, t in zip(pa, pb, n_in, strict=True)
+                ]
+            for r in res:
+                if on_result is not None:
+                    on_result(len(out), r)
+                out.append(r)
         return out
 
-    def sample(self, prompts: list[list[dict]], n: int, *, seed: int) -> list[list[Completion]]:
+    def sample(
+        self, prompts: list[list[dict]], n: int, *, seed: int, on_result=None
+    ) -> list[list[Completion]]:
         torch = self.torch
         out: list[list[Completion]] = []
         for start in range(0, len(prompts), self.batch_size):
@@ -138,17 +144,22 @@ class HFBackend:
                             pad_token_id=self.tokenizer.pad_token_id,
                         )
             except RuntimeError as e:
-                out += [[Completion(None, error=f"{type(e).__name__}: {e}")] * n for _ in batch]
-                continue
-            dt = (time.perf_counter() - t0) / (len(batch) * n)
-            new = gen[:, enc["input_ids"].shape[1] :]
-            texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
-            n_in = enc["attention_mask"].sum(-1).tolist()
-            for b in range(len(batch)):
-                row = []
-                for s in range(n):
-                    toks = new[b * n + s]
-                    n_out = int((toks != self.tokenizer.pad_token_id).sum())
-                    row.append(Completion(texts[b * n + s], int(n_in[b]), n_out, dt))
+                rows = [[Completion(None, error=f"{type(e).__name__}: {e}")] * n for _ in batch]
+            else:
+                dt = (time.perf_counter() - t0) / (len(batch) * n)
+                new = gen[:, enc["input_ids"].shape[1] :]
+                texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
+                n_in = enc["attention_mask"].sum(-1).tolist()
+                rows = []
+                for b in range(len(batch)):
+                    row = []
+                    for s in range(n):
+                        toks = new[b * n + s]
+                        n_out = int((toks != self.tokenizer.pad_token_id).sum())
+                        row.append(Completion(texts[b * n + s], int(n_in[b]), n_out, dt))
+                    rows.append(row)
+            for row in rows:
+                if on_result is not None:
+                    on_result(len(out), row)
                 out.append(row)
         return out

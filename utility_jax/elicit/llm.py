@@ -119,17 +119,21 @@ class LLMAgent:
             groups.setdefault(k - m[4], []).append(m)
         settings = self.backend.settings("sample")
         for n_new, items in groups.items():
-            outs = self.backend.sample([m[2] for m in items], n_new, seed=seed)
-            self.stats.model_calls += len(items)
-            for (p, order, msgs, key, have), comps in zip(items, outs, strict=True):
+
+            def on_result(i, comps, items=items):
+                # record and commit each prompt's answers as soon as they arrive
+                p, order, msgs, key, have = items[i]
+                self.stats.model_calls += 1
                 rows = []
+                errors = [c.error for c in comps if c.error is not None]
+                if errors:  # answers lost to transport errors: counted, one error row per request
+                    self.stats.errors += len(errors)
+                    if self.store is not None:
+                        self.store.put_error(
+                            key, self.backend.name, self.backend.model, msgs, errors[0]
+                        )
                 for s, c in enumerate(comps):
                     if c.error is not None:
-                        self.stats.errors += 1
-                        if self.store is not None:
-                            self.store.put_error(
-                                key, self.backend.name, self.backend.model, msgs, c.error
-                            )
                         continue
                     label = parse_answer(c.text, reasoning=self.template.reasoning)
                     self._record(counts, p, order, label)
@@ -152,6 +156,8 @@ class LLMAgent:
                 if self.store is not None and rows:
                     self.store.put(rows)
 
+            self.backend.sample([m[2] for m in items], n_new, seed=seed, on_result=on_result)
+
     def _logprob(self, chunk, k, counts):
         todo = []
         for p, order, msgs in chunk:
@@ -165,37 +171,40 @@ class LLMAgent:
         if not todo:
             return
         settings = self.backend.settings("logprob")
-        outs = self.backend.answer_probs([t[2] for t in todo])
-        self.stats.forward_passes += len(todo)
-        self.stats.model_calls += len(todo)
-        rows = []
-        for (p, order, msgs, key), d in zip(todo, outs, strict=True):
+
+        def on_result(i, d):
+            p, order, msgs, key = todo[i]
+            self.stats.forward_passes += 1
+            self.stats.model_calls += 1
             if d.error is not None:
                 self.stats.errors += 1
                 if self.store is not None:
                     self.store.put_error(key, self.backend.name, self.backend.model, msgs, d.error)
-                continue
+                return
             lp = {"p_a": d.p_a, "p_b": d.p_b, "p_other": d.p_other}
             self._add_probs(counts, p, order, k, lp)
             self.stats.tokens += d.tokens_in
-            rows.append(
-                dict(
-                    request_key=key,
-                    sample_index=-1,
-                    backend=self.backend.name,
-                    model=self.backend.model,
-                    settings=settings,
-                    prompt=msgs,
-                    raw_text=None,
-                    label="A" if d.p_a >= d.p_b else "B",
-                    logprobs=lp,
-                    tokens_in=d.tokens_in,
-                    tokens_out=0,
-                    latency_s=d.latency_s,
+            if self.store is not None:
+                self.store.put(
+                    [
+                        dict(
+                            request_key=key,
+                            sample_index=-1,
+                            backend=self.backend.name,
+                            model=self.backend.model,
+                            settings=settings,
+                            prompt=msgs,
+                            raw_text=None,
+                            label="A" if d.p_a >= d.p_b else "B",
+                            logprobs=lp,
+                            tokens_in=d.tokens_in,
+                            tokens_out=0,
+                            latency_s=d.latency_s,
+                        )
+                    ]
                 )
-            )
-        if self.store is not None and rows:
-            self.store.put(rows)
+
+        self.backend.answer_probs([t[2] for t in todo], on_result=on_result)
 
     def _add_probs(self, counts, p, order, k, lp):
         s = lp["p_a"] + lp["p_b"]

@@ -1,13 +1,16 @@
-"""Any OpenAI-compatible chat endpoint (vLLM, SGLang, OpenAI) as an elicitation backend.
+"""Any OpenAI-compatible chat endpoint (vLLM, SGLang, OpenAI) through the official ``openai`` client.
 
 * ``n=K`` sampling in one request per prompt (a server that returns fewer choices is asked again
   for the rest);
 * a ``top_logprobs`` mode: one token, the probabilities of "A"/"B" summed over their spellings;
 * an async concurrency limit; retries with exponential backoff and full jitter on 429, 5xx,
-  timeouts and connection errors, sleeping *outside* the concurrency slot; other 4xx fail at once;
+  timeouts, connection errors and malformed responses, sleeping *outside* the concurrency slot
+  (the client's own retries are off, so every attempt is counted and bounded here); other 4xx fail
+  at once;
 * ``None`` or empty content is an answer to classify (a refusal), never a crash;
-* the API key comes from the environment variable named by ``api_key_env`` and is never logged
-  (error messages carry the status and a snippet of the body, never the headers).
+* each prompt's answers are handed to ``on_result`` as soon as they arrive, so the caller can
+  commit them before the next one lands (nothing paid for is lost on a crash);
+* the API key comes from the environment variable named by ``api_key_env`` and is never logged.
 """
 
 import asyncio
@@ -15,15 +18,12 @@ import math
 import os
 import random
 import time
+from collections.abc import Callable
 from typing import Any
-
-import httpx
 
 from utility_jax.elicit.backend import AnswerDistribution, Completion
 
 __all__ = ["OpenAIBackend", "RequestError"]
-
-RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 
 class RequestError(RuntimeError):
@@ -72,140 +72,152 @@ class OpenAIBackend:
             return {"mode": mode, "temperature": self.temperature, "max_tokens": self.max_tokens}
         return {"mode": mode, "top_logprobs": self.top_logprobs}
 
-    def _headers(self) -> dict[str, str]:
-        key = os.environ.get(self.api_key_env, "")
-        h = {"Content-Type": "application/json"}
-        if key:
-            h["Authorization"] = f"Bearer {key}"
-        return h
+    def _client(self):
+        import openai
 
-    async def _post(self, client: httpx.AsyncClient, sem: asyncio.Semaphore, payload: dict) -> dict:
-        """POST with retries; the backoff sleep happens after the slot is released."""
+        # the key is read here and handed to the client only; "EMPTY" is what vLLM expects unset
+        key = os.environ.get(self.api_key_env) or "EMPTY"
+        return openai.AsyncOpenAI(
+            base_url=self.base_url, api_key=key, max_retries=0, timeout=self.timeout_s
+        )
+
+    async def _create(self, client, sem: asyncio.Semaphore, **kw):
+        """One chat completion with retries; the backoff sleep happens outside the slot."""
+        import openai
+
         last = ""
         for attempt in range(self.max_retries + 1):
-            retry = False
             async with sem:
                 self.requests_sent += 1
                 try:
-                    r = await client.post(
-                        f"{self.base_url}/chat/completions", json=payload, headers=self._headers()
-                    )
-                    if r.status_code == 200:
-                        try:
-                            return r.json()
-                        except ValueError:
-                            last = f"HTTP 200 with a body that is not JSON: {r.text[:200]!r}"
-                            retry = True
-                    elif r.status_code in RETRY_STATUS:
-                        last = f"HTTP {r.status_code}: {r.text[:200]!r}"
-                        retry = True
+                    resp = await client.chat.completions.create(model=self.model, **kw)
+                    if not hasattr(resp, "choices"):  # a body that is not a completion object
+                        raise ValueError(f"malformed response: {str(resp)[:200]!r}")
+                    return resp
+                except (
+                    openai.RateLimitError,
+                    openai.InternalServerError,
+                    openai.APITimeoutError,
+                    openai.APIConnectionError,
+                    openai.APIResponseValidationError,
+                    ValueError,
+                ) as e:
+                    last = f"{type(e).__name__}: {_brief(e)}"
+                except openai.APIStatusError as e:
+                    if e.status_code in (408, 409, 425):
+                        last = f"HTTP {e.status_code}: {_brief(e)}"
                     else:
                         raise RequestError(
-                            f"HTTP {r.status_code} from {self.base_url}/chat/completions "
-                            f"(model {self.model!r}): {r.text[:300]!r}"
-                        )
-                except (httpx.TimeoutException, httpx.TransportError) as e:
-                    last = f"{type(e).__name__}: {e}"
-                    retry = True
-            if not retry or attempt == self.max_retries:
+                            f"HTTP {e.status_code} from {self.base_url} (model {self.model!r}): "
+                            f"{_brief(e)}"
+                        ) from None
+            if attempt == self.max_retries:
                 break
             self.retries += 1
             delay = min(self.backoff_max_s, self.backoff_base_s * 2**attempt)
             await asyncio.sleep(random.uniform(0, delay))  # full jitter, outside the slot
         raise RequestError(
-            f"{self.base_url}/chat/completions (model {self.model!r}) failed after "
-            f"{self.max_retries + 1} attempts: {last}"
+            f"{self.base_url} (model {self.model!r}) failed after {self.max_retries + 1} attempts: {last}"
         )
 
-    def _run(self, coro_fn):
+    def _run(self, fn, prompts, on_result):
         async def main():
             sem = asyncio.Semaphore(self.concurrency)
-            async with httpx.AsyncClient(timeout=self.timeout_s) as client:
-                return await coro_fn(client, sem)
+            client = self._client()
+            try:
+                results = [None] * len(prompts)
+
+                async def task(i, m):
+                    results[i] = await fn(client, sem, m, i)
+                    if on_result is not None:
+                        on_result(i, results[i])
+
+                await asyncio.gather(*(task(i, m) for i, m in enumerate(prompts)))
+                return results
+            finally:
+                await client.close()
 
         return asyncio.run(main())
 
     # ------------------------------------------------------------------ sampling
-    def sample(self, prompts: list[list[dict]], n: int, *, seed: int) -> list[list[Completion]]:
+    def sample(
+        self,
+        prompts: list[list[dict]],
+        n: int,
+        *,
+        seed: int,
+        on_result: Callable[[int, list[Completion]], None] | None = None,
+    ) -> list[list[Completion]]:
         async def one(client, sem, msgs, i):
             got: list[Completion] = []
             while len(got) < n:
                 want = n - len(got) if self.use_n else 1
-                payload = {
-                    "model": self.model,
-                    "messages": msgs,
-                    "temperature": self.temperature,
-                    "max_tokens": self.max_tokens,
-                    "n": want,
-                    "seed": seed + i + len(got),
-                }
                 t0 = time.perf_counter()
                 try:
-                    body = await self._post(client, sem, payload)
+                    resp = await self._create(
+                        client,
+                        sem,
+                        messages=msgs,
+                        temperature=self.temperature,
+                        max_tokens=self.max_tokens,
+                        n=want,
+                        seed=seed + i + len(got),
+                    )
                 except RequestError as e:
                     return got + [Completion(None, error=str(e))] * (n - len(got))
                 dt = time.perf_counter() - t0
-                choices = body.get("choices") or []
-                usage = body.get("usage") or {}
+                choices = list(resp.choices or [])
                 if not choices:
-                    return got + [
-                        Completion(None, error=f"response without choices: {str(body)[:200]}")
-                    ] * (n - len(got))
-                per_out = int(usage.get("completion_tokens", 0)) // max(len(choices), 1)
+                    return got + [Completion(None, error="response without choices")] * (
+                        n - len(got)
+                    )
+                usage = resp.usage
+                t_in = int(getattr(usage, "prompt_tokens", 0) or 0)
+                t_out = int(getattr(usage, "completion_tokens", 0) or 0) // len(choices)
                 for c in choices[: n - len(got)]:
-                    content = (c.get("message") or {}).get("content")
+                    content = c.message.content if c.message is not None else None
                     got.append(
                         Completion(
-                            content if content is not None else "",
-                            int(usage.get("prompt_tokens", 0)),
-                            per_out,
-                            dt / len(choices),
+                            content if content is not None else "", t_in, t_out, dt / len(choices)
                         )
                     )
             return got
 
-        async def all_(client, sem):
-            return await asyncio.gather(*(one(client, sem, m, i) for i, m in enumerate(prompts)))
-
-        return list(self._run(all_))
+        return self._run(one, prompts, on_result)
 
     # ------------------------------------------------------------------ log-probs
-    def answer_probs(self, prompts: list[list[dict]]) -> list[AnswerDistribution]:
-        async def one(client, sem, msgs):
-            payload = {
-                "model": self.model,
-                "messages": msgs,
-                "max_tokens": 1,
-                "temperature": 0.0,
-                "logprobs": True,
-                "top_logprobs": self.top_logprobs,
-            }
+    def answer_probs(
+        self,
+        prompts: list[list[dict]],
+        on_result: Callable[[int, AnswerDistribution], None] | None = None,
+    ) -> list[AnswerDistribution]:
+        async def one(client, sem, msgs, i):
             t0 = time.perf_counter()
             try:
-                body = await self._post(client, sem, payload)
-                content = body["choices"][0]["logprobs"]["content"]
-                top = content[0]["top_logprobs"] if content else []
+                resp = await self._create(
+                    client,
+                    sem,
+                    messages=msgs,
+                    max_tokens=1,
+                    temperature=0.0,
+                    logprobs=True,
+                    top_logprobs=self.top_logprobs,
+                )
+                top = resp.choices[0].logprobs.content[0].top_logprobs
             except RequestError as e:
                 return AnswerDistribution(0, 0, 0, error=str(e))
-            except (KeyError, IndexError, TypeError):
+            except (AttributeError, IndexError, TypeError):
                 return AnswerDistribution(
-                    0,
-                    0,
-                    0,
-                    error=f"server returned no top_logprobs (does it support them?): {str(body)[:200]}",
+                    0, 0, 0, error="the server returned no top_logprobs (does it support them?)"
                 )
-            pa = sum(math.exp(t["logprob"]) for t in top if t.get("token", "").strip() == "A")
-            pb = sum(math.exp(t["logprob"]) for t in top if t.get("token", "").strip() == "B")
-            usage = body.get("usage") or {}
-            return AnswerDistribution(
-                pa,
-                pb,
-                max(0.0, 1 - pa - pb),
-                int(usage.get("prompt_tokens", 0)),
-                time.perf_counter() - t0,
-            )
+            pa = sum(math.exp(t.logprob) for t in top if (t.token or "").strip() == "A")
+            pb = sum(math.exp(t.logprob) for t in top if (t.token or "").strip() == "B")
+            t_in = int(getattr(resp.usage, "prompt_tokens", 0) or 0) if resp.usage else 0
+            return AnswerDistribution(pa, pb, max(0.0, 1 - pa - pb), t_in, time.perf_counter() - t0)
 
-        async def all_(client, sem):
-            return await asyncio.gather(*(one(client, sem, m) for m in prompts))
+        return self._run(one, prompts, on_result)
 
-        return list(self._run(all_))
+
+def _brief(e: Exception) -> str:
+    """The error's message, without request headers (which would carry the key)."""
+    return str(getattr(e, "message", None) or e)[:300]

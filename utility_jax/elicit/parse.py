@@ -22,7 +22,7 @@ LABELS = ("A", "B", "refusal", "error")
 
 _WRAP = " \t\r\n*_`\"'“”‘’"
 _ANSWER = re.compile(r"\banswer\s*[:：]\s*[*_\"'(\[]*\s*([AB])(?![A-Za-z])", re.IGNORECASE)
-_LEAD = re.compile(r"^[(\[]?([AB])[)\]]?(?:$|[.:,;!?)\]]|\s*\n)")
+_LEAD = re.compile(r"^[(\[]?([AB])[)\]]?[*_`\"'”’]*(?:$|[.:,;!?)\]]|\s*\n)")
 _NAMED = re.compile(r"\b(?:option|choice)\s+[*_\"'(\[]*([AB])(?![A-Za-z])", re.IGNORECASE)
 
 

@@ -1,0 +1,141 @@
+"""A scripted OpenAI-compatible /v1/chat/completions server on 127.0.0.1 for the tests.
+
+Answers are a deterministic function of the prompt (so an interrupted and an uninterrupted run
+see the same replies). ``script`` holds what to do with the first requests: an HTTP status
+(429, 500, 400...), "timeout" (answer after ``delay_s``), "badjson" (200 with a body that is not
+JSON), "empty" (content ""), "none" (content null). ``hang_after=M`` makes request M+1 and later
+block until ``release()``; ``blocked`` is set when that happens.
+"""
+
+import hashlib
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+
+
+def answers_for(user: str, n: int) -> list[str]:
+    h = int(hashlib.sha256(user.encode()).hexdigest(), 16)
+    p_a = (h % 1000) / 1000
+    r = np.random.default_rng(h % 2**32)
+    return ["A" if x < p_a else "B" for x in r.random(n)]
+
+
+class FakeOpenAI:
+    def __init__(self, script=(), *, delay_s=2.0, hang_after=None):
+        self.script = list(script)
+        self.delay_s = delay_s
+        self.hang_after = hang_after
+        self.requests = []  # (body, headers) of every request received
+        self.answered = []  # prompt keys of requests answered with a completion
+        self.blocked = threading.Event()
+        self._release = threading.Event()
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def _send(self, status, payload: bytes):
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with outer.lock:
+                    outer.requests.append((body, {k.lower(): v for k, v in self.headers.items()}))
+                    action = outer.script.pop(0) if outer.script else "ok"
+                    hang = outer.hang_after is not None and len(outer.answered) >= outer.hang_after
+                if hang:
+                    outer.blocked.set()
+                    outer._release.wait(60)
+                    self._send(503, b'{"error": "released"}')
+                    return
+                if isinstance(action, int):
+                    self._send(
+                        action, json.dumps({"error": {"message": f"scripted {action}"}}).encode()
+                    )
+                    return
+                if action == "timeout":
+                    time.sleep(outer.delay_s)
+                if action == "badjson":
+                    self._send(200, b"this is not json {")
+                    return
+                user = body["messages"][-1]["content"]
+                n = int(body.get("n") or 1)
+                if body.get("logprobs"):
+                    pa = answers_for(user, 1000).count("A") / 1000 * 0.9
+                    top = [
+                        {"token": "A", "logprob": float(np.log(pa)), "bytes": None},
+                        {"token": " B", "logprob": float(np.log(0.9 - pa)), "bytes": None},
+                        {"token": "I", "logprob": float(np.log(0.1)), "bytes": None},
+                    ]
+                    choices = [
+                        {
+                            "index": 0,
+                            "finish_reason": "length",
+                            "message": {"role": "assistant", "content": "A"},
+                            "logprobs": {
+                                "content": [
+                                    {
+                                        "token": "A",
+                                        "logprob": float(np.log(pa)),
+                                        "bytes": None,
+                                        "top_logprobs": top,
+                                    }
+                                ]
+                            },
+                        }
+                    ]
+                else:
+                    texts = answers_for(user, n)
+                    if action == "empty":
+                        texts = [""] * n
+                    choices = [
+                        {
+                            "index": i,
+                            "finish_reason": "stop",
+                            "message": {
+                                "role": "assistant",
+                                "content": None if action == "none" else t,
+                            },
+                        }
+                        for i, t in enumerate(texts)
+                    ]
+                out = {
+                    "id": "cmpl-1",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": body["model"],
+                    "choices": choices,
+                    "usage": {"prompt_tokens": 50, "completion_tokens": n, "total_tokens": 50 + n},
+                }
+                with outer.lock:
+                    outer.answered.append(
+                        hashlib.sha256(json.dumps(body["messages"]).encode()).hexdigest()
+                    )
+                self._send(200, json.dumps(out).encode())
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def release(self):
+        self.hang_after = None
+        self._release.set()
+
+    def close(self):
+        self.release()
+        self.httpd.shutdown()
+        self.httpd.server_close()
