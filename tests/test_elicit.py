@@ -199,6 +199,11 @@ def test_store_reuses_every_answer_and_refuses_another_config(hf_backend, tmp_pa
     n = store.export_jsonl(tmp_path / "r.jsonl")
     rows = [json.loads(x) for x in (tmp_path / "r.jsonl").read_text().splitlines()]
     assert n == 22 and {"raw_text", "label", "prompt", "tokens_in", "latency_s"} <= set(rows[0])
+    import pyarrow.parquet as pq
+
+    assert store.export_parquet(tmp_path / "r.parquet") == 22
+    table = pq.read_table(tmp_path / "r.parquet").to_pylist()
+    assert sorted(r["label"] for r in table) == sorted(r["label"] for r in rows)
     store.close()
     with pytest.raises(StoreConfigError, match="k: 3 -> 4"):
         ResponseStore(path, config={"k": 4})

@@ -97,9 +97,14 @@ def summary_text(res: ComputeUtilitiesResult) -> str:
     lines.append(f"(triads: {m['transitivity']['n_triads']}; tie rule: {m['tie_rule']})")
     c = m["cost"]
     lines.append(
-        f"answers: {c['answers']}, refusal rate {c['refusal_rate']:.4f}, "
-        f"error rate {c['error_rate']:.4f}, model calls {c['model_calls']}"
+        f"answers: {c['answers']} (refusal rate {c['refusal_rate']:.4f}), transport errors "
+        f"{c['errors']} (rate {c['error_rate']:.4f}); model calls {c['model_calls']}, forward passes "
+        f"{c['forward_passes']}, tokens {c['tokens']}, answers reused from the store {c.get('cache_hits', 0)}"
     )
+    if "mean_probability_outside_AB" in c:
+        lines.append(
+            f"mean next-token probability outside {{A, B}}: {c['mean_probability_outside_AB']:.4f}"
+        )
     if "bayes" in m:
         b = m["bayes"]
         if b["method"] == "nuts":
