@@ -16,7 +16,7 @@ import warnings
 
 import jax
 import numpy as np
-from bench_fit import problem
+from bench_fit import training_data
 
 import utility_jax as uj
 from utility_jax import bayes as B
@@ -34,10 +34,8 @@ def main():
     ap.add_argument("--skip-nuts", action="store_true")
     args = ap.parse_args()
     n = args.n
-    mu, sig, a, b, na, p_true, ho = problem(n)
+    d, (mu, sig, a, b, na, nt, p_true, ho) = training_data(n)
     tr = ~ho
-    nt = np.full(len(a), 20.0)
-    d = uj.PairwiseData.from_counts(n, a[tr], b[tr], na[tr], nt[tr])
     dev = jax.devices()[0]
     print(
         f"# {dev.platform.upper()} ({dev.device_kind}); N={n}, {tr.sum()} training pairs, "

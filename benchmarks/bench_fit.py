@@ -36,6 +36,15 @@ def problem(n, seed=0):
     return mu, sig, a, b, na, p, ho
 
 
+def training_data(n):
+    """The problem's training pairs as PairwiseData, plus everything else it drew."""
+    mu, sig, a, b, na, p_true, ho = problem(n)
+    nt = np.full(len(a), 20.0)
+    tr = ~ho
+    d = uj.PairwiseData.from_counts(n, a[tr], b[tr], na[tr], nt[tr])
+    return d, (mu, sig, a, b, na, nt, p_true, ho)
+
+
 def timed(fn, repeats):
     """(first call seconds, best of `repeats` later calls, result)."""
     t0 = time.perf_counter()
@@ -65,10 +74,8 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     n = args.n
-    mu, sig, a, b, na, p_true, ho = problem(n)
+    d, (mu, sig, a, b, na, nt, p_true, ho) = training_data(n)
     tr = ~ho
-    nt = np.full(len(a), 20.0)
-    d = uj.PairwiseData.from_counts(n, a[tr], b[tr], na[tr], nt[tr])
     ah, bh, nah, nth, ph = a[ho], b[ho], na[ho], nt[ho], p_true[ho]
     print(
         f"# {jax.devices()[0].platform.upper()} ({jax.devices()[0].device_kind}); N={n}, "
