@@ -186,6 +186,23 @@ def _plots(res: ComputeUtilitiesResult, out: Path) -> list[str]:
         tz = (res.true_mu - res.true_mu.mean()) / res.true_mu.std()
         ax.scatter(tz[order], y, marker="x", color="k", s=12, zorder=4, label="true (simulated)")
     ax.set_yticks(y, [f"{rows[i]['text'][:55]}" for i in order], fontsize=5)
+    # category bands: a rule between categories and the category's name at the right edge
+    cat_of = [rows[i]["category"] for i in order]
+    starts = [k for k in range(len(cat_of)) if k == 0 or cat_of[k] != cat_of[k - 1]]
+    x_right = ax.get_xlim()[1]
+    for k, st in enumerate(starts):
+        end = starts[k + 1] if k + 1 < len(starts) else len(cat_of)
+        if st > 0:
+            ax.axhline(st - 0.5, color="0.85", lw=0.6, zorder=0)
+        ax.text(
+            x_right,
+            (st + end - 1) / 2,
+            cat_of[st],
+            fontsize=5,
+            ha="right",
+            va="center",
+            color="0.3",
+        )
     ax.set_xlabel("utility (mean 0, sd 1)")
     ax.set_title("Utilities by category")
     ax.legend(fontsize=6, loc="lower right")
