@@ -145,6 +145,8 @@ def test_bayes_svi_run_writes_posterior(tmp_path):
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert m["bayes"]["method"] == "svi" and m["bayes"]["heldout_log_loss_posterior_predictive"] > 0
     assert "bootstrap_vs_posterior" in m["interval_agreement"]
+    summary = (tmp_path / "posterior_summary.csv").read_text().splitlines()
+    assert "sigma_hdi_lo" in summary[0] and len(summary) == 1 + m["n_outcomes"]
     draws = __import__("numpy").load(tmp_path / "posterior_draws.npz")
     assert draws["mu"].shape == (1000, m["n_outcomes"])
     rows = json.loads((tmp_path / "utilities.json").read_text())
@@ -160,6 +162,10 @@ def test_bayes_nuts_run_reports_diagnostics(tmp_path):
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert {"max_rhat", "min_ess_bulk", "divergences", "warnings"} <= set(m["bayes"])
     assert "posterior (NUTS" in (tmp_path / "summary.txt").read_text()
+    diag = (tmp_path / "posterior_diagnostics.csv").read_text().splitlines()
+    assert (
+        "r_hat" in diag[0] and len(diag) == 1 + 2 * m["n_outcomes"]
+    )  # mu and log_sigma per outcome
 
 
 def test_cli_smoke_run(tmp_path):

@@ -252,6 +252,36 @@ def _plots(res: ComputeUtilitiesResult, out: Path) -> list[str]:
     return made
 
 
+def _write_posterior(res: ComputeUtilitiesResult, out: Path) -> dict[str, str]:
+    """Posterior draws, a per-outcome summary (mean, sd, HDI of mu and sigma, own and normalised
+    scale) and, for NUTS, ArviZ's per-parameter diagnostics (R-hat, ESS)."""
+    from utility_jax.bayes import summarize_posterior
+
+    post = res.posterior
+    written = {}
+    post.save(out / "posterior_draws.npz")
+    written["posterior_draws.npz"] = str(out / "posterior_draws.npz")
+    level = res.metrics.get("bayes", {}).get("hdi_prob", 0.9)
+    summ = summarize_posterior(post, level)
+    with open(out / "posterior_summary.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["index", "text", *summ])
+        for i, o in enumerate(res.outcomes.outcomes):
+            w.writerow([i, o.text, *[f"{float(v[i]):.6g}" for v in summ.values()]])
+    written["posterior_summary.csv"] = str(out / "posterior_summary.csv")
+    if post.inference_data is not None:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            import arviz as az
+
+            table = az.summary(post.inference_data, kind="diagnostics")
+        table.to_csv(out / "posterior_diagnostics.csv")
+        written["posterior_diagnostics.csv"] = str(out / "posterior_diagnostics.csv")
+    return written
+
+
 def write_run(
     res: ComputeUtilitiesResult,
     out_dir: str | Path,
@@ -307,8 +337,7 @@ def write_run(
     put("metrics.json", json.dumps(_jsonable(res.metrics), indent=1))
     put("summary.txt", summary_text(res))
     if res.posterior is not None:
-        res.posterior.save(out / "posterior_draws.npz")
-        written["posterior_draws.npz"] = str(out / "posterior_draws.npz")
+        written.update(_write_posterior(res, out))
     if plots:
         for name in _plots(res, out):
             written[name] = str(out / name)
