@@ -1,0 +1,115 @@
+"""Read and write Hugging Face checkpoints (``config.json`` + safetensors, also sharded)."""
+
+import json
+import shutil
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from utility_jax.finetune.config import LMConfig
+from utility_jax.finetune.model import CausalLM
+
+__all__ = ["CheckpointError", "load_checkpoint", "save_checkpoint", "hf_param_names"]
+
+
+class CheckpointError(ValueError):
+    pass
+
+
+def hf_param_names(model: CausalLM) -> dict[str, nnx.Param]:
+    """Our parameters under their Hugging Face names."""
+    out = {"model.embed_tokens.weight": model.embed_tokens, "model.norm.weight": model.norm.weight}
+    if model.lm_head is not None:
+        out["lm_head.weight"] = model.lm_head.weight
+    for i, layer in enumerate(model.layers):
+        p = f"model.layers.{i}."
+        a = layer.self_attn
+        for proj in ("q_proj", "k_proj", "v_proj", "o_proj"):
+            lin = getattr(a, proj)
+            out[f"{p}self_attn.{proj}.weight"] = lin.weight
+            if lin.bias is not None:
+                out[f"{p}self_attn.{proj}.bias"] = lin.bias
+        if a.q_norm is not None:
+            out[f"{p}self_attn.q_norm.weight"] = a.q_norm.weight
+            out[f"{p}self_attn.k_norm.weight"] = a.k_norm.weight
+        for proj in ("gate_proj", "up_proj", "down_proj"):
+            out[f"{p}mlp.{proj}.weight"] = getattr(layer.mlp, proj).weight
+        out[f"{p}input_layernorm.weight"] = layer.input_layernorm.weight
+        out[f"{p}post_attention_layernorm.weight"] = layer.post_attention_layernorm.weight
+    return out
+
+
+def _tensor_files(path: Path) -> dict[str, Path]:
+    """Tensor name -> file, from the shard index or the single file."""
+    index = path / "model.safetensors.index.json"
+    if index.exists():
+        wm = json.loads(index.read_text())["weight_map"]
+        return {k: path / v for k, v in wm.items()}
+    single = path / "model.safetensors"
+    if not single.exists():
+        raise CheckpointError(f"{path}: no model.safetensors or model.safetensors.index.json")
+    from safetensors import safe_open
+
+    with safe_open(str(single), framework="numpy") as f:
+        return {k: single for k in f.keys()}
+
+
+def load_checkpoint(path: str | Path, *, dtype=jnp.float32) -> CausalLM:
+    """Build a :class:`CausalLM` and fill it from a local checkpoint directory.
+
+    Raises:
+      UnsupportedArchitecture: an architecture we do not implement.
+      CheckpointError: a missing or mis-shaped weight (named, with its file).
+    """
+    from safetensors import safe_open
+
+    path = Path(path)
+    cfg = LMConfig.from_pretrained(path)
+    model = CausalLM(cfg, nnx.Rngs(0))
+    files = _tensor_files(path)
+    params = hf_param_names(model)
+    missing = [k for k in params if k not in files]
+    if missing:
+        raise CheckpointError(
+            f"{path}: missing weights {missing[:5]}{' ...' if len(missing) > 5 else ''}"
+        )
+    by_file: dict[Path, list[str]] = {}
+    for k in params:
+        by_file.setdefault(files[k], []).append(k)
+    for f, names in by_file.items():
+        with safe_open(str(f), framework="flax") as fh:
+            for k in names:
+                arr = fh.get_tensor(k)
+                want = params[k][...].shape
+                if tuple(arr.shape) != tuple(want):
+                    raise CheckpointError(
+                        f"{f}: weight {k} has shape {tuple(arr.shape)}, expected {tuple(want)}"
+                    )
+                params[k][...] = jnp.asarray(arr, dtype)
+    return model
+
+
+def save_checkpoint(model: CausalLM, out: str | Path, *, source: str | Path | None = None) -> Path:
+    """Write the model as ``model.safetensors`` (+ ``config.json`` and tokenizer files copied from
+    ``source``), loadable by transformers and vLLM."""
+    from safetensors.numpy import save_file
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tensors = {k: np.asarray(v[...], dtype=np.float32) for k, v in hf_param_names(model).items()}
+    save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
+    if source is not None:
+        src = Path(source)
+        for f in src.iterdir():
+            if f.suffix in (".json", ".jinja", ".txt", ".model") and not f.name.startswith(
+                "model.safetensors"
+            ):
+                if f.name == "config.json":
+                    cfg = json.loads(f.read_text())
+                    cfg["torch_dtype"] = cfg["dtype"] = "float32"
+                    (out / f.name).write_text(json.dumps(cfg, indent=2))
+                else:
+                    shutil.copy(f, out / f.name)
+    return out
