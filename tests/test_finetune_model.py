@@ -6,15 +6,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
-
 from utility_jax.finetune import (
     CheckpointError,
     UnsupportedArchitecture,
     load_checkpoint,
     save_checkpoint,
-)  # noqa: E402
+)
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
 
 PARITY_ATOL = 1e-4  # the bound, float32
 
