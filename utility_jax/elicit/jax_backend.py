@@ -1,0 +1,83 @@
+"""Our Flax NNX model as an elicitation backend (log-prob mode), so a model is measured before
+and after tuning without format conversions."""
+
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from utility_jax.elicit.backend import AnswerDistribution
+
+__all__ = ["JaxBackend"]
+
+
+class JaxBackend:
+    name = "jax"
+
+    def __init__(
+        self, model, tokenizer, *, model_id: str, batch_size: int = 32, chat: bool | None = None
+    ):
+        """``model``: a :class:`~utility_jax.finetune.CausalLM`; ``model_id`` names it in the store
+        (use a new id for every tuned version, so answers of different weights never mix)."""
+        from utility_jax.finetune.tokens import answer_token_ids
+
+        self.lm, self.tokenizer, self.model = model, tokenizer, model_id
+        self.batch_size = batch_size
+        self.chat = tokenizer.chat_template is not None if chat is None else chat
+        ids = answer_token_ids(tokenizer)
+        self.a_ids, self.b_ids = jnp.asarray(ids["A"]), jnp.asarray(ids["B"])
+
+    @classmethod
+    def from_pretrained(cls, path, **kw) -> "JaxBackend":
+        from transformers import AutoTokenizer
+
+        from utility_jax.finetune import load_checkpoint
+
+        return cls(
+            load_checkpoint(path), AutoTokenizer.from_pretrained(path), model_id=str(path), **kw
+        )
+
+    def settings(self, mode: str) -> dict[str, Any]:
+        if mode != "logprob":
+            raise ValueError(
+                "the jax backend implements the log-prob mode only (elicitation=logprob)"
+            )
+        return {"mode": mode, "chat": self.chat}
+
+    def sample(self, prompts, n, *, seed, on_result=None):
+        raise NotImplementedError(
+            "the jax backend implements the log-prob mode only (elicitation=logprob)"
+        )
+
+    def answer_probs(self, prompts: list[list[dict]], on_result=None) -> list[AnswerDistribution]:
+        from utility_jax.finetune.model import last_logits_jit
+        from utility_jax.finetune.tokens import encode_prompts
+
+        out: list[AnswerDistribution] = []
+        for start in range(0, len(prompts), self.batch_size):
+            chunk = prompts[start : start + self.batch_size]
+            t0 = time.perf_counter()
+            ids, mask = encode_prompts(self.tokenizer, chunk, chat=self.chat)
+            rows = len(chunk)
+            if rows < self.batch_size:  # one compiled shape for every chunk
+                ids = np.concatenate([ids, np.repeat(ids[-1:], self.batch_size - rows, 0)])
+                mask = np.concatenate([mask, np.repeat(mask[-1:], self.batch_size - rows, 0)])
+            logits = last_logits_jit(self.lm, jnp.asarray(ids), jnp.asarray(mask))
+            p = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+            pa = np.asarray(p[:, self.a_ids].sum(-1))[:rows]
+            pb = np.asarray(p[:, self.b_ids].sum(-1))[:rows]
+            dt = (time.perf_counter() - t0) / rows
+            for i in range(rows):
+                d = AnswerDistribution(
+                    float(pa[i]),
+                    float(pb[i]),
+                    max(0.0, 1 - float(pa[i] + pb[i])),
+                    int(mask[i].sum()),
+                    dt,
+                )
+                if on_result is not None:
+                    on_result(len(out), d)
+                out.append(d)
+        return out
