@@ -1,0 +1,121 @@
+"""A simulated citizen assembly: the target of utility control (SPEC section 6).
+
+Citizens are drawn from the shipped US demographic marginals
+(``utility_jax/assets/demographics_us.yaml``, sources named there). Each citizen is a persona: a
+system prompt describing the profile, for any LLM agent. Their preferences over outcome pairs are
+pooled into one target preference per pair (the mean probability, or the majority).
+
+The *simulated* assembly gives each citizen planted utilities that depend on their demographics
+(a shared base plus one offset vector per attribute level), so the whole control pipeline is
+testable without an LLM and the right answer is known.
+"""
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import yaml
+from scipy import stats
+
+__all__ = [
+    "Citizen",
+    "load_demographics",
+    "sample_citizens",
+    "persona_prompt",
+    "SimulatedAssembly",
+    "pool_preferences",
+]
+
+_ASSET = Path(__file__).parent / "assets" / "demographics_us.yaml"
+
+
+@dataclasses.dataclass(frozen=True)
+class Citizen:
+    attributes: dict[str, str]
+
+
+def load_demographics(path: str | Path | None = None) -> dict:
+    obj = yaml.safe_load(Path(path or _ASSET).read_text())
+    for name, dist in obj["attributes"].items():
+        total = sum(dist.values())
+        if abs(total - 1.0) > 0.02:
+            raise ValueError(
+                f"{path or _ASSET}: attribute {name!r} shares sum to {total:.3f}, not 1"
+            )
+    return obj
+
+
+def sample_citizens(n: int, seed, demographics: dict | None = None) -> list[Citizen]:
+    """``n`` citizens with attributes drawn independently from the marginals (seeded)."""
+    demo = demographics or load_demographics()
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    cols = {}
+    for name, dist in demo["attributes"].items():
+        levels = list(dist)
+        p = np.array([dist[k] for k in levels], dtype=float)
+        cols[name] = rng.choice(levels, size=n, p=p / p.sum())
+    return [Citizen({k: str(v[i]) for k, v in cols.items()}) for i in range(n)]
+
+
+def persona_prompt(c: Citizen) -> str:
+    """The system prompt that makes an LLM answer as this citizen."""
+    a = c.attributes
+    return (
+        "You are a US resident with this profile. "
+        f"Sex: {a['sex']}. Age: {a['age']}. Race/ethnicity: {a['race_ethnicity']}. "
+        f"Education: {a['education']}. Region: {a['region']}. Party identification: {a['party']}. "
+        f"Household income: {a['household_income']}. "
+        "Answer every question as this person would, from their point of view."
+    )
+
+
+class SimulatedAssembly:
+    """Citizens with planted, demographics-dependent utilities.
+
+    ``u(citizen) = base + sum over attributes of offset[attribute][level]``; offsets have sd
+    ``effect`` (party offsets ``party_effect``), the base has sd 1. Each citizen answers a pair with
+    probability ``Phi((u_a - u_b) / (sqrt(2) * noise))``.
+    """
+
+    def __init__(
+        self,
+        n_outcomes: int,
+        citizens: list[Citizen],
+        seed,
+        *,
+        effect: float = 0.3,
+        party_effect: float = 0.8,
+        noise: float = 0.5,
+        demographics: dict | None = None,
+    ):
+        demo = demographics or load_demographics()
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        self.base = rng.normal(size=n_outcomes)
+        self.offsets = {
+            name: {
+                lvl: (party_effect if name == "party" else effect) * rng.normal(size=n_outcomes)
+                for lvl in dist
+            }
+            for name, dist in demo["attributes"].items()
+        }
+        self.citizens, self.noise = citizens, noise
+        self.u = np.stack([self.utilities(c) for c in citizens])  # [citizens, outcomes]
+
+    def utilities(self, c: Citizen) -> np.ndarray:
+        return self.base + sum(self.offsets[k][v] for k, v in c.attributes.items())
+
+    def preferences(self, pairs) -> np.ndarray:
+        """``[citizens, pairs]`` P(first outcome preferred)."""
+        p = np.asarray(pairs)
+        return stats.norm.cdf((self.u[:, p[:, 0]] - self.u[:, p[:, 1]]) / (np.sqrt(2) * self.noise))
+
+
+def pool_preferences(p_citizens, method: str = "mean") -> np.ndarray:
+    """Pool ``[citizens, pairs]`` preferences: the mean probability, or the majority (share of
+    citizens who prefer the first outcome, each voting for their more likely side)."""
+    p = np.asarray(p_citizens, dtype=np.float64)
+    if method == "mean":
+        return p.mean(0)
+    if method == "majority":
+        return (p > 0.5).mean(0) + 0.5 * (p == 0.5).mean(0)
+    raise ValueError(f"pooling must be 'mean' or 'majority', got {method!r}")

@@ -1,0 +1,330 @@
+"""The utility-control experiment: assembly -> target utilities -> model before -> SFT -> model after.
+
+All measurements use the same outcome set and the same held-out pairs; the model is our NNX model
+read from a Hugging Face checkpoint and measured through the ``jax`` log-prob backend, so the
+model measured after tuning is exactly the one that was tuned.
+"""
+
+import dataclasses
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+from scipy import stats
+
+import utility_jax as uj
+from utility_jax.assembly import SimulatedAssembly, pool_preferences, sample_citizens
+from utility_jax.config import OutcomesConf
+from utility_jax.elicit.prompts import load_template, render_pair, system_message
+from utility_jax.outcomes import load_outcomes
+
+__all__ = ["ControlConf", "run_utility_control"]
+
+log = logging.getLogger("utility_jax")
+
+
+@dataclasses.dataclass
+class ModelConf:
+    path: str | None = (
+        None  # a local HF checkpoint; null builds a tiny random Qwen2 in the run folder
+    )
+    hidden_size: int = 64
+    num_hidden_layers: int = 2
+    batch_size: int = 32
+
+
+@dataclasses.dataclass
+class AssemblyConf:
+    kind: str = "simulated"
+    n_citizens: int = 50
+    pooling: str = "mean"  # mean | majority
+    effect: float = 0.3
+    party_effect: float = 0.8
+    noise: float = 0.5
+
+
+@dataclasses.dataclass
+class SFTConf:
+    steps: int = 250
+    batch_size: int = 32
+    lr: float = 3e-3
+    warmup: int = 20
+    weight_decay: float = 0.0
+    eval_every: int = 50
+
+
+@dataclasses.dataclass
+class ControlConf:
+    outcomes: OutcomesConf = dataclasses.field(default_factory=lambda: OutcomesConf(limit=20))
+    model: ModelConf = dataclasses.field(default_factory=ModelConf)
+    assembly: AssemblyConf = dataclasses.field(default_factory=AssemblyConf)
+    sft: SFTConf = dataclasses.field(default_factory=SFTConf)
+    template: str = "default"
+    system: str | None = "default"
+    heldout_fraction: float = 0.25
+    k: int = 10
+    seed: int = 0
+    plots: bool = True
+    progress: bool = True
+    name: str = "utility_control"
+
+
+def _validate(cfg) -> ControlConf:
+    raw = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    known = {f.name for f in dataclasses.fields(ControlConf)}
+    merged = OmegaConf.merge(
+        OmegaConf.structured(ControlConf), {k: v for k, v in raw.items() if k in known}
+    )
+    conf: ControlConf = OmegaConf.to_object(merged)
+    if conf.assembly.kind != "simulated":
+        raise ValueError(
+            f"assembly.kind={conf.assembly.kind!r}: only the simulated assembly is available so far"
+        )
+    return conf
+
+
+def _measure(backend, outcomes, tpl, system, train, heldout, k, target_heldout):
+    """Elicit on the training pairs, refit, and score the refit utilities on the held-out pairs;
+    also the model's own answers on the held-out pairs against the target."""
+    from utility_jax.elicit.llm import LLMAgent
+
+    n = len(outcomes)
+    agent = LLMAgent(backend, outcomes, tpl, mode="logprob", system=system)
+    c = agent.query(train, k, key=jax.random.key(0))
+    data = uj.PairwiseData.from_counts(
+        n, train[:, 0], train[:, 1], c[:, 0, 0] + c[:, 1, 1], c[:, :, :2].sum((1, 2))
+    )
+    fit = uj.fit_thurstonian(data)
+    p = np.asarray(uj.predict_proba(fit, heldout[:, 0], heldout[:, 1]))
+    ch = agent.query(heldout, k, key=jax.random.key(1))
+    direct = (ch[:, 0, 0] + ch[:, 1, 1]) / ch[:, :, :2].sum((1, 2))
+    return fit, {
+        "heldout_accuracy_refit": float(np.mean((p >= 0.5) == (target_heldout >= 0.5))),
+        "heldout_agreement_direct": float(np.mean((direct >= 0.5) == (target_heldout >= 0.5))),
+        "mean_probability_outside_AB": float(np.mean(agent.other_mass)),
+    }
+
+
+def _corr(x, y, kind="pearson") -> float:
+    """A correlation, NaN (without a warning) when either side is constant."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if np.ptp(x) < 1e-9 or np.ptp(y) < 1e-9:
+        return float("nan")
+    f = stats.pearsonr if kind == "pearson" else stats.spearmanr
+    return float(f(x, y).statistic)
+
+
+def _examples(outcomes, tpl, system, pairs, p_first):
+    prompts, t = [], []
+    for (i, j), p in zip(pairs.tolist(), p_first.tolist(), strict=True):
+        prompts.append(render_pair(tpl, outcomes[i].text, outcomes[j].text, system))
+        t.append(p)
+        prompts.append(render_pair(tpl, outcomes[j].text, outcomes[i].text, system))
+        t.append(1 - p)
+    return prompts, np.asarray(t)
+
+
+def run_utility_control(cfg: DictConfig | dict, out_dir: str | Path) -> dict[str, Any]:
+    """Run the experiment and write its run folder; returns the metrics."""
+    from transformers import AutoTokenizer
+
+    from utility_jax.elicit.jax_backend import JaxBackend
+    from utility_jax.finetune import load_checkpoint, save_checkpoint
+    from utility_jax.finetune.sft import SFTConfig, train_sft
+    from utility_jax.finetune.tokens import answer_token_ids, encode_prompts
+
+    conf = _validate(cfg)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    outcomes = load_outcomes(conf.outcomes.path)
+    if conf.outcomes.limit is not None:
+        outcomes = outcomes.subset(range(min(conf.outcomes.limit, len(outcomes))))
+    n = len(outcomes)
+    tpl, system = load_template(conf.template), system_message(conf.system)
+    rng = np.random.default_rng(conf.seed)
+
+    path = conf.model.path
+    if path is None:
+        from utility_jax.testing import build_random_qwen2
+
+        corpus = [tpl.render(a, b) for a in outcomes.texts for b in outcomes.texts if a != b]
+        path = build_random_qwen2(
+            out / "base_model",
+            corpus,
+            seed=conf.seed,
+            vocab_size=600,
+            hidden_size=conf.model.hidden_size,
+            intermediate_size=2 * conf.model.hidden_size,
+            num_hidden_layers=conf.model.num_hidden_layers,
+        )
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    backend = JaxBackend(
+        load_checkpoint(path), tokenizer, model_id=str(path), batch_size=conf.model.batch_size
+    )
+
+    # assembly -> target
+    citizens = sample_citizens(conf.assembly.n_citizens, rng)
+    a = conf.assembly
+    assembly = SimulatedAssembly(
+        n, citizens, rng, effect=a.effect, party_effect=a.party_effect, noise=a.noise
+    )
+    pairs = np.stack(np.triu_indices(n, 1), 1)
+    p_target = pool_preferences(assembly.preferences(pairs), a.pooling)
+    perm = rng.permutation(len(pairs))
+    n_ho = max(1, int(conf.heldout_fraction * len(pairs)))
+    ho_idx, tr_idx = np.sort(perm[:n_ho]), np.sort(perm[n_ho:])
+    heldout, train = pairs[ho_idx], pairs[tr_idx]
+    target_fit = uj.fit_thurstonian(
+        uj.PairwiseData.from_counts(
+            n, pairs[:, 0], pairs[:, 1], 20 * p_target, np.full(len(pairs), 20.0)
+        )
+    )
+
+    # before -> SFT -> after
+    fit_before, before = _measure(
+        backend, outcomes, tpl, system, train, heldout, conf.k, p_target[ho_idx]
+    )
+    prompts, t = _examples(outcomes, tpl, system, train, p_target[tr_idx])
+    ids, mask = encode_prompts(tokenizer, prompts)
+    vp, vt = _examples(outcomes, tpl, system, heldout, p_target[ho_idx])
+    vids, vmask = encode_prompts(tokenizer, vp)
+    ans = answer_token_ids(tokenizer)
+    progress = None
+    if conf.progress:
+        from tqdm.auto import tqdm
+
+        progress = lambda **kw: tqdm(file=sys.stderr, dynamic_ncols=True, **kw)  # noqa: E731
+    s = conf.sft
+    sft_log = train_sft(
+        backend.lm,
+        ids,
+        mask,
+        t,
+        ans["A"],
+        ans["B"],
+        SFTConfig(
+            steps=s.steps,
+            batch_size=s.batch_size,
+            lr=s.lr,
+            warmup=s.warmup,
+            weight_decay=s.weight_decay,
+            seed=conf.seed,
+            eval_every=s.eval_every,
+        ),
+        val=(vids, vmask, vt),
+        progress=progress,
+    )
+    backend.model = f"{path}#sft-seed{conf.seed}"
+    fit_after, after = _measure(
+        backend, outcomes, tpl, system, train, heldout, conf.k, p_target[ho_idx]
+    )
+    tuned = save_checkpoint(backend.lm, out / "tuned_model", source=path)
+
+    # political lean: projection on the assembly's Democrat - Republican axis
+    axis = assembly.offsets["party"]["Democrat"] - assembly.offsets["party"]["Republican"]
+    lean = {
+        name: _corr(f.mu, axis)
+        for name, f in (("target", target_fit), ("before", fit_before), ("after", fit_after))
+    }
+    metrics = {
+        "n_outcomes": n,
+        "n_train_pairs": len(train),
+        "n_heldout_pairs": len(heldout),
+        "n_citizens": len(citizens),
+        "pooling": a.pooling,
+        "sft_steps": s.steps,
+        "before": before,
+        "after": after,
+        "spearman_with_target": {
+            "before": _corr(fit_before.mu, target_fit.mu, "spearman"),
+            "after": _corr(fit_after.mu, target_fit.mu, "spearman"),
+        },
+        "political_lean_dem_minus_rep": lean,
+        "final_sft_loss": sft_log[-1]["loss"],
+        "tuned_model": str(tuned),
+        "base_model": str(path),
+    }
+    _write(out, outcomes, target_fit, fit_before, fit_after, metrics, sft_log, conf)
+    log.info(
+        "held-out accuracy of the refit utilities: before %.3f, after %.3f; files in %s",
+        before["heldout_accuracy_refit"],
+        after["heldout_accuracy_refit"],
+        out,
+    )
+    return metrics
+
+
+def _write(out, outcomes, target_fit, fit_before, fit_after, metrics, sft_log, conf):
+    import csv
+
+    import yaml
+
+    (out / "config_resolved.yaml").write_text(
+        yaml.safe_dump(dataclasses.asdict(conf), sort_keys=False)
+    )
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    (out / "sft_log.json").write_text(json.dumps(sft_log, indent=1))
+    cols = {"target": target_fit, "before": fit_before, "after": fit_after}
+    with open(out / "utilities.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["index", "text", "category", *[f"{k}_mu_normalized" for k in cols]])
+        for i, o in enumerate(outcomes.outcomes):
+            w.writerow(
+                [
+                    i,
+                    o.text,
+                    o.category,
+                    *[f"{float(f.mu_normalized[i]):.5f}" for f in cols.values()],
+                ]
+            )
+    m = metrics
+    lines = [
+        f"utility_control: {m['n_outcomes']} outcomes, {m['n_train_pairs']} training / {m['n_heldout_pairs']} "
+        f"held-out pairs, simulated assembly of {m['n_citizens']} citizens ({m['pooling']} pooling), {m['sft_steps']} SFT steps",
+        f"held-out accuracy of the refit utilities against the assembly: before {m['before']['heldout_accuracy_refit']:.3f}, "
+        f"after {m['after']['heldout_accuracy_refit']:.3f}",
+        f"model's own answers on held-out pairs agreeing with the assembly: before "
+        f"{m['before']['heldout_agreement_direct']:.3f}, after {m['after']['heldout_agreement_direct']:.3f}",
+        f"Spearman with the target utilities: before {m['spearman_with_target']['before']:.3f}, "
+        f"after {m['spearman_with_target']['after']:.3f}",
+        "political lean (correlation with the assembly's Democrat - Republican axis): "
+        + ", ".join(f"{k} {v:+.3f}" for k, v in m["political_lean_dem_minus_rep"].items()),
+        f"tuned checkpoint: {m['tuned_model']}",
+    ]
+    (out / "summary.txt").write_text("\n".join(lines) + "\n")
+    if conf.plots:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
+        t = np.asarray(target_fit.mu_normalized)
+        for ax, (name, f) in zip(
+            axes[:2], (("before", fit_before), ("after", fit_after)), strict=True
+        ):
+            ax.scatter(t, np.asarray(f.mu_normalized), s=14)
+            ax.plot([-2.5, 2.5], [-2.5, 2.5], "--", color="0.6", lw=1)
+            ax.set_xlabel("target utility (assembly)")
+            ax.set_ylabel(f"model utility {name} SFT")
+            ax.set_title(f"{name}: held-out acc {metrics[name]['heldout_accuracy_refit']:.2f}")
+        lean = metrics["political_lean_dem_minus_rep"]
+        axes[2].bar(list(lean), list(lean.values()), color=["0.5", "C0", "C1"])
+        axes[2].axhline(0, color="k", lw=0.8)
+        axes[2].set_title("lean: corr. with Dem - Rep axis")
+        fig.tight_layout()
+        fig.savefig(out / "control.png", dpi=130)
+        plt.close(fig)
+        fig, ax = plt.subplots(figsize=(5, 3.3))
+        ax.plot([r["step"] for r in sft_log], [r["loss"] for r in sft_log], lw=1)
+        ax.set_xlabel("SFT step")
+        ax.set_ylabel("answer cross-entropy")
+        ax.set_title("SFT loss")
+        fig.tight_layout()
+        fig.savefig(out / "sft_loss.png", dpi=130)
+        plt.close(fig)
