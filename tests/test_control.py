@@ -130,3 +130,46 @@ def test_jax_backend_matches_hf_backend(setup):
     ]
     for a, b in zip(jb.answer_probs(prompts), hb.answer_probs(prompts), strict=True):
         assert a.p_a == pytest.approx(b.p_a, abs=1e-4) and a.p_b == pytest.approx(b.p_b, abs=1e-4)
+
+
+def test_sft_generalises_to_outcomes_never_trained_on(tmp_path):
+    """25 compositional outcomes "You receive a {adjective} {noun}." with planted utility
+    value(adjective) + value(noun); 5 of them (one per adjective and per noun) never appear in
+    training. After 300 SFT steps (seed 0) on the pairs among the 20 others, the model's own answers
+    on the 100 pairs that involve an unseen outcome agree with the target at >= 0.8, at least 0.25
+    above the base model (chance is 0.5)."""
+    import itertools
+
+    adjs, nouns = (
+        ["broken", "plain", "shiny", "golden", "tiny"],
+        ["lamp", "bicycle", "watch", "piano", "boat"],
+    )
+    texts = [f"You receive a {a} {n}." for a in adjs for n in nouns]
+    outcomes = OutcomeSet.from_texts(texts)
+    rng = np.random.default_rng(0)
+    va, vn = np.array([-2.0, -0.7, 0.5, 1.8, 0.0]), rng.normal(size=5)
+    u = np.array([va[i] + vn[j] for i in range(5) for j in range(5)])
+    unseen = [i * 5 + (2 * i) % 5 for i in range(5)]
+    seen = [k for k in range(25) if k not in unseen]
+    tpl = load_template()
+    corpus = [tpl.render(a, b) for a in texts for b in texts if a != b]
+    be = JaxBackend.from_pretrained(
+        build_random_qwen2(tmp_path / "m", corpus, hidden_size=64, intermediate_size=128)
+    )
+    train = np.array(list(itertools.combinations(seen, 2)))
+    test_pairs = np.array([(i, j) for i in unseen for j in seen])
+
+    def agreement():
+        agent = LLMAgent(be, outcomes, tpl, mode="logprob", system=SYSTEM)
+        c = agent.query(test_pairs, 10, key=jax.random.key(0))
+        p = (c[:, 0, 0] + c[:, 1, 1]) / c[:, :, :2].sum((1, 2))
+        return float(np.mean((p >= 0.5) == (u[test_pairs[:, 0]] > u[test_pairs[:, 1]])))
+
+    before = agreement()
+    prompts, t = _examples(outcomes, tpl, train, lambda i, j: stats.norm.cdf((u[i] - u[j]) / 0.5))
+    ids, mask = encode_prompts(be.tokenizer, prompts)
+    ans = answer_token_ids(be.tokenizer)
+    train_sft(be.lm, ids, mask, t, ans["A"], ans["B"], SFTConfig(steps=300, lr=3e-3))
+    be.model += "#sft"
+    after = agreement()
+    assert after >= 0.8 and after - before >= 0.25, (before, after)

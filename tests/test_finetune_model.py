@@ -165,3 +165,38 @@ def test_jit_equals_eager(tmp_path):
     np.testing.assert_allclose(
         np.asarray(last_logits_jit(m, ids, mask)), np.asarray(m.last_logits(ids, mask)), atol=2e-5
     )
+
+
+def test_sharded_over_two_devices_gives_the_same_logits(tmp_path):
+    """In a subprocess with two (host) devices: parameters sharded over a 2-device mesh give the
+    unsharded logits."""
+    import os
+    import subprocess
+    import sys
+
+    _, path = _build(tmp_path, "qwen2")
+    code = f"""
+import jax, jax.numpy as jnp, numpy as np
+assert len(jax.devices()) == 2
+from jax.sharding import Mesh
+from utility_jax.finetune.load import load_checkpoint, shard_model
+from utility_jax.finetune.model import last_logits_jit
+ids = jnp.asarray(np.random.default_rng(0).integers(0, 96, (4, 24)))
+mask = jnp.ones_like(ids)
+m = load_checkpoint({str(path)!r})
+ref = np.asarray(last_logits_jit(m, ids, mask))
+sm = shard_model(load_checkpoint({str(path)!r}), Mesh(np.array(jax.devices()), ("model",)))
+w = sm.layers[0].mlp.up_proj.weight[...]
+assert len(w.sharding.device_set) == 2
+np.testing.assert_allclose(np.asarray(last_logits_jit(sm, ids, mask)), ref, atol=1e-5)
+print("ok")
+"""
+    env = {
+        **os.environ,
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+        "JAX_PLATFORMS": "cpu",
+    }
+    p = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert p.returncode == 0 and "ok" in p.stdout, p.stderr[-2000:]

@@ -11,7 +11,7 @@ from flax import nnx
 from utility_jax.finetune.config import LMConfig
 from utility_jax.finetune.model import CausalLM
 
-__all__ = ["CheckpointError", "load_checkpoint", "save_checkpoint", "hf_param_names"]
+__all__ = ["CheckpointError", "load_checkpoint", "save_checkpoint", "hf_param_names", "shard_model"]
 
 
 class CheckpointError(ValueError):
@@ -113,3 +113,19 @@ def save_checkpoint(model: CausalLM, out: str | Path, *, source: str | Path | No
                 else:
                     shutil.copy(f, out / f.name)
     return out
+
+
+def shard_model(model: CausalLM, mesh, axis: str = "model") -> CausalLM:
+    """Place the parameters on ``mesh``: every 2-D weight split along its first (output) dimension
+    over mesh axis ``axis`` when it divides evenly, everything else replicated. XLA's SPMD
+    partitioner then runs the jit-compiled forward across the devices; results are unchanged."""
+    import jax
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    n = mesh.shape[axis]
+    for param in hf_param_names(model).values():
+        x = param[...]
+        spec = P(axis, None) if x.ndim == 2 and x.shape[0] % n == 0 else P()
+        param[...] = jax.device_put(x, NamedSharding(mesh, spec))
+    return model
