@@ -173,3 +173,39 @@ def test_sft_generalises_to_outcomes_never_trained_on(tmp_path):
     be.model += "#sft"
     after = agreement()
     assert after >= 0.8 and after - before >= 0.25, (before, after)
+
+
+@pytest.mark.parametrize("variant", [dict(lora_rank=8, lr=5e-3, steps=400), dict(loss="token")])
+def test_lora_and_token_level_sft_also_steer(setup, variant, tmp_path):
+    """The same control problem as above (N=16, 30 held-out pairs, seed 0) with LoRA adapters of
+    rank 8 only (400 steps), or with plain token-level SFT on sampled letters (300 steps): held-out
+    accuracy >= 0.85; a
+    LoRA-tuned model saves as a plain checkpoint that transformers loads with the same logits."""
+    import jax.numpy as jnp
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from utility_jax.finetune import save_checkpoint
+
+    outcomes, tpl, path = setup
+    rng = np.random.default_rng(0)
+    u = 2.0 * rng.normal(size=len(outcomes))
+    pairs = np.stack(np.triu_indices(len(outcomes), 1), 1)
+    perm = rng.permutation(len(pairs))
+    heldout, train = pairs[perm[:30]], pairs[perm[30:]]
+    be = JaxBackend.from_pretrained(path, batch_size=32)
+    prompts, t = _examples(outcomes, tpl, train, lambda i, j: stats.norm.cdf((u[i] - u[j]) / 0.5))
+    ids, mask = encode_prompts(be.tokenizer, prompts)
+    ans = answer_token_ids(be.tokenizer)
+    cfg = SFTConfig(**{"steps": 300, "lr": 3e-3, **variant})
+    train_sft(be.lm, ids, mask, t, ans["A"], ans["B"], cfg)
+    be.model = f"{path}#{variant}"
+    assert _heldout_accuracy(be, outcomes, tpl, train, heldout, u) >= 0.85
+    if "lora_rank" in variant:
+        ref = np.asarray(be.lm(jnp.asarray(ids[:2]), jnp.asarray(mask[:2])))
+        out = save_checkpoint(be.lm, tmp_path / "lora_merged", source=path)
+        back = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
+        with torch.no_grad():
+            want = back(torch.tensor(ids[:2]), attention_mask=torch.tensor(mask[:2])).logits.numpy()
+        m = mask[:2].astype(bool)
+        np.testing.assert_allclose(ref[m], want[m], atol=1e-3)

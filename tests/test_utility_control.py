@@ -66,3 +66,31 @@ def test_utility_control_run(tmp_path):
     ):
         assert (tmp_path / f).exists(), f
     assert json.loads((tmp_path / "metrics.json").read_text())["n_heldout_pairs"] == 47
+
+
+def test_utility_control_with_unseen_outcomes_lora_and_checkpoints(tmp_path):
+    from hydra import compose, initialize_config_dir
+    from test_configs import CONF
+
+    from utility_jax.control import run_utility_control
+
+    over = [
+        "progress=false",
+        "plots=false",
+        "outcomes.limit=12",
+        "heldout_outcomes=3",
+        "sft.steps=20",
+        "sft.lora_rank=4",
+        "sft.checkpoint_every=10",
+    ]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="utility_control", overrides=over)
+    m = run_utility_control(cfg, tmp_path)
+    u = m["unseen_outcomes"]
+    assert (
+        u["n_outcomes"] == 3 and u["n_pairs"] == 3 * 9 + 3
+    )  # every pair touching an unseen outcome
+    assert 0 <= u["agreement_direct_before"] <= 1 and 0 <= u["agreement_direct_after"] <= 1
+    assert m["n_train_pairs"] + m["n_heldout_pairs"] == 36  # pairs among the 9 seen outcomes
+    for step in (10, 20):
+        assert (tmp_path / "checkpoints" / f"step_{step}" / "model.safetensors").exists()

@@ -56,6 +56,10 @@ class SFTConf:
     warmup: int = 20
     weight_decay: float = 0.0
     eval_every: int = 50
+    loss: str = "answer"  # answer | token (plain SFT on sampled target letters)
+    lora_rank: int = 0  # > 0: LoRA adapters only
+    lora_alpha: float = 16.0
+    checkpoint_every: int = 0  # > 0: save checkpoints/step_N every N steps
 
 
 @dataclasses.dataclass
@@ -67,6 +71,9 @@ class ControlConf:
     template: str = "default"
     system: str | None = "default"
     heldout_fraction: float = 0.25
+    heldout_outcomes: int = (
+        0  # outcomes kept out of training entirely (their pairs are measured apart)
+    )
     k: int = 10
     seed: int = 0
     plots: bool = True
@@ -117,6 +124,16 @@ def _corr(x, y, kind="pearson") -> float:
         return float("nan")
     f = stats.pearsonr if kind == "pearson" else stats.spearmanr
     return float(f(x, y).statistic)
+
+
+def _direct_agreement(backend, outcomes, tpl, system, pairs, k, target) -> float:
+    """Share of pairs whose model answer (both orders pooled) agrees with the target's side."""
+    from utility_jax.elicit.llm import LLMAgent
+
+    agent = LLMAgent(backend, outcomes, tpl, mode="logprob", system=system)
+    c = agent.query(pairs, k, key=jax.random.key(2))
+    direct = (c[:, 0, 0] + c[:, 1, 1]) / c[:, :, :2].sum((1, 2))
+    return float(np.mean((direct >= 0.5) == (target >= 0.5)))
 
 
 def _examples(outcomes, tpl, system, pairs, p_first):
@@ -175,10 +192,17 @@ def run_utility_control(cfg: DictConfig | dict, out_dir: str | Path) -> dict[str
     )
     pairs = np.stack(np.triu_indices(n, 1), 1)
     p_target = pool_preferences(assembly.preferences(pairs), a.pooling)
-    perm = rng.permutation(len(pairs))
-    n_ho = max(1, int(conf.heldout_fraction * len(pairs)))
+    unseen = (
+        np.sort(rng.permutation(n)[: conf.heldout_outcomes])
+        if conf.heldout_outcomes > 0
+        else np.zeros(0, int)
+    )
+    touches = np.isin(pairs, unseen).any(1)
+    perm = rng.permutation(np.flatnonzero(~touches))
+    n_ho = max(1, int(conf.heldout_fraction * len(perm)))
     ho_idx, tr_idx = np.sort(perm[:n_ho]), np.sort(perm[n_ho:])
     heldout, train = pairs[ho_idx], pairs[tr_idx]
+    unseen_idx = np.flatnonzero(touches)
     target_fit = uj.fit_thurstonian(
         uj.PairwiseData.from_counts(
             n, pairs[:, 0], pairs[:, 1], 20 * p_target, np.full(len(pairs), 20.0)
@@ -186,6 +210,13 @@ def run_utility_control(cfg: DictConfig | dict, out_dir: str | Path) -> dict[str
     )
 
     # before -> SFT -> after
+    unseen_before = (
+        _direct_agreement(
+            backend, outcomes, tpl, system, pairs[unseen_idx], conf.k, p_target[unseen_idx]
+        )
+        if len(unseen_idx)
+        else None
+    )
     fit_before, before = _measure(
         backend, outcomes, tpl, system, train, heldout, conf.k, p_target[ho_idx]
     )
@@ -200,6 +231,11 @@ def run_utility_control(cfg: DictConfig | dict, out_dir: str | Path) -> dict[str
 
         progress = lambda **kw: tqdm(file=sys.stderr, dynamic_ncols=True, **kw)  # noqa: E731
     s = conf.sft
+
+    def on_step(step, model):
+        if s.checkpoint_every > 0 and step % s.checkpoint_every == 0:
+            save_checkpoint(model, out / "checkpoints" / f"step_{step}", source=path)
+
     sft_log = train_sft(
         backend.lm,
         ids,
@@ -215,15 +251,29 @@ def run_utility_control(cfg: DictConfig | dict, out_dir: str | Path) -> dict[str
             weight_decay=s.weight_decay,
             seed=conf.seed,
             eval_every=s.eval_every,
+            loss=s.loss,
+            lora_rank=s.lora_rank,
+            lora_alpha=s.lora_alpha,
         ),
         val=(vids, vmask, vt),
         progress=progress,
+        on_step=on_step,
     )
     backend.model = f"{path}#sft-seed{conf.seed}"
     fit_after, after = _measure(
         backend, outcomes, tpl, system, train, heldout, conf.k, p_target[ho_idx]
     )
     tuned = save_checkpoint(backend.lm, out / "tuned_model", source=path)
+    unseen_metrics = {}
+    if len(unseen_idx):
+        unseen_metrics = {
+            "n_outcomes": int(len(unseen)),
+            "n_pairs": int(len(unseen_idx)),
+            "agreement_direct_before": unseen_before,
+            "agreement_direct_after": _direct_agreement(
+                backend, outcomes, tpl, system, pairs[unseen_idx], conf.k, p_target[unseen_idx]
+            ),
+        }
 
     # political lean: projection on the assembly's Democrat - Republican axis
     axis = assembly.offsets["party"]["Democrat"] - assembly.offsets["party"]["Republican"]
@@ -245,6 +295,7 @@ def run_utility_control(cfg: DictConfig | dict, out_dir: str | Path) -> dict[str
             "after": _corr(fit_after.mu, target_fit.mu, "spearman"),
         },
         "political_lean_dem_minus_rep": lean,
+        "unseen_outcomes": unseen_metrics,
         "final_sft_loss": sft_log[-1]["loss"],
         "tuned_model": str(tuned),
         "base_model": str(path),

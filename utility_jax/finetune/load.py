@@ -98,7 +98,16 @@ def save_checkpoint(model: CausalLM, out: str | Path, *, source: str | Path | No
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    tensors = {k: np.asarray(v[...], dtype=np.float32) for k, v in hf_param_names(model).items()}
+    # a plain checkpoint: LoRA adapters folded into the weights (the model itself is not changed)
+    delta = {
+        id(lin.weight): lin.lora_scale * (lin.lora_b[...] @ lin.lora_a[...])
+        for lin in model._linears()
+        if lin.lora_a is not None
+    }
+    tensors = {
+        k: np.asarray(v[...] + delta[id(v)] if id(v) in delta else v[...], dtype=np.float32)
+        for k, v in hf_param_names(model).items()
+    }
     save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
     if source is not None:
         src = Path(source)

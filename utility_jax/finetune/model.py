@@ -64,9 +64,31 @@ class Linear(nnx.Module):
             jax.random.normal(rngs.params(), (d_out, d_in), jnp.float32) * d_in**-0.5
         )
         self.bias = nnx.Param(jnp.zeros((d_out,), jnp.float32)) if bias else None
+        self.lora_a = nnx.data(None)
+        self.lora_b = nnx.data(None)
+        self.lora_scale = 0.0
+
+    def add_lora(self, rank: int, alpha: float, key) -> None:
+        """Attach a LoRA adapter ``W + (alpha / rank) B A`` (``B`` starts at zero)."""
+        d_out, d_in = self.weight[...].shape
+        self.lora_a = nnx.data(
+            nnx.LoRAParam(jax.random.normal(key, (rank, d_in), jnp.float32) * d_in**-0.5)
+        )
+        self.lora_b = nnx.data(nnx.LoRAParam(jnp.zeros((d_out, rank), jnp.float32)))
+        self.lora_scale = alpha / rank
+
+    def merge_lora(self) -> None:
+        if self.lora_a is not None:
+            self.weight[...] = (
+                self.weight[...] + self.lora_scale * self.lora_b[...] @ self.lora_a[...]
+            )
+            self.lora_a = nnx.data(None)
+            self.lora_b = nnx.data(None)
 
     def __call__(self, x):
         y = x @ self.weight[...].T
+        if self.lora_a is not None:
+            y = y + self.lora_scale * (x @ self.lora_a[...].T) @ self.lora_b[...].T
         return y + self.bias[...] if self.bias is not None else y
 
 
@@ -160,6 +182,22 @@ class CausalLM(nnx.Module):
         if self.lm_head is None:
             return x @ self.embed_tokens[...].T
         return self.lm_head(x)
+
+    def _linears(self):
+        for layer in self.layers:
+            a, m = layer.self_attn, layer.mlp
+            yield from (a.q_proj, a.k_proj, a.v_proj, a.o_proj, m.gate_proj, m.up_proj, m.down_proj)
+
+    def add_lora(self, rank: int = 8, alpha: float = 16.0, seed: int = 0) -> None:
+        """LoRA adapters on every attention and MLP projection (train with ``wrt=nnx.LoRAParam``)."""
+        key = jax.random.key(seed)
+        for i, lin in enumerate(self._linears()):
+            lin.add_lora(rank, alpha, jax.random.fold_in(key, i))
+
+    def merge_lora(self) -> None:
+        """Fold the adapters into the weights (before saving a plain checkpoint)."""
+        for lin in self._linears():
+            lin.merge_lora()
 
     def last_logits(self, input_ids, attention_mask):
         """Next-token logits at each row's last real token (left or right padding)."""

@@ -32,6 +32,9 @@ class SFTConfig:
     weight_decay: float = 0.0
     seed: int = 0
     eval_every: int = 50
+    loss: str = "answer"  # answer: CE against the target {A, B} distribution; token: plain SFT on sampled letters
+    lora_rank: int = 0  # > 0: train LoRA adapters of this rank instead of every weight
+    lora_alpha: float = 16.0
 
 
 def _log_q(model, ids, mask, a_ids, b_ids):
@@ -49,6 +52,15 @@ def answer_loss(model, ids, mask, target, a_ids, b_ids):
     return -jnp.mean(target * lqa + (1 - target) * lqb)
 
 
+def token_loss(model, ids, mask, letter_is_a, a_ids, b_ids):
+    """Plain token-level SFT: -log p(sampled target letter) over the whole vocabulary."""
+    logits = model.last_logits(ids, mask).astype(jnp.float32)
+    logp = jax.nn.log_softmax(logits, axis=-1)
+    la = jax.nn.logsumexp(logp[:, a_ids], axis=-1)
+    lb = jax.nn.logsumexp(logp[:, b_ids], axis=-1)
+    return -jnp.mean(jnp.where(letter_is_a > 0.5, la, lb))
+
+
 def train_sft(
     model,
     ids: np.ndarray,
@@ -60,17 +72,33 @@ def train_sft(
     *,
     val: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     progress: Callable | None = None,
+    on_step: Callable[[int, object], None] | None = None,
 ) -> list[dict]:
-    """Tune ``model`` in place; returns the training log (loss, and validation agreement)."""
+    """Tune ``model`` in place; returns the training log (loss, and validation agreement).
+
+    ``cfg.loss="token"`` samples one target letter per example (seeded) and trains plain next-token
+    cross-entropy on it, as the paper likely did; ``cfg.lora_rank > 0`` trains LoRA adapters only.
+    ``on_step(step, model)`` is called after every step (e.g. to save checkpoints).
+    """
     a_ids, b_ids = jnp.asarray(a_ids), jnp.asarray(b_ids)
-    sched = optax.warmup_cosine_decay_schedule(
-        0.0, cfg.lr, min(cfg.warmup, cfg.steps), max(cfg.steps, 1)
-    )
-    opt = nnx.Optimizer(model, optax.adamw(sched, weight_decay=cfg.weight_decay), wrt=nnx.Param)
+    if cfg.loss not in ("answer", "token"):
+        raise ValueError(f"loss must be 'answer' or 'token', got {cfg.loss!r}")
+    rng = np.random.default_rng(cfg.seed)
+    if cfg.loss == "token":
+        target = (rng.random(len(target)) < np.asarray(target)).astype(np.float32)
+    loss_fn = answer_loss if cfg.loss == "answer" else token_loss
+    wrt = nnx.Param
+    if cfg.lora_rank > 0:
+        model.add_lora(cfg.lora_rank, cfg.lora_alpha, seed=cfg.seed)
+        wrt = nnx.LoRAParam
+    warmup = max(0, min(cfg.warmup, cfg.steps - 1))
+    sched = optax.warmup_cosine_decay_schedule(0.0, cfg.lr, warmup, max(cfg.steps, warmup + 1))
+    opt = nnx.Optimizer(model, optax.adamw(sched, weight_decay=cfg.weight_decay), wrt=wrt)
 
     @nnx.jit
     def step(model, opt, x, m, t):
-        loss, grads = nnx.value_and_grad(answer_loss)(model, x, m, t, a_ids, b_ids)
+        diff = nnx.DiffState(0, wrt)
+        loss, grads = nnx.value_and_grad(loss_fn, argnums=diff)(model, x, m, t, a_ids, b_ids)
         opt.update(model, grads)
         return loss
 
@@ -78,7 +106,6 @@ def train_sft(
     def q_a(model, x, m):
         return jnp.exp(_log_q(model, x, m, a_ids, b_ids)[0])
 
-    rng = np.random.default_rng(cfg.seed)
     n = len(ids)
     bs = min(cfg.batch_size, n)
     order, pos, log = rng.permutation(n), 0, []
@@ -108,6 +135,8 @@ def train_sft(
             )
             rec["val_agreement"] = float(np.mean((q >= 0.5) == (vt >= 0.5)))
         log.append(rec)
+        if on_step is not None:
+            on_step(s + 1, model)
         if bar is not None:
             bar.update(1)
             bar.set_postfix({k: f"{v:.3f}" for k, v in rec.items() if k != "step"})
