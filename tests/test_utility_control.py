@@ -94,3 +94,60 @@ def test_utility_control_with_unseen_outcomes_lora_and_checkpoints(tmp_path):
     assert m["n_train_pairs"] + m["n_heldout_pairs"] == 36  # pairs among the 9 seen outcomes
     for step in (10, 20):
         assert (tmp_path / "checkpoints" / f"step_{step}" / "model.safetensors").exists()
+
+
+def test_llm_citizens_answer_in_persona_and_the_run_completes(tmp_path):
+    """A backend that records prompts: every citizen's persona is the system message of every
+    question it is asked, both orders; then a whole run with LLM citizens (the tiny model itself)."""
+    from utility_jax.assembly import persona_prompt
+    from utility_jax.control import citizen_preferences_llm
+    from utility_jax.elicit.backend import AnswerDistribution
+    from utility_jax.elicit.prompts import load_template
+    from utility_jax.outcomes import OutcomeSet
+
+    class Recorder:
+        name, model = "rec", "rec"
+
+        def __init__(self):
+            self.prompts = []
+
+        def settings(self, mode):
+            return {"mode": mode}
+
+        def answer_probs(self, prompts, on_result=None):
+            out = []
+            for i, m in enumerate(prompts):
+                self.prompts.append(m)
+                d = AnswerDistribution(0.7, 0.3, 0.0)
+                if on_result is not None:
+                    on_result(i, d)
+                out.append(d)
+            return out
+
+    rec = Recorder()
+    cs = sample_citizens(3, 0)
+    outcomes = OutcomeSet.from_texts(["x happens.", "y happens.", "z happens."])
+    pairs = np.array([[0, 1], [1, 2]])
+    p = citizen_preferences_llm(rec, cs, outcomes, load_template(), pairs, 10)
+    np.testing.assert_allclose(p, 0.5)  # a pure "A" bias cancels over both orders
+    assert len(rec.prompts) == 3 * 2 * 2
+    for k, c in enumerate(cs):
+        for m in rec.prompts[4 * k : 4 * k + 4]:
+            assert m[0] == {"role": "system", "content": persona_prompt(c)}
+
+    from hydra import compose, initialize_config_dir
+    from test_configs import CONF
+
+    from utility_jax.control import run_utility_control
+
+    over = [
+        "progress=false",
+        "plots=false",
+        "outcomes.limit=6",
+        "assembly.kind=agent",
+        "assembly.n_citizens=4",
+        "sft.steps=5",
+    ]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        m = run_utility_control(compose(config_name="utility_control", overrides=over), tmp_path)
+    assert m["n_citizens"] == 4 and 0 <= m["after"]["heldout_accuracy_refit"] <= 1

@@ -40,12 +40,16 @@ class ModelConf:
 
 @dataclasses.dataclass
 class AssemblyConf:
-    kind: str = "simulated"
+    kind: str = "simulated"  # simulated | agent (LLM citizens with persona prompts)
     n_citizens: int = 50
     pooling: str = "mean"  # mean | majority
     effect: float = 0.3
     party_effect: float = 0.8
     noise: float = 0.5
+    # kind=agent: the LLM that plays every citizen (log-prob mode)
+    agent_kind: str = "jax"  # jax | hf | openai
+    agent_model: str | None = None  # checkpoint path / served model; null: the model being tuned
+    agent_base_url: str | None = None
 
 
 @dataclasses.dataclass
@@ -88,9 +92,11 @@ def _validate(cfg) -> ControlConf:
         OmegaConf.structured(ControlConf), {k: v for k, v in raw.items() if k in known}
     )
     conf: ControlConf = OmegaConf.to_object(merged)
-    if conf.assembly.kind != "simulated":
+    if conf.assembly.kind not in ("simulated", "agent"):
+        raise ValueError(f"assembly.kind={conf.assembly.kind!r} must be 'simulated' or 'agent'")
+    if conf.assembly.agent_kind not in ("jax", "hf", "openai"):
         raise ValueError(
-            f"assembly.kind={conf.assembly.kind!r}: only the simulated assembly is available so far"
+            f"assembly.agent_kind={conf.assembly.agent_kind!r} must be jax, hf or openai"
         )
     return conf
 
@@ -124,6 +130,51 @@ def _corr(x, y, kind="pearson") -> float:
         return float("nan")
     f = stats.pearsonr if kind == "pearson" else stats.spearmanr
     return float(f(x, y).statistic)
+
+
+def citizen_preferences_llm(backend, citizens, outcomes, tpl, pairs, k: int = 10) -> np.ndarray:
+    """``[citizens, pairs]`` P(first outcome preferred) from an LLM playing each citizen: the
+    persona prompt is the system message, both orders asked in log-prob mode."""
+    from utility_jax.assembly import persona_prompt
+    from utility_jax.elicit.llm import LLMAgent
+
+    out = []
+    for c in citizens:
+        agent = LLMAgent(backend, outcomes, tpl, mode="logprob", system=persona_prompt(c))
+        counts = agent.query(pairs, k, key=jax.random.key(0))
+        out.append((counts[:, 0, 0] + counts[:, 1, 1]) / counts[:, :, :2].sum((1, 2)))
+    return np.stack(out)
+
+
+def _citizen_backend(a: AssemblyConf, tuned_path):
+    model = a.agent_model or str(tuned_path)
+    if a.agent_kind == "jax":
+        from utility_jax.elicit.jax_backend import JaxBackend
+
+        return JaxBackend.from_pretrained(model)
+    if a.agent_kind == "hf":
+        from utility_jax.elicit.hf import HFBackend
+
+        return HFBackend(model)
+    from utility_jax.elicit.openai_compat import OpenAIBackend
+
+    return OpenAIBackend(a.agent_base_url, model)
+
+
+def party_axis(p_citizens, citizens, pairs, n) -> np.ndarray | None:
+    """Utilities of the Democrat citizens' pooled preferences minus the Republicans' (the
+    assembly's political axis), or None when a party is missing."""
+    mus = {}
+    for party in ("Democrat", "Republican"):
+        idx = [i for i, c in enumerate(citizens) if c.attributes["party"] == party]
+        if not idx:
+            return None
+        p = np.asarray(p_citizens)[idx].mean(0)
+        d = uj.PairwiseData.from_counts(
+            n, pairs[:, 0], pairs[:, 1], 20 * p, np.full(len(pairs), 20.0)
+        )
+        mus[party] = np.asarray(uj.fit_thurstonian(d).mu_normalized)
+    return mus["Democrat"] - mus["Republican"]
 
 
 def _direct_agreement(backend, outcomes, tpl, system, pairs, k, target) -> float:
@@ -187,11 +238,17 @@ def run_utility_control(cfg: DictConfig | dict, out_dir: str | Path) -> dict[str
     # assembly -> target
     citizens = sample_citizens(conf.assembly.n_citizens, rng)
     a = conf.assembly
-    assembly = SimulatedAssembly(
-        n, citizens, rng, effect=a.effect, party_effect=a.party_effect, noise=a.noise
-    )
     pairs = np.stack(np.triu_indices(n, 1), 1)
-    p_target = pool_preferences(assembly.preferences(pairs), a.pooling)
+    if a.kind == "simulated":
+        assembly = SimulatedAssembly(
+            n, citizens, rng, effect=a.effect, party_effect=a.party_effect, noise=a.noise
+        )
+        p_citizens = assembly.preferences(pairs)
+    else:
+        p_citizens = citizen_preferences_llm(
+            _citizen_backend(a, path), citizens, outcomes, tpl, pairs, conf.k
+        )
+    p_target = pool_preferences(p_citizens, a.pooling)
     unseen = (
         np.sort(rng.permutation(n)[: conf.heldout_outcomes])
         if conf.heldout_outcomes > 0
@@ -275,10 +332,10 @@ def run_utility_control(cfg: DictConfig | dict, out_dir: str | Path) -> dict[str
             ),
         }
 
-    # political lean: projection on the assembly's Democrat - Republican axis
-    axis = assembly.offsets["party"]["Democrat"] - assembly.offsets["party"]["Republican"]
+    # political lean: correlation with the assembly's own Democrat - Republican axis
+    axis = party_axis(p_citizens, citizens, pairs, n)
     lean = {
-        name: _corr(f.mu, axis)
+        name: (_corr(f.mu, axis) if axis is not None else float("nan"))
         for name, f in (("target", target_fit), ("before", fit_before), ("after", fit_after))
     }
     metrics = {
