@@ -121,3 +121,57 @@ def test_indifference_points_interpolate_and_censor():
     assert x[0] == pytest.approx(1000.0)
     assert np.isnan(x[1])  # never preferred within the grid: censored
     assert x[2] == pytest.approx(np.exp(np.log(1000) + 0.5 * np.log(2)))
+
+
+def test_convergence_grows_with_capability_on_planted_models():
+    """Ten models whose utilities are a shared value system plus noise that shrinks with
+    capability: mean similarity to the others correlates with capability (Pearson > 0.8)."""
+    from utility_jax.analysis import convergence as C
+
+    rng = np.random.default_rng(0)
+    shared = rng.normal(size=200)
+    cap = {f"m{i}": 50 + 5 * i for i in range(10)}
+    utils = {m: shared + (3.0 - 0.3 * i) * rng.normal(size=200) for i, m in enumerate(cap)}
+    res = C.convergence_vs_capability(utils, cap)
+    assert res["pearson_similarity_vs_capability"] > 0.8
+    sim = C.similarity_matrices(
+        {"a": np.arange(5.0), "b": 2 * np.arange(5.0) + 3, "c": -np.arange(5.0)}
+    )
+    np.testing.assert_allclose(sim["pearson"][0], [1, 1, -1])
+    np.testing.assert_allclose(sim["cosine"][0], [1, 1, -1])
+
+
+def test_capability_table_from_anchor_data():
+    from conftest import ANCHOR
+
+    from utility_jax.analysis import convergence as C
+
+    path = ANCHOR / "utility_analysis" / "capability_scores.csv"
+    cap = C.load_capability(path)
+    rows = [x for x in path.read_text().splitlines()[1:] if x.strip()]
+    assert len(cap) == len({r.split(",")[0] for r in rows}) >= 69 and cap[
+        "gpt-4o"
+    ] == pytest.approx(88.7)
+
+
+def test_political_pca_places_a_planted_lean_next_to_the_right_entity():
+    """Six entities on a planted left-right axis over 136 policies (plus a second, weaker axis);
+    a model planted at entity "R2"'s position plus small noise is nearest to "R2"."""
+    from utility_jax.analysis import political as P
+
+    rng = np.random.default_rng(1)
+    axis1, axis2 = rng.normal(size=136), rng.normal(size=136)
+    pos = {
+        "L1": (-2, 0.5),
+        "L2": (-1, -0.5),
+        "C": (0, 0),
+        "R1": (1, 0.5),
+        "R2": (2, -0.5),
+        "R3": (3, 0.4),
+    }
+    names = list(pos) + ["model"]
+    vecs = [p[0] * axis1 + p[1] * axis2 + 0.3 * rng.normal(size=136) for p in pos.values()]
+    vecs.append(2 * axis1 - 0.5 * axis2 + 0.3 * rng.normal(size=136))
+    out = P.pca(np.stack(vecs))
+    assert out["explained"][0] > 0.5
+    assert P.place_among(out["coords"], names, "model", k=1)[0][0] == "R2"
