@@ -21,7 +21,8 @@ import utility_jax as uj
 from utility_jax.assembly import SimulatedAssembly, pool_preferences, sample_citizens
 from utility_jax.config import OutcomesConf
 from utility_jax.elicit.prompts import load_template, render_pair, system_message
-from utility_jax.outcomes import load_outcomes
+from utility_jax.runner import build_outcomes
+from utility_jax.simulate import pool_orders
 
 __all__ = ["ControlConf", "run_utility_control"]
 
@@ -109,13 +110,11 @@ def _measure(backend, outcomes, tpl, system, train, heldout, k, target_heldout):
     n = len(outcomes)
     agent = LLMAgent(backend, outcomes, tpl, mode="logprob", system=system)
     c = agent.query(train, k, key=jax.random.key(0))
-    data = uj.PairwiseData.from_counts(
-        n, train[:, 0], train[:, 1], c[:, 0, 0] + c[:, 1, 1], c[:, :, :2].sum((1, 2))
-    )
+    data = uj.PairwiseData.from_counts(n, train[:, 0], train[:, 1], *pool_orders(c, refusal="drop"))
     fit = uj.fit_thurstonian(data)
     p = np.asarray(uj.predict_proba(fit, heldout[:, 0], heldout[:, 1]))
     ch = agent.query(heldout, k, key=jax.random.key(1))
-    direct = (ch[:, 0, 0] + ch[:, 1, 1]) / ch[:, :, :2].sum((1, 2))
+    direct = np.divide(*pool_orders(ch, refusal="drop"))
     return fit, {
         "heldout_accuracy_refit": float(np.mean((p >= 0.5) == (target_heldout >= 0.5))),
         "heldout_agreement_direct": float(np.mean((direct >= 0.5) == (target_heldout >= 0.5))),
@@ -142,7 +141,7 @@ def citizen_preferences_llm(backend, citizens, outcomes, tpl, pairs, k: int = 10
     for c in citizens:
         agent = LLMAgent(backend, outcomes, tpl, mode="logprob", system=persona_prompt(c))
         counts = agent.query(pairs, k, key=jax.random.key(0))
-        out.append((counts[:, 0, 0] + counts[:, 1, 1]) / counts[:, :, :2].sum((1, 2)))
+        out.append(np.divide(*pool_orders(counts, refusal="drop")))
     return np.stack(out)
 
 
@@ -183,7 +182,7 @@ def _direct_agreement(backend, outcomes, tpl, system, pairs, k, target) -> float
 
     agent = LLMAgent(backend, outcomes, tpl, mode="logprob", system=system)
     c = agent.query(pairs, k, key=jax.random.key(2))
-    direct = (c[:, 0, 0] + c[:, 1, 1]) / c[:, :, :2].sum((1, 2))
+    direct = np.divide(*pool_orders(c, refusal="drop"))
     return float(np.mean((direct >= 0.5) == (target >= 0.5)))
 
 
@@ -209,9 +208,7 @@ def run_utility_control(cfg: DictConfig | dict, out_dir: str | Path) -> dict[str
     conf = _validate(cfg)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    outcomes = load_outcomes(conf.outcomes.path)
-    if conf.outcomes.limit is not None:
-        outcomes = outcomes.subset(range(min(conf.outcomes.limit, len(outcomes))))
+    outcomes = build_outcomes(conf)
     n = len(outcomes)
     tpl, system = load_template(conf.template), system_message(conf.system)
     rng = np.random.default_rng(conf.seed)

@@ -21,7 +21,8 @@ __all__ = ["build_outcomes", "build_agent", "run_compute_utilities"]
 log = logging.getLogger("utility_jax")
 
 
-def build_outcomes(cfg: ComputeUtilitiesConf) -> OutcomeSet:
+def build_outcomes(cfg) -> OutcomeSet:
+    """The outcome set of any run config with an ``outcomes`` section (path, limit)."""
     outcomes = load_outcomes(cfg.outcomes.path)
     if cfg.outcomes.limit is not None:
         outcomes = outcomes.subset(range(min(cfg.outcomes.limit, len(outcomes))))

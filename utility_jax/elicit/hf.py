@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from utility_jax.elicit.backend import AnswerDistribution, Completion
-from utility_jax.elicit.prompts import base_model_prompt
+from utility_jax.elicit.prompts import answer_token_ids, base_model_prompt
 
 __all__ = ["HFBackend"]
 
@@ -57,18 +57,10 @@ class HFBackend:
         self.device, self.dtype, self.batch_size = device, dtype, batch_size
         self.chat = self.tokenizer.chat_template is not None if chat is None else chat
         self.temperature, self.max_new_tokens = temperature, max_new_tokens
-        self.answer_ids = {letter: self._variants(letter) for letter in ("A", "B")}
-        if not self.answer_ids["A"] or not self.answer_ids["B"]:
-            raise ValueError(f"{self.model}: the tokenizer has no single token for 'A' or 'B'")
-
-    def _variants(self, letter: str) -> list[int]:
-        """Single-token spellings of an answer letter ("A", " A"), deduplicated."""
-        ids = set()
-        for s in (letter, " " + letter):
-            enc = self.tokenizer.encode(s, add_special_tokens=False)
-            if len(enc) == 1:
-                ids.add(enc[0])
-        return sorted(ids)
+        try:
+            self.answer_ids = answer_token_ids(self.tokenizer)
+        except ValueError as e:
+            raise ValueError(f"{self.model}: {e}") from None
 
     def settings(self, mode: str) -> dict[str, Any]:
         s = {"mode": mode, "chat": self.chat, "dtype": self.dtype}

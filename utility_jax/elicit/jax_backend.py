@@ -21,7 +21,7 @@ class JaxBackend:
     ):
         """``model``: a :class:`~utility_jax.finetune.CausalLM`; ``model_id`` names it in the store
         (use a new id for every tuned version, so answers of different weights never mix)."""
-        from utility_jax.finetune.tokens import answer_token_ids
+        from utility_jax.elicit.prompts import answer_token_ids
 
         self.lm, self.tokenizer, self.model = model, tokenizer, model_id
         self.batch_size = batch_size

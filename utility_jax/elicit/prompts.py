@@ -12,7 +12,14 @@ from pathlib import Path
 
 import yaml
 
-__all__ = ["PromptTemplate", "load_template", "template_names", "system_message", "render_pair"]
+__all__ = [
+    "PromptTemplate",
+    "answer_token_ids",
+    "load_template",
+    "template_names",
+    "system_message",
+    "render_pair",
+]
 
 _ASSET = Path(__file__).resolve().parents[1] / "assets" / "prompt_templates.yaml"
 
@@ -77,3 +84,19 @@ def render_pair(
     msgs = [] if system is None else [{"role": "system", "content": system}]
     msgs.append({"role": "user", "content": template.render(option_a, option_b, **fields)})
     return msgs
+
+
+def answer_token_ids(tokenizer) -> dict[str, list[int]]:
+    """Single-token spellings of "A" and "B" ("A", " A"), whose probabilities the hf and jax
+    backends and the SFT loss sum."""
+    out = {}
+    for letter in ("A", "B"):
+        ids = set()
+        for s in (letter, " " + letter):
+            enc = tokenizer.encode(s, add_special_tokens=False)
+            if len(enc) == 1:
+                ids.add(enc[0])
+        if not ids:
+            raise ValueError(f"the tokenizer has no single token for {letter!r}")
+        out[letter] = sorted(ids)
+    return out

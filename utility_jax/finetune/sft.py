@@ -37,11 +37,15 @@ class SFTConfig:
     lora_alpha: float = 16.0
 
 
-def _log_q(model, ids, mask, a_ids, b_ids):
+def _answer_logps(model, ids, mask, a_ids, b_ids):
+    """log P("A") and log P("B") over the whole vocabulary, summed over their spellings."""
     logits = model.last_logits(ids, mask).astype(jnp.float32)
     logp = jax.nn.log_softmax(logits, axis=-1)
-    la = jax.nn.logsumexp(logp[:, a_ids], axis=-1)
-    lb = jax.nn.logsumexp(logp[:, b_ids], axis=-1)
+    return jax.nn.logsumexp(logp[:, a_ids], axis=-1), jax.nn.logsumexp(logp[:, b_ids], axis=-1)
+
+
+def _log_q(model, ids, mask, a_ids, b_ids):
+    la, lb = _answer_logps(model, ids, mask, a_ids, b_ids)
     norm = jnp.logaddexp(la, lb)
     return la - norm, lb - norm
 
@@ -54,10 +58,7 @@ def answer_loss(model, ids, mask, target, a_ids, b_ids):
 
 def token_loss(model, ids, mask, letter_is_a, a_ids, b_ids):
     """Plain token-level SFT: -log p(sampled target letter) over the whole vocabulary."""
-    logits = model.last_logits(ids, mask).astype(jnp.float32)
-    logp = jax.nn.log_softmax(logits, axis=-1)
-    la = jax.nn.logsumexp(logp[:, a_ids], axis=-1)
-    lb = jax.nn.logsumexp(logp[:, b_ids], axis=-1)
+    la, lb = _answer_logps(model, ids, mask, a_ids, b_ids)
     return -jnp.mean(jnp.where(letter_is_a > 0.5, la, lb))
 
 

@@ -3,23 +3,9 @@
 import numpy as np
 
 from utility_jax.data import bucket_length
+from utility_jax.elicit.prompts import answer_token_ids  # noqa: F401  (re-exported)
 
 __all__ = ["answer_token_ids", "encode_prompts"]
-
-
-def answer_token_ids(tokenizer) -> dict[str, list[int]]:
-    """Single-token spellings of "A" and "B" ("A", " A"), as the hf backend sums them."""
-    out = {}
-    for letter in ("A", "B"):
-        ids = set()
-        for s in (letter, " " + letter):
-            enc = tokenizer.encode(s, add_special_tokens=False)
-            if len(enc) == 1:
-                ids.add(enc[0])
-        if not ids:
-            raise ValueError(f"the tokenizer has no single token for {letter!r}")
-        out[letter] = sorted(ids)
-    return out
 
 
 def encode_prompts(
