@@ -29,7 +29,7 @@ def test_make_lotteries_whole_percents_and_text():
         )
         assert len(lo.outcomes) in (2, 3)
     txt = L.lottery_text(L.Lottery((0, 1), (30, 70)), ["You get a cat.", "You get a dog."])
-    assert txt == "- You get a cat. with probability 30%\n- You get a dog. with probability 70%"
+    assert txt == "- You get a cat. with probability 30.0%\n- You get a dog. with probability 70.0%"
 
 
 @pytest.mark.parametrize("distortion,lo,hi", [(0.0, 0.97, 1.0), (1.0, 0.0, 0.8)])

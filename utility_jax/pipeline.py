@@ -53,6 +53,19 @@ class ComputeUtilitiesResult:
     true_mu: np.ndarray | None = None
     true_sigma: np.ndarray | None = None
     posterior: Any = None  # utility_jax.bayes.Posterior when cfg.bayes.method != "none"
+    # [n_draws, N] normalised utility draws per interval kind ("bootstrap", "laplace",
+    # "posterior"): derived numbers (analyses) get their intervals by mapping over them
+    draws: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+
+    def utility_draws(self) -> tuple[str, np.ndarray]:
+        """The preferred draws (posterior, else bootstrap, else Laplace) and their kind."""
+        for kind in ("posterior", "bootstrap", "laplace"):
+            if kind in self.draws:
+                return kind, self.draws[kind]
+        raise ValueError(
+            "this run has no utility draws: enable uncertainty.n_bootstrap, uncertainty.laplace "
+            "or bayes.method"
+        )
 
 
 def _to_data(n_items, pairs, counts, refusal, pad_to=None) -> PairwiseData:
@@ -247,12 +260,14 @@ def compute_utilities(
 
     # ---------------------------------------------------------------- intervals
     intervals: dict[str, np.ndarray] = {}
+    draws: dict[str, np.ndarray] = {}
     u = cfg.uncertainty
     alpha = (1 - u.level) / 2
     if u.n_bootstrap > 0 and cfg.fitter.solver == "lbfgs":
         t0 = time.perf_counter()
         boots = fit_bootstrap(k_boot, data, u.n_bootstrap, cfg=fcfg, init=fit)
         mu_b = np.asarray(boots.mu_normalized)
+        draws["bootstrap"] = mu_b
         intervals["bootstrap_lo"] = np.quantile(mu_b, alpha, axis=0)
         intervals["bootstrap_hi"] = np.quantile(mu_b, 1 - alpha, axis=0)
         intervals["bootstrap_sd"] = mu_b.std(axis=0)
@@ -270,6 +285,8 @@ def compute_utilities(
         mu_n = np.asarray(fit.mu_normalized)
         intervals["laplace_lo"] = mu_n - z * intervals["laplace_se"]
         intervals["laplace_hi"] = mu_n + z * intervals["laplace_se"]
+        eps = np.random.default_rng([seed, 11]).standard_normal((max(u.n_bootstrap, 200), n))
+        draws["laplace"] = mu_n + eps * intervals["laplace_se"]
 
     # ---------------------------------------------------------------- posterior
     posterior = None
@@ -285,6 +302,7 @@ def compute_utilities(
         else:
             posterior = BZ.run_svi(k_bayes, data, bcfg, init=fit)
         summ = BZ.summarize_posterior(posterior, cfg.bayes.hdi_prob)
+        draws["posterior"] = np.asarray(posterior.normalized()[0])
         intervals["posterior_mean"] = summ["mu_normalized_mean"]
         intervals["posterior_sd"] = summ["mu_normalized_sd"]
         intervals["posterior_lo"] = summ["mu_normalized_hdi_lo"]
@@ -375,4 +393,5 @@ def compute_utilities(
         true_mu=None if true_utilities is None else np.asarray(true_utilities[0]),
         true_sigma=None if true_utilities is None else np.asarray(true_utilities[1]),
         posterior=posterior,
+        draws=draws,
     )

@@ -76,9 +76,20 @@ def store_config(cfg: ComputeUtilitiesConf) -> dict:
 
 
 def build_agent(
-    cfg: ComputeUtilitiesConf, outcomes: OutcomeSet, key: jax.Array, out_dir=None, progress=None
+    cfg: ComputeUtilitiesConf,
+    outcomes: OutcomeSet,
+    key: jax.Array,
+    out_dir=None,
+    progress=None,
+    *,
+    fields: dict[str, str] | None = None,
+    truth: tuple[np.ndarray, np.ndarray] | None = None,
 ):
-    """The agent and, for simulated agents, its true ``(mu, sigma)`` (else None)."""
+    """The agent and, for simulated agents, its true ``(mu, sigma)`` (else None).
+
+    ``fields`` fill a template's extra fields (``{entity}``...); ``truth`` gives a simulated
+    agent its utilities (analyses plant them from the outcomes' structure).
+    """
     a = cfg.agent
     if a.kind in ("hf", "openai"):
         from utility_jax.elicit.llm import LLMAgent
@@ -102,9 +113,12 @@ def build_agent(
             mode=el.mode,
             store=store,
             progress=progress,
+            fields=fields,
         )
         return agent, None
-    if a.utilities == "planted":
+    if truth is not None:
+        mu, sigma = (np.asarray(x, dtype=np.float64) for x in truth)
+    elif a.utilities == "planted":
         mu, sigma = planted_utilities(
             outcomes, key, mu_scale=a.mu_scale, sigma_range=(a.sigma_min, a.sigma_max)
         )

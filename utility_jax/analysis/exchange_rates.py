@@ -9,9 +9,25 @@ the N grid. Every function takes draws (bootstrap or posterior) on a leading axi
 come from the same code.
 """
 
-import numpy as np
+import dataclasses
+import json
+from pathlib import Path
 
-__all__ = ["fit_log_utility", "exchange_rate", "exchange_rate_matrix", "rate_interval"]
+import numpy as np
+import yaml
+
+__all__ = [
+    "fit_log_utility",
+    "exchange_rate",
+    "exchange_rate_matrix",
+    "rate_interval",
+    "load_option_space",
+    "quantity_outcomes",
+    "Config",
+    "run",
+    "plot",
+    "summary",
+]
 
 
 def fit_log_utility(n_values, utilities) -> dict[str, np.ndarray]:
@@ -38,7 +54,8 @@ def fit_log_utility(n_values, utilities) -> dict[str, np.ndarray]:
 def exchange_rate(a_i, b_i, a_j, b_j, n_grid) -> np.ndarray:
     """Units of X_i worth one unit of X_j: the two-way geometric mean over ``n_grid``.
 
-    Broadcasts over leading axes (draws). ``a_i`` and ``a_j`` must be positive (more is better).
+    Broadcasts over leading axes (draws). ``a_i`` and ``a_j`` must have the same sign (positive
+    when more is better, negative for bads such as deaths).
     """
     ln_n = np.log(np.asarray(n_grid, dtype=np.float64))
     a_i, b_i, a_j, b_j = (np.asarray(v, dtype=np.float64)[..., None] for v in (a_i, b_i, a_j, b_j))
@@ -58,3 +75,192 @@ def rate_interval(rate_draws, level: float = 0.9) -> tuple[float, float, float]:
     lr = np.log(np.asarray(rate_draws, dtype=np.float64))
     lo, med, hi = np.quantile(lr, [(1 - level) / 2, 0.5, 1 - (1 - level) / 2])
     return float(np.exp(med)), float(np.exp(lo)), float(np.exp(hi))
+
+
+def load_option_space(path: str | Path = "default") -> dict:
+    """``{"X_values", "options_templates", "N_values"}``: the project's own (``"default"``) or the
+    reference's ``derived/exchange_rate_option_space.json``."""
+    if str(path) == "default":
+        path = Path(__file__).resolve().parents[1] / "assets" / "analyses" / "exchange_rates.yaml"
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: exchange-rate option space not found")
+    text = path.read_text()
+    obj = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
+    missing = {"X_values", "options_templates", "N_values"} - set(obj or {})
+    if missing:
+        raise ValueError(f"{path}: lacks {sorted(missing)}")
+    return obj
+
+
+def _grammar(text: str, n) -> str:
+    if n != 1:
+        return text
+    for a, b in (
+        ("1 people", "1 person"),
+        (" die ", " dies "),
+        (" die.", " dies."),
+        (" recover ", " recovers "),
+        (" are ", " is "),
+        (" each ", " "),
+    ):
+        text = text.replace(a, b)
+    return text
+
+
+def quantity_outcomes(space: dict, group: str, measure: str, xs=None, source: str = "") -> tuple:
+    """Outcomes "N units of X" for every X of ``group`` and N of ``measure``.
+
+    Returns ``(OutcomeSet, xs, n_values)``; outcome ``k * len(n_values) + m`` is X ``k`` at N
+    ``m`` (fields ``X`` and ``N`` kept in ``extra``).
+    """
+    from utility_jax.outcomes import Outcome, OutcomeSet
+
+    where = source or "exchange-rate option space"
+    try:
+        template = space["options_templates"][group][measure]
+        allx = [x[0] if isinstance(x, list) else x for x in space["X_values"][group]]
+        ns = list(space["N_values"][measure])
+    except KeyError as e:
+        raise ValueError(f"{where}: no {e.args[0]!r} for group={group!r}, measure={measure!r}") from e
+    xs = list(xs) if xs else allx
+    unknown = [x for x in xs if x not in allx]
+    if unknown:
+        raise ValueError(f"{where}: {unknown} are not X values of group {group!r}")
+    items = []
+    for x in xs:
+        for n in ns:
+            nt = f"{n:,}" if float(n).is_integer() else f"{n}"
+            text = _grammar(template.replace("{N}", nt).replace("{X}", x), n)
+            items.append(Outcome(len(items), text, f"{group}: {x}", {"X": x, "N": float(n)}))
+    return OutcomeSet(tuple(items), source=where), xs, np.asarray(ns, dtype=np.float64)
+
+
+# ---------------------------------------------------------------------------- experiment shell
+
+
+@dataclasses.dataclass
+class Config:
+    name: str = "exchange_rates"
+    option_space: str = "default"  # "default" or the reference's exchange_rate_option_space.json
+    group: str = "countries"
+    measure: str = "saved"
+    x_values: list[str] | None = None  # a subset of the group's X values (null: all)
+    pivot: str | None = None  # rates are shown in units of this X (null: the first)
+    # simulated agent: log worth of each X is N(0, planted_spread^2) around the pivot's
+    planted_spread: float = 0.7
+    planted_slope: float = 1.0  # utility per unit of ln N (sign: good or bad measure)
+
+
+def run(cfg: Config, ctx) -> dict:
+    from utility_jax.analysis.harness import Task, interval
+
+    space = load_option_space(cfg.option_space)
+    outs, xs, ns = quantity_outcomes(space, cfg.group, cfg.measure, cfg.x_values, cfg.option_space)
+    pivot = cfg.pivot or xs[0]
+    if pivot not in xs:
+        raise ValueError(f"analysis.pivot={pivot!r} is not one of the X values {xs}")
+    k, m = len(xs), len(ns)
+    truth, planted = None, None
+    if ctx.simulated:
+        logw = ctx.rng("worth").normal(0.0, cfg.planted_spread, k)
+        logw -= logw[xs.index(pivot)]
+        mu = cfg.planted_slope * (np.log(ns)[None, :] + logw[:, None])
+        sig = ctx.rng("sigma").uniform(0.3, 0.6, k * m)
+        truth = (mu.reshape(-1), sig)
+        # one unit of X_j is worth w_j / w_pivot units of the pivot
+        planted = dict(zip(xs, np.exp(logw).tolist(), strict=True))
+    r = ctx.fit(Task(f"{cfg.group}-{cfg.measure}", outs, truth=truth))
+    p = xs.index(pivot)
+
+    def derive(u):
+        f = fit_log_utility(ns, u.reshape(k, m))
+        rates = exchange_rate(f["a"][p], f["b"][p], f["a"], f["b"], ns)
+        return f, rates
+
+    f0, rate0 = derive(r.mu)
+    per = [derive(d) for d in r.draws]
+    out = {
+        "interval_kind": r.interval_kind,
+        "group": cfg.group,
+        "measure": cfg.measure,
+        "pivot": pivot,
+        "n_values": ns,
+        "x_values": xs,
+        "fits": {
+            x: {
+                name: interval(f0[name][j], [f[name][j] for f, _ in per], ctx.level)
+                for name in ("a", "b", "r2")
+            }
+            for j, x in enumerate(xs)
+        },
+        "rates_in_pivot_units": {
+            x: interval(rate0[j], [rt[j] for _, rt in per], ctx.level) for j, x in enumerate(xs)
+        },
+        "utility_grid": r.mu.reshape(k, m),
+        "mean_r2": float(np.nanmean(f0["r2"])),
+    }
+    if planted is not None:
+        out["planted_rates_in_pivot_units"] = planted
+        ins = [
+            out["rates_in_pivot_units"][x]["lo"] <= planted[x] <= out["rates_in_pivot_units"][x]["hi"]
+            for x in xs
+            if x != pivot
+        ]
+        out["planted_rate_coverage"] = float(np.mean(ins))
+    return out
+
+
+def plot(numbers: dict, path) -> None:
+    import matplotlib.pyplot as plt
+
+    xs, rates = numbers["x_values"], numbers["rates_in_pivot_units"]
+    order = sorted(xs, key=lambda x: rates[x]["estimate"])
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, max(3.5, 0.35 * len(xs) + 1)))
+    est = np.array([rates[x]["estimate"] for x in order])
+    lo = np.array([rates[x]["lo"] for x in order])
+    hi = np.array([rates[x]["hi"] for x in order])
+    y = np.arange(len(order))
+    a1.errorbar(est, y, xerr=[np.maximum(est - lo, 0), np.maximum(hi - est, 0)], fmt="o", ms=4)
+    if "planted_rates_in_pivot_units" in numbers:
+        pl = numbers["planted_rates_in_pivot_units"]
+        a1.scatter([pl[x] for x in order], y, marker="x", color="red", label="planted", zorder=3)
+        a1.legend()
+    a1.set_xscale("log")
+    a1.axvline(1.0, color="k", lw=0.6)
+    a1.set_yticks(y, order)
+    a1.set_xlabel(f"value of one unit, in units of {numbers['pivot']}")
+    a1.set_title(f"exchange rates: {numbers['group']} / {numbers['measure']}")
+    grid, ns = np.asarray(numbers["utility_grid"]), np.asarray(numbers["n_values"])
+    for j, x in enumerate(xs):
+        a2.plot(ns, grid[j], "o-", ms=3, label=x)
+    a2.set_xscale("log")
+    a2.set_xlabel("N")
+    a2.set_ylabel("utility (normalised)")
+    a2.set_title(f"U(N) = a ln N + b per X (mean R^2 {numbers['mean_r2']:.3f})")
+    a2.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def summary(numbers: dict) -> str:
+    from utility_jax.analysis.harness import fmt
+
+    rates = numbers["rates_in_pivot_units"]
+    xs = sorted(numbers["x_values"], key=lambda x: -rates[x]["estimate"])
+    lvl = int(round(100 * numbers["interval_level"]))
+    top, bottom = xs[0], xs[-1]
+    text = (
+        f"Exchange rates ({numbers['agent']}; {numbers['group']}, measure '{numbers['measure']}'; "
+        f"{lvl}% {numbers['interval_kind']} intervals). Per X, U(N) = a ln N + b fits with mean "
+        f"R^2 {numbers['mean_r2']:.3f}. In units of {numbers['pivot']}, one unit of {top} is "
+        f"worth {fmt(rates[top], 2)} and one unit of {bottom} {fmt(rates[bottom], 2)} "
+        "(two-way geometric mean over the N grid)."
+    )
+    if "planted_rate_coverage" in numbers:
+        text += (
+            f" The planted rates lie inside their intervals for "
+            f"{100 * numbers['planted_rate_coverage']:.0f}% of the X values."
+        )
+    return text

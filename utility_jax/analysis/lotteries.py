@@ -7,8 +7,11 @@ the fitted utilities come.
 """
 
 import dataclasses
+import json
+from pathlib import Path
 
 import numpy as np
+import yaml
 from scipy import stats
 
 __all__ = [
@@ -17,6 +20,11 @@ __all__ = [
     "lottery_text",
     "expected_utility_metrics",
     "implicit_lottery_metrics",
+    "load_implicit_lotteries",
+    "Config",
+    "run",
+    "plot",
+    "summary",
 ]
 
 
@@ -56,9 +64,10 @@ def make_lotteries(
 
 
 def lottery_text(lottery: Lottery, texts: list[str]) -> str:
-    """The outcome text of a lottery: one ``- {outcome} with probability {p}%`` line per branch."""
+    """The outcome text of a lottery, in the reference's format: one
+    ``- {outcome} with probability {p*100:.1f}%`` line per branch (``30.0%``)."""
     return "\n".join(
-        f"- {texts[i]} with probability {p}%"
+        f"- {texts[i]} with probability {float(p):.1f}%"
         for i, p in zip(lottery.outcomes, lottery.percents, strict=True)
     )
 
@@ -113,3 +122,168 @@ def implicit_lottery_metrics(
         "mae_z": float(np.mean(np.abs(_z(u_event) - _z(eu)))),
         "n_events": len(groups),
     }
+
+
+def load_implicit_lotteries(path: str | Path = "default") -> list[dict]:
+    """Uncertain events ``[{"option", "sub_options": [{"option", "probability"}]}]``.
+
+    ``"default"``: the project's own events; else a file in the reference's format
+    (``implicit_lotteries/options.json``). Probabilities must sum to 1 per event.
+    """
+    if str(path) == "default":
+        path = Path(__file__).resolve().parents[1] / "assets" / "analyses" / "implicit_lotteries.yaml"
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: implicit lottery file not found")
+    obj = yaml.safe_load(path.read_text()) if path.suffix in (".yaml", ".yml") else json.loads(
+        path.read_text()
+    )
+    events = obj.get("base_options") if isinstance(obj, dict) else None
+    if not isinstance(events, list) or not events:
+        raise ValueError(f"{path}: expected a non-empty 'base_options' list")
+    for k, e in enumerate(events):
+        subs = e.get("sub_options") if isinstance(e, dict) else None
+        if not isinstance(subs, list) or not subs or "option" not in e:
+            raise ValueError(f"{path}: base_options[{k}] needs 'option' and 'sub_options'")
+        total = sum(float(s_["probability"]) for s_ in subs)
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"{path}: base_options[{k}] probabilities sum to {total}, not 1")
+    return events
+
+
+# ---------------------------------------------------------------------------- experiment shell
+
+
+@dataclasses.dataclass
+class Config:
+    name: str = "lotteries"
+    base_outcomes: str = "default"  # outcome set whose first `n_base` outcomes are the prizes
+    n_base: int = 30
+    n_lotteries: int = 60
+    sizes: list[int] = dataclasses.field(default_factory=lambda: [2, 3])
+    n_pairs: int = 2000  # random lottery pairs for the ordering agreement
+    implicit: str | None = "default"  # "default", a reference options.json path, or null (skip)
+    # simulated agent: sd of the planted departure from expected utility, in units of sd(U_base)
+    distortion: float = 0.0
+
+
+def run(cfg: Config, ctx) -> dict:
+    from utility_jax.analysis.harness import Task, map_draws, paired_draws
+    from utility_jax.elicit.simulated import planted_utilities
+    from utility_jax.outcomes import Outcome, OutcomeSet, load_outcomes
+
+    base = load_outcomes(cfg.base_outcomes)
+    base = base.subset(range(min(cfg.n_base, len(base))))
+    n_base = len(base)
+    lots = make_lotteries(n_base, cfg.n_lotteries, ctx.rng("lotteries"), sizes=tuple(cfg.sizes))
+    items = list(base.outcomes) + [
+        Outcome(n_base + k, lottery_text(lot, base.texts), "Lottery") for k, lot in enumerate(lots)
+    ]
+    outs = OutcomeSet(tuple(items), source=f"{base.source} + {len(lots)} lotteries")
+    truth = None
+    if ctx.simulated:
+        mu, sig = planted_utilities(base, ctx.task_key("plant:explicit"))
+        eu = np.array([np.dot(lot.probs, mu[list(lot.outcomes)]) for lot in lots])
+        noise = ctx.rng("distortion").standard_normal(len(lots)) * cfg.distortion * mu.std()
+        lsig = ctx.rng("lottery-sigma").uniform(0.3, 1.0, len(lots))
+        truth = (np.concatenate([mu, eu + noise]), np.concatenate([sig, lsig]))
+    r = ctx.fit(Task("explicit", outs, template="lottery", truth=truth))
+
+    def metrics(u):
+        return expected_utility_metrics(u[n_base:], u[:n_base], lots, n_pairs=cfg.n_pairs)
+
+    (d,) = paired_draws(r)
+    out = {
+        "explicit": map_draws(metrics, ctx.level, (r.mu,), (d,)),
+        "interval_kind": r.interval_kind,
+        "explicit_points": {
+            "utility": r.mu[n_base:],
+            "expected_utility": [np.dot(lot.probs, r.mu[list(lot.outcomes)]) for lot in lots],
+        },
+        "lotteries": [
+            {"outcomes": list(lot.outcomes), "percents": list(lot.percents)} for lot in lots
+        ],
+    }
+    if cfg.implicit:
+        events = load_implicit_lotteries(cfg.implicit)
+        texts, groups, probs = [], [], []
+        for e in events:
+            texts.append(e["option"])
+        for e in events:
+            g = []
+            for s_ in e["sub_options"]:
+                if s_["option"] not in texts:
+                    texts.append(s_["option"])
+                g.append(texts.index(s_["option"]))
+            groups.append(g)
+            probs.append([float(s_["probability"]) for s_ in e["sub_options"]])
+        ne = len(events)
+        iset = OutcomeSet(
+            tuple(
+                Outcome(k, t, "Uncertain event" if k < ne else "Sub-outcome")
+                for k, t in enumerate(texts)
+            ),
+            source=str(cfg.implicit),
+        )
+        truth = None
+        if ctx.simulated:
+            mu, sig = planted_utilities(iset, ctx.task_key("plant:implicit"))
+            for k in range(ne):
+                mu[k] = np.dot(probs[k], mu[groups[k]]) + (
+                    cfg.distortion * mu[ne:].std() * ctx.rng(f"implicit{k}").standard_normal()
+                )
+            truth = (mu, sig)
+        ri = ctx.fit(Task("implicit", iset, truth=truth))
+
+        def imetrics(u):
+            return implicit_lottery_metrics(u[:ne], u, groups, probs)
+
+        out["implicit"] = map_draws(imetrics, ctx.level, (ri.mu,), paired_draws(ri))
+        out["implicit_points"] = {
+            "utility": ri.mu[:ne],
+            "expected_utility": [np.dot(p, ri.mu[g]) for g, p in zip(groups, probs, strict=True)],
+            "events": texts[:ne],
+        }
+    return out
+
+
+def plot(numbers: dict, path) -> None:
+    import matplotlib.pyplot as plt
+
+    panels = [k for k in ("explicit", "implicit") if k in numbers]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.5), squeeze=False)
+    for ax, k in zip(axes[0], panels, strict=True):
+        pts = numbers[f"{k}_points"]
+        x, y = np.asarray(pts["expected_utility"]), np.asarray(pts["utility"])
+        ax.scatter(x, y, s=14, alpha=0.7)
+        lim = [min(x.min(), y.min()), max(x.max(), y.max())]
+        ax.plot(lim, lim, "k--", lw=0.8)
+        r = numbers[k]["pearson_r"]
+        ax.set_title(f"{k} lotteries: r = {r['estimate']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}]")
+        ax.set_xlabel("expected utility  sum p U(outcome)")
+        ax.set_ylabel("fitted utility U(lottery)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def summary(numbers: dict) -> str:
+    from utility_jax.analysis.harness import fmt
+
+    e = numbers["explicit"]
+    lvl = int(round(100 * numbers["interval_level"]))
+    text = (
+        f"Expected utility ({numbers['agent']}; {lvl}% {numbers['interval_kind']} intervals). "
+        f"Over {e['n_lotteries']} explicit lotteries the fitted utility of a lottery correlates "
+        f"with its expected utility at r = {fmt(e['pearson_r'])}; the mean absolute difference "
+        f"of the z-scored values is {fmt(e['mae_z'])}, and {fmt(e['pair_agreement'])} of random "
+        "lottery pairs are ordered alike by utility and by expected utility."
+    )
+    if "implicit" in numbers:
+        i = numbers["implicit"]
+        text += (
+            f" Over {i['n_events']} uncertain events, U(event) correlates with the "
+            f"probability-weighted utility of its sub-outcomes at r = {fmt(i['pearson_r'])} "
+            f"(z-scored MAE {fmt(i['mae_z'])})."
+        )
+    return text

@@ -37,6 +37,7 @@ class LLMAgent:
         store: ResponseStore | None = None,
         batch_size: int = 64,
         progress=None,
+        fields: dict[str, str] | None = None,
     ):
         if mode not in ("sample", "logprob"):
             raise ValueError(f"mode must be 'sample' or 'logprob', got {mode!r}")
@@ -48,15 +49,29 @@ class LLMAgent:
         self.system, self.mode, self.store = system, mode, store
         self.batch_size = batch_size
         self.progress = progress
+        self.fields = dict(fields or {})
         self.name = f"{backend.name}:{backend.model}"
         self.stats = AgentStats()
         self.cache_hits = 0
         self.other_mass: list[float] = []
 
     def messages(self, first: int, second: int) -> list[dict]:
-        """The chat messages asking about outcome ``first`` shown as A and ``second`` as B."""
+        """The chat messages asking about outcome ``first`` shown as A and ``second`` as B.
+
+        Template fields other than the options come from ``fields`` (``{entity}``,
+        ``{scenario}``...) and, suffixed ``_A`` / ``_B``, from the outcomes' extra string fields
+        (the time-discounting template's ``{amount_A} {time_A}``).
+        """
         o = self.outcomes
-        return render_pair(self.template, o[first].text, o[second].text, self.system)
+        per = {
+            f"{k}_{side}": v
+            for side, i in (("A", first), ("B", second))
+            for k, v in o[i].extra.items()
+            if isinstance(v, str)
+        }
+        return render_pair(
+            self.template, o[first].text, o[second].text, self.system, **self.fields, **per
+        )
 
     def query(self, pairs: np.ndarray, k: int, *, key: jax.Array) -> np.ndarray:
         pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
