@@ -122,7 +122,9 @@ def quantity_outcomes(space: dict, group: str, measure: str, xs=None, source: st
         allx = [x[0] if isinstance(x, list) else x for x in space["X_values"][group]]
         ns = list(space["N_values"][measure])
     except KeyError as e:
-        raise ValueError(f"{where}: no {e.args[0]!r} for group={group!r}, measure={measure!r}") from e
+        raise ValueError(
+            f"{where}: no {e.args[0]!r} for group={group!r}, measure={measure!r}"
+        ) from e
     xs = list(xs) if xs else allx
     unknown = [x for x in xs if x not in allx]
     if unknown:
@@ -203,7 +205,9 @@ def run(cfg: Config, ctx) -> dict:
     if planted is not None:
         out["planted_rates_in_pivot_units"] = planted
         ins = [
-            out["rates_in_pivot_units"][x]["lo"] <= planted[x] <= out["rates_in_pivot_units"][x]["hi"]
+            out["rates_in_pivot_units"][x]["lo"]
+            <= planted[x]
+            <= out["rates_in_pivot_units"][x]["hi"]
             for x in xs
             if x != pivot
         ]

@@ -170,7 +170,7 @@ def interval(point: float, draws, level: float) -> dict[str, float]:
     d = np.asarray(draws, dtype=np.float64)
     d = d[np.isfinite(d)]
     a = (1 - level) / 2
-    lo, hi = (np.quantile(d, [a, 1 - a]) if d.size else (np.nan, np.nan))
+    lo, hi = np.quantile(d, [a, 1 - a]) if d.size else (np.nan, np.nan)
     return {"estimate": float(point), "lo": float(lo), "hi": float(hi)}
 
 

@@ -131,12 +131,16 @@ def load_implicit_lotteries(path: str | Path = "default") -> list[dict]:
     (``implicit_lotteries/options.json``). Probabilities must sum to 1 per event.
     """
     if str(path) == "default":
-        path = Path(__file__).resolve().parents[1] / "assets" / "analyses" / "implicit_lotteries.yaml"
+        path = (
+            Path(__file__).resolve().parents[1] / "assets" / "analyses" / "implicit_lotteries.yaml"
+        )
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: implicit lottery file not found")
-    obj = yaml.safe_load(path.read_text()) if path.suffix in (".yaml", ".yml") else json.loads(
-        path.read_text()
+    obj = (
+        yaml.safe_load(path.read_text())
+        if path.suffix in (".yaml", ".yml")
+        else json.loads(path.read_text())
     )
     events = obj.get("base_options") if isinstance(obj, dict) else None
     if not isinstance(events, list) or not events:
