@@ -6,12 +6,23 @@ capability score (the MMLU table in the anchor data).
 """
 
 import csv
+import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
 from scipy import stats
 
-__all__ = ["similarity_matrices", "convergence_vs_capability", "load_capability"]
+__all__ = [
+    "similarity_matrices",
+    "convergence_vs_capability",
+    "load_capability",
+    "load_run_utilities",
+    "Config",
+    "run",
+    "plot",
+    "summary",
+]
 
 
 def similarity_matrices(utilities: dict[str, np.ndarray]) -> dict:
@@ -64,3 +75,200 @@ def load_capability(path: str | Path) -> dict[str, float]:
         except ValueError as e:
             raise ValueError(f"{path}: row {k + 2}: MMLU {r['MMLU']!r} is not a number") from e
     return out
+
+
+def load_run_utilities(path: str | Path) -> tuple[dict[str, float], dict[str, float] | None]:
+    """``({outcome text: normalised utility}, {text: sd} or None)`` from a saved run.
+
+    Accepts a utility_jax run folder (or its ``utilities.json``) and the reference's
+    ``results_utilities_*.json`` (means already normalised; no uncertainty).
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "utilities.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no saved utilities here")
+    try:
+        obj = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from e
+    if isinstance(obj, list):  # ours
+        try:
+            u = {r["text"]: float(r["mu_normalized"]) for r in obj}
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"{path}: utilities.json rows need 'text' and 'mu_normalized'") from e
+        sd_key = next(
+            (k for k in ("posterior_sd", "bootstrap_sd", "laplace_se") if k in obj[0]), None
+        )
+        sd = {r["text"]: float(r[sd_key]) for r in obj} if sd_key else None
+        return u, sd
+    try:
+        texts = {str(o["id"]): o["description"] for o in obj["options"]}
+        return {texts[k]: float(v["mean"]) for k, v in obj["utilities"].items()}, None
+    except (KeyError, TypeError) as e:
+        raise ValueError(
+            f"{path}: neither a utility_jax utilities.json nor a reference results file"
+        ) from e
+
+
+# ---------------------------------------------------------------------------- experiment shell
+
+
+@dataclasses.dataclass
+class Config:
+    name: str = "convergence"
+    # saved runs: {name: run folder, utilities.json or reference results_utilities_*.json}
+    runs: dict[str, str] | None = None
+    capability: str | None = None  # a `Model Name,MMLU` csv (the reference's capability_scores.csv)
+    capability_names: dict[str, str] = dataclasses.field(default_factory=dict)  # run -> csv name
+    fit_agent: bool | None = None  # also fit the configured agent (null: when it is an LLM)
+    # simulated: models whose utilities share a planted vector with weight = their "capability"
+    n_models: int = 5
+    capability_range: list[float] = dataclasses.field(default_factory=lambda: [0.2, 0.95])
+    n_draws: int = 200  # draws from saved runs' per-outcome sd
+
+
+def run(cfg: Config, ctx) -> dict:
+    from utility_jax.analysis.harness import Task, interval
+    from utility_jax.elicit.simulated import planted_utilities
+    from utility_jax.runner import build_outcomes
+
+    vectors: dict[str, dict[str, float]] = {}
+    sds: dict[str, dict[str, float] | None] = {}
+    for name, path in (cfg.runs or {}).items():
+        vectors[name], sds[name] = load_run_utilities(path)
+    cap = load_capability(cfg.capability) if cfg.capability else {}
+    cap = {
+        n: cap[cfg.capability_names.get(n, n)]
+        for n in vectors
+        if cfg.capability_names.get(n, n) in cap
+    }
+    draws: dict[str, np.ndarray] = {}
+    fit_agent = (not ctx.simulated) if cfg.fit_agent is None else cfg.fit_agent
+    outs = build_outcomes(ctx.conf)
+    planted_cap = None
+    if ctx.simulated and not cfg.runs:
+        lo, hi = cfg.capability_range
+        c = np.linspace(lo, hi, cfg.n_models)
+        shared, sig = planted_utilities(outs, ctx.task_key("plant:shared"))
+        shared = (shared - shared.mean()) / shared.std()
+        rng = ctx.rng("convergence")
+        planted_cap = {}
+        for m, cm in enumerate(c):
+            own = rng.standard_normal(len(outs))
+            mu = 1.5 * (cm * shared + np.sqrt(1 - cm**2) * own)
+            name = f"sim-{m} (c={cm:.2f})"
+            r = ctx.fit(Task(name, outs, truth=(mu, sig)))
+            vectors[name] = dict(zip(outs.texts, r.mu, strict=True))
+            draws[name] = r.draws
+            planted_cap[name] = float(cm)
+        cap = dict(planted_cap)
+    elif fit_agent:
+        name = ctx.conf.agent.model or ctx.conf.agent.kind
+        r = ctx.fit(Task(str(name), outs))
+        vectors[name] = dict(zip(outs.texts, r.mu, strict=True))
+        draws[name] = r.draws
+    if len(vectors) < 2:
+        raise ValueError(
+            "convergence needs at least two models: give analysis.runs={name: path, ...} "
+            "(saved runs) or use the simulated agent"
+        )
+    shared_texts = sorted(set.intersection(*(set(v) for v in vectors.values())))
+    if len(shared_texts) < 3:
+        raise ValueError(f"the runs share only {len(shared_texts)} outcomes; need at least 3")
+    names = list(vectors)
+    point = {n: np.array([vectors[n][t] for t in shared_texts]) for n in names}
+    # draws over the shared outcomes: the fits' own, or normal draws from saved per-outcome sds
+    n_d = min([len(d) for d in draws.values()] + [cfg.n_draws])
+    rng = ctx.rng("convergence-draws")
+    dr = {}
+    for n in names:
+        if n in draws:
+            idx = [outs.texts.index(t) for t in shared_texts]
+            dr[n] = draws[n][:n_d, idx]
+        elif sds.get(n):
+            sd = np.array([sds[n][t] for t in shared_texts])
+            dr[n] = point[n] + rng.standard_normal((n_d, len(shared_texts))) * sd
+        else:
+            dr[n] = np.repeat(point[n][None], n_d, 0)  # no uncertainty saved (reference files)
+    sim = similarity_matrices(point)
+    sims = [similarity_matrices({n: dr[n][d] for n in names}) for d in range(n_d)]
+    cv = convergence_vs_capability(point, cap)
+    cvs = [convergence_vs_capability({n: dr[n][d] for n in names}, cap) for d in range(n_d)]
+    out = {
+        "interval_kind": "draws" if draws else "saved sd",
+        "models": names,
+        "n_shared_outcomes": len(shared_texts),
+        "pearson": sim["pearson"],
+        "cosine": sim["cosine"],
+        "pearson_lo": np.quantile([s["pearson"] for s in sims], (1 - ctx.level) / 2, axis=0),
+        "pearson_hi": np.quantile([s["pearson"] for s in sims], 1 - (1 - ctx.level) / 2, axis=0),
+        "mean_similarity": {
+            n: interval(cv["mean_similarity"][n], [c["mean_similarity"][n] for c in cvs], ctx.level)
+            for n in names
+        },
+        "capability": cap,
+    }
+    for k in ("pearson_similarity_vs_capability", "spearman_similarity_vs_capability"):
+        if k in cv:
+            out[k] = interval(cv[k], [c[k] for c in cvs], ctx.level)
+    if planted_cap is not None:
+        out["planted_capability"] = planted_cap
+    return out
+
+
+def plot(numbers: dict, path) -> None:
+    import matplotlib.pyplot as plt
+
+    names = numbers["models"]
+    p = np.asarray(numbers["pearson"], dtype=np.float64)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 5))
+    im = a1.imshow(p, vmin=-1, vmax=1, cmap="RdBu_r")
+    a1.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
+    a1.set_yticks(range(len(names)), names, fontsize=7)
+    for i in range(len(names)):
+        for j in range(len(names)):
+            a1.text(j, i, f"{p[i, j]:.2f}", ha="center", va="center", fontsize=6)
+    fig.colorbar(im, ax=a1)
+    a1.set_title(f"utility correlation ({numbers['n_shared_outcomes']} shared outcomes)")
+    cap = numbers["capability"]
+    ms = numbers["mean_similarity"]
+    have = [n for n in names if n in cap]
+    if have:
+        x = np.array([cap[n] for n in have])
+        y = np.array([ms[n]["estimate"] for n in have])
+        e = np.array(
+            [[ms[n]["estimate"] - ms[n]["lo"], ms[n]["hi"] - ms[n]["estimate"]] for n in have]
+        ).T
+        a2.errorbar(x, y, yerr=np.maximum(e, 0), fmt="o")
+        for xi, yi, n in zip(x, y, have, strict=True):
+            a2.annotate(n, (xi, yi), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        a2.set_xlabel("capability (MMLU or planted)")
+        a2.set_ylabel("mean correlation with the other models")
+        t = numbers.get("pearson_similarity_vs_capability")
+        a2.set_title("convergence vs capability" + (f": r = {t['estimate']:.2f}" if t else ""))
+    else:
+        a2.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def summary(numbers: dict) -> str:
+    from utility_jax.analysis.harness import fmt
+
+    names = numbers["models"]
+    p = np.asarray(numbers["pearson"], dtype=np.float64)
+    off = p[~np.eye(len(names), dtype=bool)]
+    text = (
+        f"Convergence ({len(names)} models, {numbers['n_shared_outcomes']} shared outcomes). "
+        f"Pairwise utility correlations range from {off.min():.2f} to {off.max():.2f} "
+        f"(mean {off.mean():.2f})."
+    )
+    t = numbers.get("pearson_similarity_vs_capability")
+    if t:
+        text += (
+            f" A model's mean correlation with the others correlates with its capability at "
+            f"r = {fmt(t)} ({len(numbers['capability'])} models with a capability score)."
+        )
+    return text
