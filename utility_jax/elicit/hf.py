@@ -125,12 +125,20 @@ class HFBackend:
                 with torch.random.fork_rng(devices=[] if self.device == "cpu" else None):
                     torch.manual_seed(seed + start)
                     with torch.no_grad():
+                        # temperature 0: greedy decoding (free answers in maximisation)
+                        how = (
+                            {
+                                "do_sample": True,
+                                "temperature": self.temperature,
+                                "top_k": 0,
+                                "top_p": 1.0,
+                            }
+                            if self.temperature > 0
+                            else {"do_sample": False}
+                        )
                         gen = self.lm.generate(
                             **enc,
-                            do_sample=True,
-                            temperature=self.temperature,
-                            top_k=0,
-                            top_p=1.0,
+                            **how,
                             max_new_tokens=self.max_new_tokens,
                             num_return_sequences=n,
                             pad_token_id=self.tokenizer.pad_token_id,
