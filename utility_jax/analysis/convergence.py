@@ -120,7 +120,7 @@ class Config:
     # saved runs: {name: run folder, utilities.json or reference results_utilities_*.json}
     runs: dict[str, str] | None = None
     capability: str | None = None  # a `Model Name,MMLU` csv (the reference's capability_scores.csv)
-    capability_names: dict[str, str] = dataclasses.field(default_factory=dict)  # run -> csv name
+    capability_names: dict[str, str] | None = None  # run name -> the csv's model name
     fit_agent: bool | None = None  # also fit the configured agent (null: when it is an LLM)
     # simulated: models whose utilities share a planted vector with weight = their "capability"
     n_models: int = 5
@@ -139,9 +139,9 @@ def run(cfg: Config, ctx) -> dict:
         vectors[name], sds[name] = load_run_utilities(path)
     cap = load_capability(cfg.capability) if cfg.capability else {}
     cap = {
-        n: cap[cfg.capability_names.get(n, n)]
+        n: cap[(cfg.capability_names or {}).get(n, n)]
         for n in vectors
-        if cfg.capability_names.get(n, n) in cap
+        if (cfg.capability_names or {}).get(n, n) in cap
     }
     draws: dict[str, np.ndarray] = {}
     fit_agent = (not ctx.simulated) if cfg.fit_agent is None else cfg.fit_agent
