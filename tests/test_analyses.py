@@ -290,7 +290,11 @@ def test_match_answer(answer, matcher, want):
 
 def test_topk_rates_known_answer_and_reference_questions():
     u = [np.array([3.0, 2, 1, 0, -1, -2]), np.array([0.0, 1, 2, 3, 4, 5]), np.array([1.0, 0])]
-    assert M.topk_rates(u, [0, 2, None]) == {"top1": 1 / 3, "top3": 1 / 3, "top5": 2 / 3}  # ranks 1, 4, miss
+    assert M.topk_rates(u, [0, 2, None]) == {
+        "top1": 1 / 3,
+        "top3": 1 / 3,
+        "top5": 2 / 3,
+    }  # ranks 1, 4, miss
     qs = M.load_questions(EXP / "maximization" / "util_max_questions.json")
     assert len(qs) == 30 and all(10 <= len(q["possible_answers"]) <= 69 for q in qs)
 

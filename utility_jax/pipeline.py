@@ -279,14 +279,19 @@ def compute_utilities(
         }
     if u.laplace and cfg.fitter.solver == "lbfgs":
         se = laplace_stderr(fit, data, cfg=fcfg)
+        metrics["laplace"] = {
+            "hessian_min_eigenvalue": float(se["min_eigenvalue"]),
+            "positive_definite": bool(se["min_eigenvalue"] > 0),
+        }
         sd = float(np.std(np.asarray(fit.mu))) or 1.0
         z = stats.norm.ppf(1 - alpha)
         intervals["laplace_se"] = np.asarray(se["mu"]) / sd
         mu_n = np.asarray(fit.mu_normalized)
         intervals["laplace_lo"] = mu_n - z * intervals["laplace_se"]
         intervals["laplace_hi"] = mu_n + z * intervals["laplace_se"]
-        eps = np.random.default_rng([seed, 11]).standard_normal((max(u.n_bootstrap, 200), n))
-        draws["laplace"] = mu_n + eps * intervals["laplace_se"]
+        if metrics["laplace"]["positive_definite"]:
+            eps = np.random.default_rng([seed, 11]).standard_normal((max(u.n_bootstrap, 200), n))
+            draws["laplace"] = mu_n + eps * intervals["laplace_se"]
 
     # ---------------------------------------------------------------- posterior
     posterior = None
@@ -337,9 +342,15 @@ def compute_utilities(
     agreement = {}
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
+            # outcomes with a zero or undefined interval width are left out of the comparison
+            ok = (widths[b] > 0) & np.isfinite(widths[a])
             agreement[f"{a}_vs_{b}"] = {
-                "median_width_ratio": float(np.median(widths[a] / widths[b])),
-                "width_spearman": float(stats.spearmanr(widths[a], widths[b]).statistic),
+                "median_width_ratio": float(np.median(widths[a][ok] / widths[b][ok]))
+                if ok.any()
+                else np.nan,
+                "width_spearman": float(stats.spearmanr(widths[a][ok], widths[b][ok]).statistic)
+                if ok.sum() > 2
+                else np.nan,
             }
     if agreement:
         metrics["interval_agreement"] = agreement

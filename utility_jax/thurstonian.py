@@ -420,7 +420,8 @@ def laplace_stderr(
     """Laplace (inverse-Hessian) standard errors at a fit, on the model's own scale.
 
     Returns a dict with ``mu`` and (case III) ``log_var`` and ``sigma`` (delta method) standard
-    errors. The Hessian is that of the negative log posterior (likelihood and priors) restricted to
+    errors, and ``min_eigenvalue`` of the gauge-projected Hessian: when it is not positive (the
+    fit stopped on a flat or saddle direction) every error is NaN. The Hessian is that of the negative log posterior (likelihood and priors) restricted to
     the gauge (mean-zero means, and mean-zero log-variances for case III), so the errors are those
     of the representative the fitter reports. Dense: O(n_items^2) memory, O(n_items^3) time.
     """
@@ -442,9 +443,14 @@ def _laplace_jit(fit, data, cfg):
     center = jnp.eye(n, dtype=h.dtype) - 1.0 / n
     proj = jax.scipy.linalg.block_diag(*([center] * len(params)))
     eye = jnp.eye(proj.shape[0], dtype=h.dtype)
-    cov = proj @ jnp.linalg.inv(proj @ h @ proj + eye - proj) @ proj
-    se = unravel(jnp.sqrt(jnp.clip(jnp.diag(cov), 0.0)))
-    out = {"mu": se["mu"]}
+    a = proj @ h @ proj + eye - proj
+    w, v = jnp.linalg.eigh(0.5 * (a + a.T))
+    # a fit stopped where the Hessian is not positive definite (a flat or saddle direction) has
+    # no Laplace approximation: NaN, never a misleading zero
+    ok = w[0] > 0
+    cov = proj @ (v / jnp.where(ok, w, 1.0)) @ v.T @ proj
+    se = unravel(jnp.where(ok, jnp.sqrt(jnp.clip(jnp.diag(cov), 0.0)), jnp.nan))
+    out = {"mu": se["mu"], "min_eigenvalue": w[0]}
     if cfg.model == "case3":
         out["log_var"] = se["log_var"]
         out["sigma"] = 0.5 * fit.sigma * se["log_var"]

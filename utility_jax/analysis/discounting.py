@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import optimize
 
 __all__ = [
     "indifference_points",

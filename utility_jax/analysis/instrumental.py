@@ -144,7 +144,7 @@ def run(cfg: Config, ctx) -> dict:
     if ctx.simulated:
         mu, sig = planted_utilities(outs, ctx.task_key("plant:instrumental"))
         rng = ctx.rng("instrumental")
-        for m, (p, ix) in enumerate(zip(procs, index, strict=True)):
+        for p, ix in zip(procs, index, strict=True):
             r_m = rng.normal(0, 0.3)
             for s, nxt in p["transitions"].items():
                 ev = sum(float(q) * mu[ix["next"][s][str(t)]] for t, q in nxt)
