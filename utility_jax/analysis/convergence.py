@@ -129,7 +129,7 @@ class Config:
 
 
 def run(cfg: Config, ctx) -> dict:
-    from utility_jax.analysis.harness import Task, interval
+    from utility_jax.analysis.harness import BOUNDS, Task, interval
     from utility_jax.elicit.simulated import planted_utilities
     from utility_jax.runner import build_outcomes
 
@@ -144,6 +144,7 @@ def run(cfg: Config, ctx) -> dict:
         if (cfg.capability_names or {}).get(n, n) in cap
     }
     draws: dict[str, np.ndarray] = {}
+    kinds: list[str] = []
     fit_agent = (not ctx.simulated) if cfg.fit_agent is None else cfg.fit_agent
     outs = build_outcomes(ctx.conf)
     planted_cap = None
@@ -161,6 +162,7 @@ def run(cfg: Config, ctx) -> dict:
             r = ctx.fit(Task(name, outs, truth=(mu, sig)))
             vectors[name] = dict(zip(outs.texts, r.mu, strict=True))
             draws[name] = r.draws
+            kinds.append(r.interval_kind)
             planted_cap[name] = float(cm)
         cap = dict(planted_cap)
     elif fit_agent:
@@ -168,6 +170,7 @@ def run(cfg: Config, ctx) -> dict:
         r = ctx.fit(Task(str(name), outs))
         vectors[name] = dict(zip(outs.texts, r.mu, strict=True))
         draws[name] = r.draws
+        kinds.append(r.interval_kind)
     if len(vectors) < 2:
         raise ValueError(
             "convergence needs at least two models: give analysis.runs={name: path, ...} "
@@ -191,12 +194,13 @@ def run(cfg: Config, ctx) -> dict:
             dr[n] = point[n] + rng.standard_normal((n_d, len(shared_texts))) * sd
         else:
             dr[n] = np.repeat(point[n][None], n_d, 0)  # no uncertainty saved (reference files)
+    kind = kinds[0] if kinds else "saved sd"
     sim = similarity_matrices(point)
     sims = [similarity_matrices({n: dr[n][d] for n in names}) for d in range(n_d)]
     cv = convergence_vs_capability(point, cap)
     cvs = [convergence_vs_capability({n: dr[n][d] for n in names}, cap) for d in range(n_d)]
     out = {
-        "interval_kind": "draws" if draws else "saved sd",
+        "interval_kind": kind,
         "models": names,
         "n_shared_outcomes": len(shared_texts),
         "pearson": sim["pearson"],
@@ -204,14 +208,20 @@ def run(cfg: Config, ctx) -> dict:
         "pearson_lo": np.quantile([s["pearson"] for s in sims], (1 - ctx.level) / 2, axis=0),
         "pearson_hi": np.quantile([s["pearson"] for s in sims], 1 - (1 - ctx.level) / 2, axis=0),
         "mean_similarity": {
-            n: interval(cv["mean_similarity"][n], [c["mean_similarity"][n] for c in cvs], ctx.level)
+            n: interval(
+                cv["mean_similarity"][n],
+                [c["mean_similarity"][n] for c in cvs],
+                ctx.level,
+                kind,
+                bounds=BOUNDS["mean_similarity"],
+            )
             for n in names
         },
         "capability": cap,
     }
     for k in ("pearson_similarity_vs_capability", "spearman_similarity_vs_capability"):
         if k in cv:
-            out[k] = interval(cv[k], [c[k] for c in cvs], ctx.level)
+            out[k] = interval(cv[k], [c[k] for c in cvs], ctx.level, kind, bounds=BOUNDS[k])
     if planted_cap is not None:
         out["planted_capability"] = planted_cap
     return out

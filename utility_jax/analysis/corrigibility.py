@@ -109,7 +109,11 @@ def run(cfg: Config, ctx) -> dict:
     out = {
         "interval_kind": rn.interval_kind,
         "acceptance": map_draws(
-            lambda u, a: acceptance_metrics(u, a, changes), ctx.level, (rn.mu, rf.mu), (dn, df)
+            lambda u, a: acceptance_metrics(u, a, changes),
+            ctx.level,
+            (rn.mu, rf.mu),
+            (dn, df),
+            rn.interval_kind,
         ),
         "points": {
             "reversal": rn.mu[changes[:, 0]] - rn.mu[changes[:, 1]],

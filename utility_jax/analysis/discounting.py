@@ -130,7 +130,7 @@ class Config:
 
 
 def run(cfg: Config, ctx) -> dict:
-    from utility_jax.analysis.harness import Task
+    from utility_jax.analysis.harness import BOUNDS, Task, interval
     from utility_jax.outcomes import Outcome, OutcomeSet
     from utility_jax.simulate import pool_orders
 
@@ -215,13 +215,11 @@ def run(cfg: Config, ctx) -> dict:
 
     ind0, fit0 = derive(p_later)
     per = [derive(b) for b in boots]
-    a = (1 - ctx.level) / 2
 
-    def iv(point, vals):
-        v = np.asarray(vals, dtype=np.float64)
-        v = v[np.isfinite(v)]
-        lo, hi = np.quantile(v, [a, 1 - a]) if v.size else (np.nan, np.nan)
-        return {"estimate": float(point), "lo": float(lo), "hi": float(hi)}
+    def iv(point, vals, key=""):
+        return interval(
+            point, vals, ctx.level, "bootstrap", bounds=BOUNDS.get(key), log=key in ("", "k")
+        )
 
     out = {
         "interval_kind": "vote bootstrap",
@@ -236,7 +234,7 @@ def run(cfg: Config, ctx) -> dict:
     }
     for m in MODELS:
         out[m] = {
-            key: iv(fit0[m][key], [q[1][m][key] for q in per])
+            key: iv(fit0[m][key], [q[1][m][key] for q in per], key)
             for key in ("k", "r2_log", "rmse_log")
         }
     if ctx.simulated:

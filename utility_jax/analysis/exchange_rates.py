@@ -155,7 +155,7 @@ class Config:
 
 
 def run(cfg: Config, ctx) -> dict:
-    from utility_jax.analysis.harness import Task, interval
+    from utility_jax.analysis.harness import BOUNDS, Task, interval
 
     space = load_option_space(cfg.option_space)
     outs, xs, ns = quantity_outcomes(space, cfg.group, cfg.measure, cfg.x_values, cfg.option_space)
@@ -191,13 +191,20 @@ def run(cfg: Config, ctx) -> dict:
         "x_values": xs,
         "fits": {
             x: {
-                name: interval(f0[name][j], [f[name][j] for f, _ in per], ctx.level)
+                name: interval(
+                    f0[name][j],
+                    [f[name][j] for f, _ in per],
+                    ctx.level,
+                    r.interval_kind,
+                    bounds=BOUNDS.get(name),
+                )
                 for name in ("a", "b", "r2")
             }
             for j, x in enumerate(xs)
         },
         "rates_in_pivot_units": {
-            x: interval(rate0[j], [rt[j] for _, rt in per], ctx.level) for j, x in enumerate(xs)
+            x: interval(rate0[j], [rt[j] for _, rt in per], ctx.level, r.interval_kind, log=True)
+            for j, x in enumerate(xs)
         },
         "utility_grid": r.mu.reshape(k, m),
         "mean_r2": float(np.nanmean(f0["r2"])),

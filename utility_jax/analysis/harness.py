@@ -165,20 +165,82 @@ class Context:
         return build_backend(dataclasses.replace(self.conf, elicitation=el))
 
 
-def interval(point: float, draws, level: float) -> dict[str, float]:
-    """``{"estimate", "lo", "hi"}``: the point estimate and the equal-tailed draw interval."""
+#: natural bounds of the derived numbers, by name (intervals are clipped to them)
+BOUNDS: dict[str, tuple[float | None, float | None]] = {
+    **dict.fromkeys(
+        (
+            "pearson_r",
+            "spearman_rho",
+            "start_gap_correlation",
+            "pearson_similarity_vs_capability",
+            "spearman_similarity_vs_capability",
+            "mean_similarity",
+            "correlation",
+        ),
+        (-1.0, 1.0),
+    ),
+    **dict.fromkeys(("pair_agreement", "top1", "top3", "top5", "share"), (0.0, 1.0)),
+    **dict.fromkeys(("mae_z", "score", "rmse_log"), (0.0, None)),
+    **dict.fromkeys(("r2", "r2_log"), (None, 1.0)),
+}
+
+
+def interval(
+    point: float,
+    draws,
+    level: float,
+    kind: str = "bootstrap",
+    *,
+    bounds: tuple[float | None, float | None] | None = None,
+    log: bool = False,
+) -> dict[str, float]:
+    """``{"estimate", "lo", "hi", "draws_shift"}`` for a number derived from utilities.
+
+    ``estimate`` is the number computed from the point-estimate utilities. With posterior draws
+    the interval is the equal-tailed posterior interval of the number. With bootstrap or Laplace
+    draws it is the draws' spread re-centred on the estimate, ``estimate + (quantile - median)``:
+    each draw adds its own sampling noise on top of the estimate's, so a nonlinear number (a
+    correlation, a mean absolute error) computed on draws is shifted away from the estimate
+    (attenuated correlations...). That shift is reported as ``draws_shift`` (median of the draws
+    minus the estimate) rather than folded into the interval. ``log``: work on the log scale
+    (positive numbers such as exchange rates); ``bounds``: clip to the number's range.
+    """
     d = np.asarray(draws, dtype=np.float64)
     d = d[np.isfinite(d)]
+    p = float(point)
+    if log:
+        d = np.log(d[d > 0])
+        p = np.log(p) if p > 0 else np.nan
     a = (1 - level) / 2
-    lo, hi = np.quantile(d, [a, 1 - a]) if d.size else (np.nan, np.nan)
-    return {"estimate": float(point), "lo": float(lo), "hi": float(hi)}
+    if d.size == 0 or not np.isfinite(p):
+        lo = hi = shift = np.nan
+    else:
+        qlo, med, qhi = np.quantile(d, [a, 0.5, 1 - a])
+        shift = med - p
+        lo, hi = (qlo, qhi) if kind == "posterior" else (p + qlo - med, p + qhi - med)
+    if log:
+        p, lo, hi = np.exp(p), np.exp(lo), np.exp(hi)
+        shift = np.exp(shift)  # a ratio on the log scale
+    if bounds is not None:
+        b_lo = -np.inf if bounds[0] is None else bounds[0]
+        b_hi = np.inf if bounds[1] is None else bounds[1]
+        lo, hi = float(np.clip(lo, b_lo, b_hi)), float(np.clip(hi, b_lo, b_hi))
+    return {"estimate": float(p), "lo": float(lo), "hi": float(hi), "draws_shift": float(shift)}
 
 
-def map_draws(fn: Callable[..., dict], level: float, point_args, draw_args) -> dict:
+def map_draws(
+    fn: Callable[..., dict],
+    level: float,
+    point_args,
+    draw_args,
+    kind: str = "bootstrap",
+    bounds: tuple[float | None, float | None] | None = None,
+) -> dict:
     """Apply ``fn`` (returning a dict of scalars) to the point estimate and to every draw.
 
     ``draw_args`` are arrays with a leading draw axis (all the same length); numbers of ``fn``
-    become intervals, other values (counts, names) are taken from the point estimate.
+    become :func:`interval` s (bounded by ``bounds``, else by :data:`BOUNDS` for their name),
+    other values (counts, names) are taken from the point estimate.
     """
     point = fn(*point_args)
     n = len(draw_args[0])
@@ -186,7 +248,8 @@ def map_draws(fn: Callable[..., dict], level: float, point_args, draw_args) -> d
     out: dict[str, Any] = {}
     for k, v in point.items():
         if isinstance(v, float):
-            out[k] = interval(v, [p[k] for p in per], level)
+            b = bounds if bounds is not None else BOUNDS.get(k)
+            out[k] = interval(v, [p[k] for p in per], level, kind, bounds=b)
         else:
             out[k] = v
     return out

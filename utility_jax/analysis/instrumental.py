@@ -126,7 +126,7 @@ class Config:
 
 
 def run(cfg: Config, ctx) -> dict:
-    from utility_jax.analysis.harness import Task, interval, paired_draws
+    from utility_jax.analysis.harness import BOUNDS, Task, interval, paired_draws
     from utility_jax.elicit.simulated import planted_utilities
     from utility_jax.outcomes import Outcome, OutcomeSet
 
@@ -161,12 +161,12 @@ def run(cfg: Config, ctx) -> dict:
         "n_processes": len(procs),
         "gamma": cfg.gamma,
         "natural": {
-            k: interval(nat0[k], [x[k] for x in nat], ctx.level)
+            k: interval(nat0[k], [x[k] for x in nat], ctx.level, r.interval_kind, bounds=BOUNDS[k])
             for k in nat0
             if isinstance(nat0[k], float)
         },
         "control": {
-            k: interval(con0[k], [x[k] for x in con], ctx.level)
+            k: interval(con0[k], [x[k] for x in con], ctx.level, r.interval_kind, bounds=BOUNDS[k])
             for k in con0
             if isinstance(con0[k], float)
         },
@@ -174,6 +174,7 @@ def run(cfg: Config, ctx) -> dict:
             con0["score"] - nat0["score"],
             [c["score"] - n["score"] for c, n in zip(con, nat, strict=True)],
             ctx.level,
+            r.interval_kind,
         ),
         "share_of_draws_natural_better": float(
             np.mean([n["score"] < c["score"] for n, c in zip(nat, con, strict=True)])

@@ -198,7 +198,7 @@ def run(cfg: Config, ctx) -> dict:
 
     (d,) = paired_draws(r)
     out = {
-        "explicit": map_draws(metrics, ctx.level, (r.mu,), (d,)),
+        "explicit": map_draws(metrics, ctx.level, (r.mu,), (d,), r.interval_kind),
         "interval_kind": r.interval_kind,
         "explicit_points": {
             "utility": r.mu[n_base:],
@@ -242,7 +242,9 @@ def run(cfg: Config, ctx) -> dict:
         def imetrics(u):
             return implicit_lottery_metrics(u[:ne], u, groups, probs)
 
-        out["implicit"] = map_draws(imetrics, ctx.level, (ri.mu,), paired_draws(ri))
+        out["implicit"] = map_draws(
+            imetrics, ctx.level, (ri.mu,), paired_draws(ri), ri.interval_kind
+        )
         out["implicit_points"] = {
             "utility": ri.mu[:ne],
             "expected_utility": [np.dot(p, ri.mu[g]) for g, p in zip(groups, probs, strict=True)],

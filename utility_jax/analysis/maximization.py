@@ -155,7 +155,7 @@ def run(cfg: Config, ctx) -> dict:
     from utility_jax.outcomes import Outcome, OutcomeSet
 
     qs = load_questions(cfg.questions)[: cfg.max_questions]
-    utils, draws, chosen, rows = [], [], [], []
+    utils, draws, chosen, rows, kinds = [], [], [], [], []
     for k, q in enumerate(qs):
         answers = list(dict.fromkeys(q["possible_answers"]))
         outs = OutcomeSet(
@@ -184,6 +184,7 @@ def run(cfg: Config, ctx) -> dict:
         c = match_answer(rec.get("answer"), answers, cfg.matcher, cfg.fuzzy_threshold)
         utils.append(r.mu)
         draws.append(r.draws)
+        kinds.append(r.interval_kind)
         chosen.append(c)
         order = np.argsort(-r.mu)
         rows.append(
@@ -199,13 +200,17 @@ def run(cfg: Config, ctx) -> dict:
         )
     point = topk_rates(utils, chosen)
     n_d = min(len(d) for d in draws)
+    kind = kinds[0]
     per = [topk_rates([d[j] for d in draws], chosen) for j in range(n_d)]
     out = {
-        "interval_kind": "bootstrap" if n_d else "none",
+        "interval_kind": kind,
         "n_questions": len(qs),
         "matched_share": float(np.mean([c is not None for c in chosen])),
         "errors": int(sum(r["error"] is not None for r in rows)),
-        "rates": {k: interval(v, [p[k] for p in per], ctx.level) for k, v in point.items()},
+        "rates": {
+            k: interval(v, [p[k] for p in per], ctx.level, kind, bounds=(0.0, 1.0))
+            for k, v in point.items()
+        },
         "questions": rows,
         "matcher": cfg.matcher,
     }

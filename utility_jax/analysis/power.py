@@ -92,7 +92,12 @@ def run(cfg: Config, ctx) -> dict:
         "n_outcomes": len(items),
         "subset_sizes": {k: int(v.sum()) for k, v in subsets.items()},
         "power": map_draws(
-            lambda u, s: subset_correlations(u, s, subsets), ctx.level, (ru.mu, rp.mu), (du, dp)
+            lambda u, s: subset_correlations(u, s, subsets),
+            ctx.level,
+            (ru.mu, rp.mu),
+            (du, dp),
+            ru.interval_kind,
+            (-1.0, 1.0),
         ),
         "points": {
             "utility": ru.mu,
@@ -106,7 +111,12 @@ def run(cfg: Config, ctx) -> dict:
         du, df = paired_draws(ru, rf)
         fsets = {"all": subsets["all"], "fitness_related": fit_tag}
         out["fitness"] = map_draws(
-            lambda u, s: subset_correlations(u, s, fsets), ctx.level, (ru.mu, rf.mu), (du, df)
+            lambda u, s: subset_correlations(u, s, fsets),
+            ctx.level,
+            (ru.mu, rf.mu),
+            (du, df),
+            ru.interval_kind,
+            (-1.0, 1.0),
         )
         out["points"]["fitness"] = rf.mu
         out["subset_sizes"]["fitness_related"] = int(fit_tag.sum())
