@@ -482,3 +482,39 @@ def test_analysis_cli(tmp_path):
     )
     assert r.returncode == 0, r.stderr[-2000:]
     assert "Temporal discounting" in r.stdout and (out / "discounting.png").exists()
+
+
+def test_maximization_through_an_openai_server_resumes_without_new_calls(tmp_path):
+    """An LLM agent: pair prompts carry the question as {scenario}; the free answer is asked at
+    temperature 0 with the paper's direct-question system message; a rerun into the same folder
+    asks nothing again (answers and free answers come from the stores)."""
+    from fake_openai import FakeOpenAI
+
+    server = FakeOpenAI()
+    try:
+        over = [
+            "agent=openai",
+            f"agent.base_url={server.url}",
+            "agent.model=fake-model",
+            "analysis.max_questions=2",
+            "elicitation.k=2",
+            "plots=false",
+        ]
+        n = _run(tmp_path, "maximization", *over)
+        assert n["n_questions"] == 2 and n["agent"] == "openai:fake-model"
+        bodies = [b for b, _ in server.requests]
+        q0 = M.load_questions()[0]
+        pair = [b for b in bodies if q0["pair_prompt"] in b["messages"][-1]["content"]]
+        free = [b for b in bodies if b["messages"][-1]["content"] == q0["question"]]
+        assert pair and len(free) == 1 and free[0]["temperature"] == 0
+        assert (
+            free[0]["messages"][0]["content"]
+            == TEMPLATES["other_fixed_strings"]["maximization_direct_question_system_message"]
+        )
+        # the fake server answers "A"/"B": no candidate matches, and that is reported
+        assert n["matched_share"] == 0.0 and n["rates"]["top1"]["estimate"] == 0.0
+        before = len(server.requests)
+        _run(tmp_path, "maximization", *over)
+        assert len(server.requests) == before
+    finally:
+        server.close()
