@@ -30,6 +30,7 @@ class FakeOpenAI:
         self.hang_after = hang_after
         self.requests = []  # (body, headers) of every request received
         self.answered = []  # prompt keys of requests answered with a completion
+        self.admitted = 0  # requests let through (hang_after counts these)
         self.blocked = threading.Event()
         self._release = threading.Event()
         self.lock = threading.Lock()
@@ -54,7 +55,9 @@ class FakeOpenAI:
                 with outer.lock:
                     outer.requests.append((body, {k.lower(): v for k, v in self.headers.items()}))
                     action = outer.script.pop(0) if outer.script else "ok"
-                    hang = outer.hang_after is not None and len(outer.answered) >= outer.hang_after
+                    # counted on arrival: concurrent requests must not all slip past the limit
+                    hang = outer.hang_after is not None and outer.admitted >= outer.hang_after
+                    outer.admitted += not hang
                 if hang:
                     outer.blocked.set()
                     outer._release.wait(60)

@@ -108,6 +108,25 @@ def hf_backend(tiny_model):
     return HFBackend(str(tiny_model), batch_size=4, max_new_tokens=1)
 
 
+def test_hf_temperature_zero_is_greedy(tiny_model):
+    """Temperature 0 (free answers in maximisation) decodes greedily: the seed does not matter,
+    and the first token is the argmax of the next-token distribution."""
+    import torch
+
+    from utility_jax.elicit.hf import HFBackend
+
+    be = HFBackend(str(tiny_model), batch_size=2, max_new_tokens=3, temperature=0.0)
+    msgs = [[{"role": "user", "content": load_template().render(a, b)}] for a, b in [("x", "y")]]
+    a = be.sample(msgs, 1, seed=0)[0][0]
+    b = be.sample(msgs, 1, seed=123)[0][0]
+    assert a.error is None and a.text == b.text
+    enc = be._encode([be.render(msgs[0])])
+    with torch.no_grad():
+        logits = be.lm(**enc).logits[0, -1]
+    first = be.tokenizer.decode([int(logits.argmax())], skip_special_tokens=True)
+    assert a.text.startswith(first)
+
+
 def test_logprob_mode_equals_an_independent_softmax(hf_backend, tiny_model):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

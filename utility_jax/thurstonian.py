@@ -421,9 +421,10 @@ def laplace_stderr(
 
     Returns a dict with ``mu`` and (case III) ``log_var`` and ``sigma`` (delta method) standard
     errors, and ``min_eigenvalue`` of the gauge-projected Hessian: when it is not positive (the
-    fit stopped on a flat or saddle direction) every error is NaN. The Hessian is that of the negative log posterior (likelihood and priors) restricted to
-    the gauge (mean-zero means, and mean-zero log-variances for case III), so the errors are those
-    of the representative the fitter reports. Dense: O(n_items^2) memory, O(n_items^3) time.
+    fit stopped on a flat or saddle direction) every error is NaN. The Hessian is that of the
+    negative log posterior (likelihood and priors) restricted to the gauge (mean-zero means, and
+    mean-zero log-variances for case III), so the errors are those of the representative the
+    fitter reports. Dense: O(n_items^2) memory, O(n_items^3) time.
     """
     return _laplace_jit(fit, data, _config(cfg, overrides))
 

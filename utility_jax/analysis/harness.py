@@ -96,7 +96,7 @@ class Context:
         self.conf, self.out_dir, self.key, self.progress = conf, Path(out_dir), key, progress
         self.simulated = conf.agent.kind == "simulated"
         self.level = conf.uncertainty.level
-        self._n = 0
+        self._folders: dict[str, str] = {}  # task folder -> task name
 
     def task_key(self, name: str) -> jax.Array:
         return jax.random.fold_in(self.key, zlib.crc32(name.encode()) & 0x7FFFFFFF)
@@ -133,9 +133,15 @@ class Context:
         return agent
 
     def fit(self, task: Task) -> TaskResult:
-        """Elicit and fit one task; its run folder is ``tasks/<name>/`` (never overwritten by
-        another task: names are unique within a run)."""
-        folder = self.out_dir / "tasks" / _slug(task.name)
+        """Elicit and fit one task; its run folder is ``tasks/<name>/``, never shared by two
+        tasks of a run."""
+        slug = _slug(task.name)
+        if self._folders.setdefault(slug, task.name) != task.name:
+            raise ValueError(
+                f"tasks {self._folders[slug]!r} and {task.name!r} would share the folder "
+                f"tasks/{slug}: rename one"
+            )
+        folder = self.out_dir / "tasks" / slug
         folder.mkdir(parents=True, exist_ok=True)
         conf = self.task_conf(task)
         agent = self.agent(task, folder)
@@ -154,7 +160,6 @@ class Context:
         write_run(res, folder, config=dataclasses.asdict(conf), plots=False)
         kind, draws = res.utility_draws()
         mu = np.asarray(res.fit.mu_normalized, dtype=np.float64)
-        self._n += 1
         return TaskResult(task, res, mu, np.asarray(draws, dtype=np.float64), kind)
 
     def backend(self, **elicitation_overrides):
