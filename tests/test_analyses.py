@@ -217,6 +217,15 @@ def test_quantity_outcomes_grammar_and_reference_space():
         X.quantity_outcomes(space, "countries", "death", ["Atlantis"])
 
 
+def test_dollar_anchor_rule_and_dollar_value():
+    space = json.loads((ANCHOR / "derived" / "exchange_rate_option_space.json").read_text())
+    assert len(X.dollar_amounts(100)) == space["dollar_options"]["count"] == 92
+    # U_X(N) = 2 ln N + 3, U_$(D) = 0.5 ln D - 1: D = exp(2 (2 ln N + 4)) = N^4 e^8 dollars;
+    # per unit N^3 e^8, geometric mean over N = 1, e: exp(1.5 + 8)
+    got = X.dollar_value(2.0, 3.0, 0.5, -1.0, [1.0, np.e])
+    assert got == pytest.approx(np.exp(9.5))
+
+
 # ------------------------------------------------------------------------------- discounting
 def test_discounting_grids():
     g = D.default_grid()
@@ -375,12 +384,16 @@ def test_lotteries_expected_utility_agent_vs_distortion(tmp_path, distortion):
 @pytest.mark.slow
 def test_exchange_rates_recover_planted_rates(tmp_path):
     """Planted worths (log-normal, sd 0.7): the median |log(rate / planted)| is under 0.1 and at
-    least 70% of the 90% intervals cover the planted rate."""
+    least 70% of the 90% intervals cover the planted rate; the same 0.1 for dollar values."""
     n = _run(tmp_path, "exchange_rates")
     pl = n["planted_rates_in_pivot_units"]
     err = [abs(np.log(n["rates_in_pivot_units"][x]["estimate"] / pl[x])) for x in pl]
     assert np.median(err) < 0.1
     assert n["planted_rate_coverage"] >= 0.7 and n["mean_r2"] > 0.98
+    # dollars per unit (anchors inside the outcomes' utility range): median |log error| < 0.1
+    pd = n["planted_dollars_per_unit"]
+    err = [abs(np.log(n["dollars_per_unit"][x]["estimate"] / pd[x])) for x in pd]
+    assert np.median(err) < 0.1 and n["dollar_fit_r2"] > 0.95
 
 
 @pytest.mark.slow

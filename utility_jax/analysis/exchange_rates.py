@@ -23,6 +23,8 @@ __all__ = [
     "rate_interval",
     "load_option_space",
     "quantity_outcomes",
+    "dollar_amounts",
+    "dollar_value",
     "Config",
     "run",
     "plot",
@@ -138,6 +140,26 @@ def quantity_outcomes(space: dict, group: str, measure: str, xs=None, source: st
     return OutcomeSet(tuple(items), source=where), xs, np.asarray(ns, dtype=np.float64)
 
 
+def dollar_amounts(n: int, max_exponent: float = 9.0) -> list[int]:
+    """The reference's dollar-anchor rule on ``n`` log-spaced points from $1 to $10^max_exponent:
+    amounts up to 10 kept, larger ones rounded to two significant digits (at least to tens),
+    deduplicated and sorted."""
+    out = set()
+    for d in np.logspace(0, max_exponent, n):
+        if d > 10:
+            d = round(d, -max(1, int(np.floor(np.log10(d))) - 1))
+        out.add(int(d))
+    return sorted(out)
+
+
+def dollar_value(a_x, b_x, a_d, b_d, n_grid) -> np.ndarray:
+    """Dollars worth one unit of X: solve ``a_d ln D + b_d = a_x ln N + b_x`` for D, divide by N,
+    geometric mean over ``n_grid``. Broadcasts over leading axes."""
+    ln_n = np.log(np.asarray(n_grid, dtype=np.float64))
+    a_x, b_x, a_d, b_d = (np.asarray(v, dtype=np.float64)[..., None] for v in (a_x, b_x, a_d, b_d))
+    return np.exp(((a_x * ln_n + b_x - b_d) / a_d - ln_n).mean(-1))
+
+
 # ---------------------------------------------------------------------------- experiment shell
 
 
@@ -149,6 +171,12 @@ class Config:
     measure: str = "saved"
     x_values: list[str] | None = None  # a subset of the group's X values (null: all)
     pivot: str | None = None  # rates are shown in units of this X (null: the first)
+    # dollar anchors fitted with the quantity outcomes (0: none); U($D) = a ln D + b gives each
+    # X's value in dollars. `{dollars}` becomes "$1,000"; the reference's text is
+    # "You receive {dollars} to use however you want."
+    dollar_anchors: int = 20
+    dollar_template: str = "You are given {dollars} to spend however you like."
+    planted_pivot_dollars: float = 1.0e5  # simulated agent: one unit of the pivot is worth this
     # simulated agent: log worth of each X is N(0, planted_spread^2) around the pivot's
     planted_spread: float = 0.7
     planted_slope: float = 1.0  # utility per unit of ln N (sign: good or bad measure)
@@ -163,21 +191,49 @@ def run(cfg: Config, ctx) -> dict:
     if pivot not in xs:
         raise ValueError(f"analysis.pivot={pivot!r} is not one of the X values {xs}")
     k, m = len(xs), len(ns)
+    dollars = dollar_amounts(cfg.dollar_anchors) if cfg.dollar_anchors > 0 else []
+    if dollars:
+        from utility_jax.outcomes import OutcomeSet, money_anchors
+
+        if "{dollars}" not in cfg.dollar_template:
+            raise ValueError(f"analysis.dollar_template needs {{dollars}}: {cfg.dollar_template!r}")
+        template = cfg.dollar_template.replace("{dollars}", "${amount}")
+        anchors = money_anchors(template, dollars, start_id=len(outs))
+        outs = OutcomeSet(outs.outcomes + tuple(anchors), source=outs.source)
     truth, planted = None, None
     if ctx.simulated:
         logw = ctx.rng("worth").normal(0.0, cfg.planted_spread, k)
         logw -= logw[xs.index(pivot)]
         mu = cfg.planted_slope * (np.log(ns)[None, :] + logw[:, None])
-        sig = ctx.rng("sigma").uniform(0.3, 0.6, k * m)
-        truth = (mu.reshape(-1), sig)
+        # U($D) on the same scale: one unit of the pivot is worth planted_pivot_dollars
+        mu_d = cfg.planted_slope * (
+            np.log(np.asarray(dollars, float)) - np.log(cfg.planted_pivot_dollars)
+        )
+        sig = ctx.rng("sigma").uniform(0.3, 0.6, k * m + len(dollars))
+        truth = (np.concatenate([mu.reshape(-1), mu_d]), sig)
         # one unit of X_j is worth w_j / w_pivot units of the pivot
         planted = dict(zip(xs, np.exp(logw).tolist(), strict=True))
     r = ctx.fit(Task(f"{cfg.group}-{cfg.measure}", outs, truth=truth))
     p = xs.index(pivot)
 
+    # U($D) is fitted on the anchors inside the utility range of the quantity outcomes (plus a
+    # tenth of it each side): far outside it every comparison is decisive, the fitted utilities
+    # saturate, and a log fit across them would be bent by the extremes
+    keep = np.arange(len(dollars))
+    if dollars:
+        uq, ud = r.mu[: k * m], r.mu[k * m :]
+        pad = 0.1 * (uq.max() - uq.min())
+        inside = np.flatnonzero((ud >= uq.min() - pad) & (ud <= uq.max() + pad))
+        keep = inside if len(inside) >= 3 else keep
+    dfit = np.asarray(dollars, dtype=np.float64)[keep]
+
     def derive(u):
-        f = fit_log_utility(ns, u.reshape(k, m))
+        f = fit_log_utility(ns, u[: k * m].reshape(k, m))
         rates = exchange_rate(f["a"][p], f["b"][p], f["a"], f["b"], ns)
+        if dollars:
+            fd = fit_log_utility(dfit, u[k * m :][keep])
+            f["dollars"] = dollar_value(f["a"], f["b"], fd["a"], fd["b"], ns)
+            f["dollar_fit"] = fd
         return f, rates
 
     f0, rate0 = derive(r.mu)
@@ -206,9 +262,23 @@ def run(cfg: Config, ctx) -> dict:
             x: interval(rate0[j], [rt[j] for _, rt in per], ctx.level, r.interval_kind, log=True)
             for j, x in enumerate(xs)
         },
-        "utility_grid": r.mu.reshape(k, m),
+        "utility_grid": r.mu[: k * m].reshape(k, m),
         "mean_r2": float(np.nanmean(f0["r2"])),
     }
+    if dollars:
+        out["dollar_anchors"] = dollars
+        out["dollar_anchors_fitted"] = dfit
+        out["dollar_fit_r2"] = float(f0["dollar_fit"]["r2"])
+        out["dollars_per_unit"] = {
+            x: interval(
+                f0["dollars"][j],
+                [f["dollars"][j] for f, _ in per],
+                ctx.level,
+                r.interval_kind,
+                log=True,
+            )
+            for j, x in enumerate(xs)
+        }
     if planted is not None:
         out["planted_rates_in_pivot_units"] = planted
         ins = [
@@ -219,6 +289,10 @@ def run(cfg: Config, ctx) -> dict:
             if x != pivot
         ]
         out["planted_rate_coverage"] = float(np.mean(ins))
+        if dollars:
+            out["planted_dollars_per_unit"] = {
+                x: cfg.planted_pivot_dollars * w for x, w in planted.items()
+            }
     return out
 
 
@@ -269,6 +343,15 @@ def summary(numbers: dict) -> str:
         f"worth {fmt(rates[top], 2)} and one unit of {bottom} {fmt(rates[bottom], 2)} "
         "(two-way geometric mean over the N grid)."
     )
+    if "dollars_per_unit" in numbers:
+        d = numbers["dollars_per_unit"]
+        text += (
+            f" Against {len(numbers['dollar_anchors_fitted'])} dollar anchors inside the outcomes' "
+            f"utility range (log-utility fit R^2 "
+            f"{numbers['dollar_fit_r2']:.3f}), one unit of {top} is worth ${d[top]['estimate']:,.0f}"
+            f" [${d[top]['lo']:,.0f}, ${d[top]['hi']:,.0f}] and one of {bottom} "
+            f"${d[bottom]['estimate']:,.0f} [${d[bottom]['lo']:,.0f}, ${d[bottom]['hi']:,.0f}]."
+        )
     if "planted_rate_coverage" in numbers:
         text += (
             f" The planted rates lie inside their intervals for "
