@@ -7,11 +7,12 @@ capability score (the MMLU table in the anchor data).
 
 import csv
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
 from scipy import stats
+
+from utility_jax.analysis.inputs import read_input
 
 __all__ = [
     "similarity_matrices",
@@ -86,12 +87,7 @@ def load_run_utilities(path: str | Path) -> tuple[dict[str, float], dict[str, fl
     path = Path(path)
     if path.is_dir():
         path = path / "utilities.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no saved utilities here")
-    try:
-        obj = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from e
+    path, obj = read_input(path, "", "saved utilities")
     if isinstance(obj, list):  # ours
         try:
             u = {r["text"]: float(r["mu_normalized"]) for r in obj}

@@ -9,11 +9,12 @@ model has one parameter) is the classification.
 """
 
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
 from scipy import optimize
+
+from utility_jax.analysis.inputs import read_input
 
 __all__ = [
     "indifference_points",
@@ -102,10 +103,7 @@ def load_grid(path: str | Path = "default") -> dict:
     """``"default"`` or the reference's ``derived/time_discounting_grid.json``."""
     if str(path) == "default":
         return default_grid()
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: time-discounting grid not found")
-    obj = json.loads(path.read_text())
+    path, obj = read_input(path, "", "time-discounting grid")
     missing = {"baseline_amount", "time_delays_months", "delayed_amounts"} - set(obj)
     if missing:
         raise ValueError(f"{path}: lacks {sorted(missing)}")
@@ -180,15 +178,9 @@ def run(cfg: Config, ctx) -> dict:
         truth = (mu, np.full(len(items), cfg.planted_noise))
     # every (now, later) pair, both orders, k answers per order: a direct grid, not a graph
     task = Task("grid", outs, template="time_discounting", truth=truth)
-    folder = ctx.out_dir / "tasks" / "grid"
-    folder.mkdir(parents=True, exist_ok=True)
-    agent = ctx.agent(task, folder)
     pairs = np.stack([np.zeros(len(items) - 1, int), np.arange(1, len(items))], 1)
-    counts = agent.query(pairs, ctx.conf.elicitation.k, key=ctx.task_key("grid"))
-    store = getattr(agent, "store", None)
-    if store is not None:
-        store.export_jsonl(folder / "responses.jsonl")
-        store.close()
+    counts = ctx.query(task, pairs)
+    folder = ctx.folder(task)
     wins_now, total = pool_orders(counts, refusal=ctx.conf.elicitation.refusal)
     np.savetxt(
         folder / "counts.csv",

@@ -10,11 +10,11 @@ come from the same code.
 """
 
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
-import yaml
+
+from utility_jax.analysis.inputs import read_input
 
 __all__ = [
     "fit_log_utility",
@@ -82,13 +82,7 @@ def rate_interval(rate_draws, level: float = 0.9) -> tuple[float, float, float]:
 def load_option_space(path: str | Path = "default") -> dict:
     """``{"X_values", "options_templates", "N_values"}``: the project's own (``"default"``) or the
     reference's ``derived/exchange_rate_option_space.json``."""
-    if str(path) == "default":
-        path = Path(__file__).resolve().parents[1] / "assets" / "analyses" / "exchange_rates.yaml"
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: exchange-rate option space not found")
-    text = path.read_text()
-    obj = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
+    path, obj = read_input(path, "exchange_rates.yaml", "exchange-rate option space")
     missing = {"X_values", "options_templates", "N_values"} - set(obj or {})
     if missing:
         raise ValueError(f"{path}: lacks {sorted(missing)}")

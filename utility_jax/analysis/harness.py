@@ -132,9 +132,8 @@ class Context:
         )
         return agent
 
-    def fit(self, task: Task) -> TaskResult:
-        """Elicit and fit one task; its run folder is ``tasks/<name>/``, never shared by two
-        tasks of a run."""
+    def folder(self, task: Task) -> Path:
+        """The task's run folder ``tasks/<name>/``, never shared by two tasks of a run."""
         slug = _slug(task.name)
         if self._folders.setdefault(slug, task.name) != task.name:
             raise ValueError(
@@ -143,6 +142,28 @@ class Context:
             )
         folder = self.out_dir / "tasks" / slug
         folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    @staticmethod
+    def _close(agent, folder: Path) -> None:
+        store = getattr(agent, "store", None)
+        if store is not None:
+            store.export_jsonl(folder / "responses.jsonl")
+            store.close()
+
+    def query(self, task: Task, pairs: np.ndarray) -> np.ndarray:
+        """Ask ``pairs`` directly (both orders, ``elicitation.k`` each; no graph, no fit):
+        ``[n_pairs, 2, 3]`` counts, answers kept in the task's folder."""
+        folder = self.folder(task)
+        agent = self.agent(task, folder)
+        try:
+            return agent.query(pairs, self.conf.elicitation.k, key=self.task_key(task.name))
+        finally:
+            self._close(agent, folder)
+
+    def fit(self, task: Task) -> TaskResult:
+        """Elicit and fit one task in its folder (see :meth:`folder`)."""
+        folder = self.folder(task)
         conf = self.task_conf(task)
         agent = self.agent(task, folder)
         res = compute_utilities(
@@ -153,10 +174,7 @@ class Context:
             progress=self.progress,
             true_utilities=task.truth,
         )
-        store = getattr(agent, "store", None)
-        if store is not None:
-            store.export_jsonl(folder / "responses.jsonl")
-            store.close()
+        self._close(agent, folder)
         write_run(res, folder, config=dataclasses.asdict(conf), plots=False)
         kind, draws = res.utility_draws()
         mu = np.asarray(res.fit.mu_normalized, dtype=np.float64)

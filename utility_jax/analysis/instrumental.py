@@ -15,10 +15,11 @@ probabilities; the same utilities scored against them should fit worse.
 """
 
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
+
+from utility_jax.analysis.inputs import read_input
 
 __all__ = [
     "load_processes",
@@ -31,17 +32,13 @@ __all__ = [
     "summary",
 ]
 
-_ASSET = Path(__file__).resolve().parents[1] / "assets" / "analyses" / "markov_processes.json"
-
 
 def load_processes(path: str | Path = "default") -> list[dict]:
     """Markov processes in the reference's ``markov_processes*.json`` schema."""
-    path = _ASSET if str(path) == "default" else Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: Markov process file not found")
+    path, obj = read_input(path, "markov_processes.json", "Markov process file")
     try:
-        procs = json.loads(path.read_text())["MarkovProcesses"]
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        procs = obj["MarkovProcesses"]
+    except (KeyError, TypeError) as e:
         raise ValueError(f"{path}: expected {{'MarkovProcesses': [...]}} ({e!r})") from e
     for k, p in enumerate(procs):
         for field in ("states", "transitions"):

@@ -7,12 +7,12 @@ the fitted utilities come.
 """
 
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
-import yaml
 from scipy import stats
+
+from utility_jax.analysis.inputs import read_input
 
 __all__ = [
     "Lottery",
@@ -130,18 +130,7 @@ def load_implicit_lotteries(path: str | Path = "default") -> list[dict]:
     ``"default"``: the project's own events; else a file in the reference's format
     (``implicit_lotteries/options.json``). Probabilities must sum to 1 per event.
     """
-    if str(path) == "default":
-        path = (
-            Path(__file__).resolve().parents[1] / "assets" / "analyses" / "implicit_lotteries.yaml"
-        )
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: implicit lottery file not found")
-    obj = (
-        yaml.safe_load(path.read_text())
-        if path.suffix in (".yaml", ".yml")
-        else json.loads(path.read_text())
-    )
+    path, obj = read_input(path, "implicit_lotteries.yaml", "implicit lottery file")
     events = obj.get("base_options") if isinstance(obj, dict) else None
     if not isinstance(events, list) or not events:
         raise ValueError(f"{path}: expected a non-empty 'base_options' list")
@@ -210,9 +199,7 @@ def run(cfg: Config, ctx) -> dict:
     }
     if cfg.implicit:
         events = load_implicit_lotteries(cfg.implicit)
-        texts, groups, probs = [], [], []
-        for e in events:
-            texts.append(e["option"])
+        texts, groups, probs = [e["option"] for e in events], [], []
         for e in events:
             g = []
             for s_ in e["sub_options"]:

@@ -15,7 +15,8 @@ import re
 from pathlib import Path
 
 import numpy as np
-import yaml
+
+from utility_jax.analysis.inputs import read_input
 
 __all__ = [
     "load_questions",
@@ -28,16 +29,10 @@ __all__ = [
     "summary",
 ]
 
-_ASSET = Path(__file__).resolve().parents[1] / "assets" / "analyses" / "maximization_questions.yaml"
-
 
 def load_questions(path: str | Path = "default") -> list[dict]:
     """``[{"question", "pair_prompt", "possible_answers"}]``: ours or the reference's file."""
-    path = _ASSET if str(path) == "default" else Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: question file not found")
-    text = path.read_text()
-    qs = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
+    path, qs = read_input(path, "maximization_questions.yaml", "question file")
     if not isinstance(qs, list) or not qs:
         raise ValueError(f"{path}: expected a non-empty list of questions")
     for k, q in enumerate(qs):
@@ -150,7 +145,7 @@ def _free_answer(cfg: Config, ctx, q: dict, k: int, folder: Path, truth) -> dict
 
 
 def run(cfg: Config, ctx) -> dict:
-    from utility_jax.analysis.harness import Task, _slug, interval
+    from utility_jax.analysis.harness import Task, interval
     from utility_jax.elicit.simulated import planted_utilities
     from utility_jax.outcomes import Outcome, OutcomeSet
 
@@ -178,7 +173,7 @@ def run(cfg: Config, ctx) -> dict:
             ctx,
             {**q, "possible_answers": answers},
             k,
-            ctx.out_dir / "tasks" / _slug(name),
+            ctx.folder(r.task),
             truth,
         )
         c = match_answer(rec.get("answer"), answers, cfg.matcher, cfg.fuzzy_threshold)

@@ -6,15 +6,12 @@ principal components; the model is placed among the entities by its nearest neig
 """
 
 import dataclasses
-import json
-from pathlib import Path
 
 import numpy as np
-import yaml
+
+from utility_jax.analysis.inputs import read_input
 
 __all__ = ["pca", "place_among", "load_political", "Config", "run", "plot", "summary"]
-
-_ASSET = Path(__file__).resolve().parents[1] / "assets" / "analyses" / "political.yaml"
 
 
 def pca(vectors, n_components: int = 2) -> dict[str, np.ndarray]:
@@ -43,22 +40,15 @@ def place_among(coords, names: list[str], who: str, k: int = 3) -> list[tuple[st
     return [(names[j], float(d[j])) for j in order]
 
 
-def _read(path: Path):
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: file not found")
-    text = path.read_text()
-    return yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
-
-
 def load_political(policies: str = "default", entities: str = "default") -> tuple[dict, dict]:
     """``(policies, entities)``: category -> proposals, and {"politicians", "platforms"}.
 
     ``"default"`` reads the project's own file; else the reference's ``policy_options.json`` /
     ``entities.json`` paths. The reference's placeholder entity ``citizenassembly1`` is dropped.
     """
-    own = _read(_ASSET)
-    pol = own["policies"] if policies == "default" else _read(Path(policies))
-    ent = own["entities"] if entities == "default" else _read(Path(entities))
+    own = read_input("default", "political.yaml", "political inputs")[1]
+    pol = own["policies"] if policies == "default" else read_input(policies, "", "policy file")[1]
+    ent = own["entities"] if entities == "default" else read_input(entities, "", "entity file")[1]
     if not isinstance(pol, dict) or not all(isinstance(v, list) for v in pol.values()):
         raise ValueError(f"{policies}: expected an object mapping categories to proposal lists")
     if not isinstance(ent, dict) or not {"politicians", "platforms"} & set(ent):
@@ -104,7 +94,9 @@ def run(cfg: Config, ctx) -> dict:
     if ctx.simulated:
         rng = ctx.rng("political-plant")
         load = rng.normal(size=(len(items), 2))
-        known = _read(_ASSET).get("simulated_positions", {})
+        known = read_input("default", "political.yaml", "political inputs")[1].get(
+            "simulated_positions", {}
+        )
         pos = {e: np.asarray(known.get(e, rng.normal(size=2) * 1.5), float) for e in names}
         lean = cfg.planted_lean
         if lean is not None and lean not in pos:

@@ -8,14 +8,15 @@ the coercive, non-coercive and fitness subsets (tags in the outcome file).
 """
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 from scipy import stats
 
+from utility_jax.analysis.inputs import ASSETS
+
 __all__ = ["subset_correlations", "Config", "run", "plot", "summary"]
 
-_ASSET = Path(__file__).resolve().parents[1] / "assets" / "analyses" / "power_fitness.yaml"
+_ASSET = ASSETS / "power_fitness.yaml"
 
 
 def subset_correlations(utility, score, subsets: dict[str, np.ndarray]) -> dict[str, float]:
