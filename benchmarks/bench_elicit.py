@@ -29,9 +29,9 @@ warnings.simplefilter("ignore", FutureWarning)
 def part1(args):
     from utility_jax.elicit.hf import HFBackend
     from utility_jax.elicit.llm import LLMAgent
-    from utility_jax.elicit.prompts import load_template
+    from utility_jax.finetune.testing import build_random_qwen2
     from utility_jax.outcomes import load_outcomes
-    from utility_jax.testing import build_random_qwen2
+    from utility_jax.prompts import load_template
 
     outcomes = load_outcomes()
     tpl = load_template()
@@ -101,9 +101,10 @@ def part1(args):
 
 def part2(args):
     from utility_jax.config import ComputeUtilitiesConf, GraphConf, UncertaintyConf
-    from utility_jax.elicit import SimulatedAgent, planted_utilities
+    from utility_jax.elicit import SimulatedAgent
     from utility_jax.outcomes import load_outcomes
     from utility_jax.pipeline import compute_utilities
+    from utility_jax.simulate import planted_utilities
 
     outcomes = load_outcomes()
     print(

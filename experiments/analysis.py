@@ -14,7 +14,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from utility_jax.analysis.harness import run_analysis
+from utility_jax.analysis.registry import run_analysis
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")

@@ -23,7 +23,7 @@ from utility_jax.metrics import (
     sample_triads,
     transitivity,
 )
-from utility_jax.simulate import simulate_pairwise, simulate_votes
+from utility_jax.simulate import planted_utilities, simulate_pairwise, simulate_votes
 from utility_jax.thurstonian import (
     FitConfig,
     ThurstonianFit,
@@ -59,6 +59,7 @@ __all__ = [
     "log_likelihood_pairwise",
     "log_loss_per_vote",
     "normalize_utilities",
+    "planted_utilities",
     "predict_log_proba",
     "predict_proba",
     "random_regular_pairs",

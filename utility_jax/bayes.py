@@ -26,12 +26,17 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
-from jax.scipy.special import ndtr
 from numpyro.infer import MCMC, NUTS, SVI, Trace_ELBO, init_to_value
 from numpyro.infer.autoguide import AutoLowRankMultivariateNormal, AutoNormal
 
 from utility_jax.data import PairwiseData
-from utility_jax.thurstonian import ThurstonianFit, log_likelihood_pairwise
+from utility_jax.thurstonian import (
+    ThurstonianFit,
+    link_of,
+    log_likelihood_pairwise,
+    log_proba_pairwise,
+    pair_proba,
+)
 
 __all__ = [
     "BayesConfig",
@@ -41,6 +46,7 @@ __all__ = [
     "run_svi",
     "summarize_posterior",
     "posterior_predictive_proba",
+    "posterior_predictive_log_proba",
     "hdi",
 ]
 
@@ -93,15 +99,11 @@ def thurstonian_model(
         log_var = 2.0 * log_sigma
     else:
         log_var = jnp.zeros((n_items,), mu.dtype)
-    link = "logit" if variant == "logit" else "probit"
+    link = link_of(variant)
     mask = jnp.ones(jnp.shape(idx_a), bool) if mask is None else mask
     if n_a is None:
-        d = mu[idx_a] - mu[idx_b]
-        p = (
-            jax.nn.sigmoid(d)
-            if link == "logit"
-            else ndtr(d / jnp.sqrt(jnp.exp(log_var[idx_a]) + jnp.exp(log_var[idx_b])))
-        )
+        var_sum = jnp.exp(log_var[idx_a]) + jnp.exp(log_var[idx_b])
+        p = pair_proba(mu[idx_a] - mu[idx_b], var_sum, link)
         with numpyro.handlers.mask(mask=mask):
             numpyro.sample("n_a", dist.Binomial(jnp.round(n_total).astype(jnp.int32), probs=p))
         return
@@ -254,7 +256,7 @@ def run_nuts(
     )
     mu = np.asarray(s["mu"])
     ls = np.asarray(s["log_sigma"]) if "log_sigma" in s else np.zeros_like(mu)
-    return Posterior(mu, ls, "nuts", _link(cfg), diag, cfg.num_chains, idata)
+    return Posterior(mu, ls, "nuts", link_of(cfg.model), diag, cfg.num_chains, idata)
 
 
 _MCMC_CACHE: dict = {}
@@ -297,10 +299,6 @@ def _to_unconstrained(params):
     return {k: t.inv(v) for k, v in params.items()}
 
 
-def _link(cfg):
-    return "logit" if cfg.model == "logit" else "probit"
-
-
 def run_svi(
     key: jax.Array,
     data: PairwiseData,
@@ -338,7 +336,7 @@ def run_svi(
     }
     mu = np.asarray(draws["mu"])
     ls = np.asarray(draws["log_sigma"]) if "log_sigma" in draws else np.zeros_like(mu)
-    return Posterior(mu, ls, "svi", _link(cfg), diag, 1)
+    return Posterior(mu, ls, "svi", link_of(cfg.model), diag, 1)
 
 
 def hdi(draws: np.ndarray, prob: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
@@ -375,13 +373,20 @@ def summarize_posterior(post: Posterior, prob: float = 0.9) -> dict[str, np.ndar
     return out
 
 
+def posterior_predictive_log_proba(post: Posterior, idx_a, idx_b) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior-predictive ``(log P(a > b), log P(b > a))``: the log of the mean over draws of
+    each draw's probability, computed in log space (``logsumexp``), never clipped."""
+    a, b = jnp.asarray(idx_a), jnp.asarray(idx_b)
+    lp, lq = log_proba_pairwise(
+        jnp.asarray(post.mu), jnp.asarray(2.0 * post.log_sigma), a, b, post.link
+    )
+    log_d = np.log(post.mu.shape[0])
+    return (
+        np.asarray(jax.scipy.special.logsumexp(lp, axis=0)) - log_d,
+        np.asarray(jax.scipy.special.logsumexp(lq, axis=0)) - log_d,
+    )
+
+
 def posterior_predictive_proba(post: Posterior, idx_a, idx_b) -> np.ndarray:
     """Posterior-predictive P(a > b): the mean over draws of each draw's probability."""
-    a, b = np.asarray(idx_a), np.asarray(idx_b)
-    d = post.mu[:, a] - post.mu[:, b]
-    if post.link == "logit":
-        p = 1.0 / (1.0 + np.exp(-d))
-    else:
-        s2 = np.exp(2 * post.log_sigma)
-        p = np.asarray(ndtr(jnp.asarray(d / np.sqrt(s2[:, a] + s2[:, b]))))
-    return p.mean(0)
+    return np.exp(posterior_predictive_log_proba(post, idx_a, idx_b)[0])

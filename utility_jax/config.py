@@ -23,7 +23,10 @@ __all__ = [
     "bayes_config",
     "ComputeUtilitiesConf",
     "validate",
+    "merge_schema",
     "fit_config",
+    "to_core",
+    "SHELL_ONLY",
 ]
 
 
@@ -35,7 +38,7 @@ class OutcomesConf:
 
 @dataclasses.dataclass
 class AgentConf:
-    kind: str = "simulated"  # simulated | hf | openai
+    kind: str = "simulated"  # simulated | hf | openai | jax (our NNX model, log-prob mode)
     # simulated: "planted" (seeded utilities) or the path of a reference results_utilities_*.json
     utilities: str = "planted"
     link: str = "probit"
@@ -68,6 +71,8 @@ class FitterConf:
     edge_weight: str = "votes"
     max_iter: int = 1000
     gtol: float | None = None
+    memory_size: int = 10  # L-BFGS history length
+    init_scale: float = 0.01  # sd of random initial means (the reference's init)
     warm_start: bool = True
 
 
@@ -113,11 +118,13 @@ class BayesConf:
     num_warmup: int = 500
     num_samples: int = 1000
     num_chains: int = 2
+    target_accept_prob: float = 0.8
     max_tree_depth: int = 8
     svi_guide: str = "normal"  # normal | lowrank
     svi_steps: int = 3000
     svi_lr: float = 0.01
     svi_draws: int = 1000
+    svi_rank: int | None = None  # lowrank guide rank; null: the guide's default
     hdi_prob: float = 0.9
 
 
@@ -144,7 +151,7 @@ _CHOICES = {
     ("fitter", "edge_weight"): ("votes", "uniform"),
     ("graph", "strategy"): ("reference", "variance", "random"),
     ("elicitation", "refusal"): ("half", "drop"),
-    ("agent", "kind"): ("simulated", "hf", "openai"),
+    ("agent", "kind"): ("simulated", "hf", "openai", "jax"),
     ("elicitation", "mode"): ("sample", "logprob"),
     ("agent", "link"): ("probit", "logit"),
     ("bayes", "method"): ("none", "nuts", "svi"),
@@ -152,11 +159,12 @@ _CHOICES = {
 }
 
 
-def validate(cfg: DictConfig | dict[str, Any]) -> ComputeUtilitiesConf:
-    """Merge a (Hydra) config onto the schema and return the typed object.
+def merge_schema(cfg: DictConfig | dict[str, Any], schema: type):
+    """Merge a (Hydra) config onto a dataclass schema and return the typed object.
 
     Keys outside the schema (``hydra``, ``paths``, ``experiment`` and the like) are ignored;
-    inside the schema, unknown keys, wrong types and invalid choices raise with the key's name.
+    inside it, unknown keys and wrong types raise with the key's name, and so do required
+    values (``???``) left unset.
     """
     if isinstance(cfg, DictConfig):
         missing = sorted(k for k in OmegaConf.missing_keys(cfg) if not k.startswith("hydra"))
@@ -165,10 +173,15 @@ def validate(cfg: DictConfig | dict[str, Any]) -> ComputeUtilitiesConf:
                 f"missing required config values: {', '.join(missing)} (give them as key=value)"
             )
     raw = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
-    known = {f.name for f in dataclasses.fields(ComputeUtilitiesConf)}
+    known = {f.name for f in dataclasses.fields(schema)}
     raw = {k: v for k, v in raw.items() if k in known}
-    merged = OmegaConf.merge(OmegaConf.structured(ComputeUtilitiesConf), raw)
-    obj: ComputeUtilitiesConf = OmegaConf.to_object(merged)
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), raw))
+
+
+def validate(cfg: DictConfig | dict[str, Any]) -> ComputeUtilitiesConf:
+    """Merge a (Hydra) config onto :class:`ComputeUtilitiesConf` (see :func:`merge_schema`) and
+    check its choices and ranges, naming the key."""
+    obj: ComputeUtilitiesConf = merge_schema(cfg, ComputeUtilitiesConf)
     for (group, key), allowed in _CHOICES.items():
         val = getattr(getattr(obj, group), key)
         if val not in allowed:
@@ -180,32 +193,33 @@ def validate(cfg: DictConfig | dict[str, Any]) -> ComputeUtilitiesConf:
     return obj
 
 
+#: schema fields that only the shell reads (no core config has them), by schema
+SHELL_ONLY: dict[type, frozenset[str]] = {
+    FitterConf: frozenset({"solver", "warm_start"}),
+    BayesConf: frozenset({"method", "hdi_prob"}),
+}
+
+
+def to_core(schema_obj, core_cls, **extra):
+    """The core config ``core_cls`` from a Hydra schema object: every field the two share is
+    copied by name (one generic converter, so a core field added later is settable from the
+    command line once the schema has it; ``tests/test_configs.py`` checks they agree)."""
+    names = {f.name for f in dataclasses.fields(core_cls)}
+    vals = {
+        f.name: getattr(schema_obj, f.name)
+        for f in dataclasses.fields(schema_obj)
+        if f.name in names
+    }
+    return core_cls(**vals, **extra)
+
+
 def fit_config(f: FitterConf) -> FitConfig:
     """The core :class:`FitConfig` for a fitter config."""
-    return FitConfig(
-        model=f.model,
-        mu_prior_scale=f.mu_prior_scale,
-        logvar_prior_scale=f.logvar_prior_scale,
-        edge_weight=f.edge_weight,
-        max_iter=f.max_iter,
-        gtol=f.gtol,
-    )
+    return to_core(f, FitConfig)
 
 
 def bayes_config(b: BayesConf, model: str):
     """The core :class:`~utility_jax.bayes.BayesConfig` for a bayes config and fitter model."""
-    from utility_jax.bayes import BayesConfig
+    from utility_jax.bayes import BayesConfig  # numpyro is imported only when a posterior is run
 
-    return BayesConfig(
-        model=model,
-        mu_prior_scale=b.mu_prior_scale,
-        logsigma_prior_scale=b.logsigma_prior_scale,
-        num_warmup=b.num_warmup,
-        num_samples=b.num_samples,
-        num_chains=b.num_chains,
-        max_tree_depth=b.max_tree_depth,
-        svi_guide=b.svi_guide,
-        svi_steps=b.svi_steps,
-        svi_lr=b.svi_lr,
-        svi_draws=b.svi_draws,
-    )
+    return to_core(b, BayesConfig, model=model)

@@ -19,12 +19,33 @@ import numpy as np
 
 from utility_jax.types import PairIdx, PairMask, VoteCounts
 
-__all__ = ["PairwiseData", "bucket_length", "Label"]
+__all__ = ["PairwiseData", "bucket_length", "Label", "REFUSAL_RULES", "pool_orders"]
 
 #: Answer labels a response record may carry.
 Label = str  # "A", "B", "refusal" (transport errors are never votes: drop them before)
 
 _MIN_BUCKET = 64
+
+#: How refusals (unparseable answers) count: ``"half"`` gives each side half a vote (the
+#: paper's rule), ``"drop"`` ignores them. The one place this rule is written.
+REFUSAL_RULES = ("half", "drop")
+
+
+def pool_orders(counts, *, refusal: str = "half") -> tuple[np.ndarray, np.ndarray]:
+    """Votes for the first outcome and total votes from ``[n, 2, 3]`` order counts.
+
+    Order 0 shows the first outcome as A, order 1 shows it as B; the last axis counts answers
+    A, B and refusals. ``refusal`` is one of :data:`REFUSAL_RULES`.
+    """
+    if refusal not in REFUSAL_RULES:
+        raise ValueError(f"refusal must be 'half' or 'drop', got {refusal!r}")
+    c = np.asarray(counts, dtype=np.float64)
+    wins = c[:, 0, 0] + c[:, 1, 1]
+    total = c[:, :, 0].sum(1) + c[:, :, 1].sum(1)
+    if refusal == "half":
+        refusals = c[:, :, 2].sum(1)
+        wins, total = wins + 0.5 * refusals, total + refusals
+    return wins, total
 
 
 def bucket_length(n: int, min_bucket: int = _MIN_BUCKET) -> int:
@@ -148,32 +169,28 @@ class PairwiseData:
           refusal: ``"half"`` counts a refusal as half a vote to each side (the paper's
             rule); ``"drop"`` ignores it.
         """
-        if refusal not in ("half", "drop"):
+        if refusal not in REFUSAL_RULES:
             raise ValueError(f"refusal must be 'half' or 'drop', got {refusal!r}")
-        votes: dict[tuple[int, int], list[float]] = {}
+        # [pair, order, answer] counts keyed by the unordered pair; order 0 shows the smaller
+        # index as "A". The refusal rule is applied once, by pool_orders.
+        counts: dict[tuple[int, int], np.ndarray] = {}
         for k, (i, j, label) in enumerate(records):
             i, j = int(i), int(j)
-            lo, hi = (i, j) if i < j else (j, i)
-            if label == "A":
-                win_lo = 1.0 if i == lo else 0.0
-            elif label == "B":
-                win_lo = 1.0 if j == lo else 0.0
-            elif label == "refusal":
-                if refusal == "drop":
-                    continue
-                win_lo = 0.5
-            else:
+            if label not in ("A", "B", "refusal"):
                 raise ValueError(f"record {k} ({i}, {j}): unknown label {label!r}")
-            acc = votes.setdefault((lo, hi), [0.0, 0.0])
-            acc[0] += win_lo
-            acc[1] += 1.0
-        if not votes:
+            lo, hi = (i, j) if i < j else (j, i)
+            c = counts.setdefault((lo, hi), np.zeros((2, 3)))
+            c[0 if i == lo else 1, ("A", "B", "refusal").index(label)] += 1
+        keys = sorted(counts)
+        wins, total = pool_orders(
+            np.stack([counts[k] for k in keys]) if keys else np.zeros((0, 2, 3)), refusal=refusal
+        )
+        keep = total > 0
+        if not keep.any():
             raise ValueError("no usable records: every record was dropped or none was given")
-        keys = sorted(votes)
-        arr = np.array([votes[k] for k in keys])
-        pairs = np.array(keys)
+        pairs = np.array(keys)[keep]
         return cls.from_counts(
-            n_items, pairs[:, 0], pairs[:, 1], arr[:, 0], arr[:, 1], pad_to=pad_to
+            n_items, pairs[:, 0], pairs[:, 1], wins[keep], total[keep], pad_to=pad_to
         )
 
     # ------------------------------------------------------------------ views

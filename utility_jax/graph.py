@@ -15,6 +15,8 @@ __all__ = [
     "random_regular_pairs",
     "select_pairs_reference",
     "select_pairs_variance",
+    "select_pairs_random",
+    "candidate_pairs",
     "pair_degrees",
 ]
 
@@ -150,7 +152,8 @@ def pair_degrees(n_items: int, pairs) -> np.ndarray:
     return np.bincount(p.ravel(), minlength=n_items)
 
 
-def _candidates(n_items: int, queried, exclude) -> np.ndarray:
+def candidate_pairs(n_items: int, queried, exclude=None) -> np.ndarray:
+    """``[n, 2]`` every pair ``(i < j)`` not yet asked (``queried``) nor held out (``exclude``)."""
     i, j = np.triu_indices(n_items, k=1)
     cand = np.stack([i, j], axis=1)
     taken = []
@@ -160,6 +163,14 @@ def _candidates(n_items: int, queried, exclude) -> np.ndarray:
     if taken:
         cand = cand[~np.isin(i * n_items + j, np.concatenate(taken))]
     return cand
+
+
+def select_pairs_random(n_items: int, queried, n_new: int, seed, *, exclude=None) -> np.ndarray:
+    """``n_new`` pairs drawn uniformly (without replacement) from the unasked, non-held-out pairs,
+    in index order (the ``random`` graph strategy)."""
+    cand = candidate_pairs(n_items, queried, exclude)
+    rng = _rng(seed)
+    return cand[np.sort(rng.choice(len(cand), size=min(n_new, len(cand)), replace=False))]
 
 
 def select_pairs_reference(
@@ -186,7 +197,7 @@ def select_pairs_reference(
     """
     mu = np.asarray(mu, dtype=np.float64)
     n_items = mu.shape[0]
-    cand = _candidates(n_items, queried, exclude)
+    cand = candidate_pairs(n_items, queried, exclude)
     if len(cand) == 0 or n_new <= 0:
         return np.zeros((0, 2), dtype=np.int64)
     deg = (
@@ -243,7 +254,7 @@ def select_pairs_variance(
     mu = np.asarray(mu, dtype=np.float64)
     sigma = np.asarray(sigma, dtype=np.float64)
     n_items = mu.shape[0]
-    cand = _candidates(n_items, queried, exclude)
+    cand = candidate_pairs(n_items, queried, exclude)
     if len(cand) == 0 or n_new <= 0:
         return np.zeros((0, 2), dtype=np.int64)
 

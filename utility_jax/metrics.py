@@ -14,6 +14,7 @@ import numpy as np
 from scipy import stats
 
 from utility_jax.data import PairwiseData
+from utility_jax.thurstonian import predict_log_proba
 
 __all__ = [
     "heldout_accuracy",
@@ -184,8 +185,6 @@ def evaluate_pairwise(fit, data: PairwiseData) -> dict[str, float]:
 
 @jax.jit
 def _evaluate(fit, data: PairwiseData) -> dict[str, jax.Array]:
-    from utility_jax.thurstonian import predict_log_proba
-
     lp, lq = predict_log_proba(fit, data.idx_a, data.idx_b)
     p = jnp.exp(lp)
     pe = data.empirical_proba()

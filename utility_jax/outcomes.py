@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from utility_jax.assets import asset_path
+
 __all__ = ["Outcome", "OutcomeSet", "OutcomeSetError", "load_outcomes", "money_anchors", "DEFAULT"]
 
 #: Name of the outcome set shipped with the package.
@@ -183,15 +185,20 @@ def _from_project(obj: Any, source: str) -> list[Outcome]:
     return out
 
 
-def load_outcomes(path: str | Path = DEFAULT) -> OutcomeSet:
+def load_outcomes(path: str | Path = DEFAULT, *, limit: int | None = None) -> OutcomeSet:
     """Load an outcome set: ``"default"`` (shipped), or a reference/project file.
+
+    ``limit`` keeps the first ``limit`` outcomes (quick runs; the ``outcomes.limit`` setting).
 
     Raises:
       OutcomeSetError: missing file, bad JSON/YAML, empty set, duplicate outcomes or ids,
         non-string text; the message names the file and the entry.
     """
+    if limit is not None:
+        full = load_outcomes(path)
+        return full.subset(range(min(limit, len(full))))
     if str(path) == DEFAULT:
-        return load_outcomes(Path(__file__).parent / "assets" / "outcomes_default.yaml")
+        return load_outcomes(asset_path("outcomes_default.yaml"))
     path = Path(path)
     obj = _read(path)
     src = str(path)

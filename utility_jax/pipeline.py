@@ -1,7 +1,10 @@
 """The compute-utilities loop: held-out split, initial graph, active-learning rounds, fits.
 
-This is the shell between an :class:`~utility_jax.elicit.Agent` and the pure core; the Hydra entry
-point (``experiments/compute_utilities.py``) only builds its inputs and writes its result.
+This module holds the elicitation loop only (:func:`elicit_and_fit`); :func:`compute_utilities`
+composes it with :mod:`~utility_jax.evaluation` (metrics, random responder, recovery),
+:mod:`~utility_jax.uncertainty` (bootstrap, Laplace, posterior) and :mod:`~utility_jax.cost`.
+The Hydra entry point (``utility-jax compute`` / ``experiments/compute_utilities.py``) only builds
+its inputs and writes its result (:mod:`~utility_jax.runner`).
 """
 
 import dataclasses
@@ -11,27 +14,21 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-from scipy import stats
 
+from utility_jax import evaluation as E
 from utility_jax import graph as G
 from utility_jax import metrics as M
+from utility_jax import uncertainty as U
 from utility_jax.config import ComputeUtilitiesConf, bayes_config, fit_config
-from utility_jax.data import PairwiseData, bucket_length
+from utility_jax.cost import cost_metrics
+from utility_jax.data import PairwiseData, bucket_length, pool_orders
 from utility_jax.elicit.base import Agent
 from utility_jax.outcomes import OutcomeSet
 from utility_jax.reference import fit_reference_adam
-from utility_jax.simulate import pool_orders
-from utility_jax.thurstonian import (
-    ThurstonianFit,
-    fit_bootstrap,
-    fit_thurstonian,
-    laplace_stderr,
-    log_likelihood_pairwise,
-)
+from utility_jax.thurstonian import FitConfig, ThurstonianFit, fit_thurstonian
 
-__all__ = ["ComputeUtilitiesResult", "compute_utilities"]
+__all__ = ["ComputeUtilitiesResult", "Elicited", "compute_utilities", "elicit_and_fit"]
 
 
 @dataclasses.dataclass
@@ -56,16 +53,33 @@ class ComputeUtilitiesResult:
     # [n_draws, N] normalised utility draws per interval kind ("bootstrap", "laplace",
     # "posterior"): derived numbers (analyses) get their intervals by mapping over them
     draws: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    uncertainty: dict[str, U.UtilityDraws] = dataclasses.field(default_factory=dict)
 
     def utility_draws(self) -> tuple[str, np.ndarray]:
-        """The preferred draws (posterior, else bootstrap, else Laplace) and their kind."""
-        for kind in ("posterior", "bootstrap", "laplace"):
-            if kind in self.draws:
-                return kind, self.draws[kind]
-        raise ValueError(
-            "this run has no utility draws: enable uncertainty.n_bootstrap, uncertainty.laplace "
-            "or bayes.method"
-        )
+        """The preferred draws (see :data:`~utility_jax.uncertainty.INTERVAL_KINDS`)."""
+        u = U.preferred(self.uncertainty, need_draws=True)
+        if u is None:
+            raise ValueError(
+                "this run has no utility draws: enable uncertainty.n_bootstrap, "
+                "uncertainty.laplace or bayes.method"
+            )
+        return u.kind, u.draws
+
+
+@dataclasses.dataclass
+class Elicited:
+    """What the elicitation loop asked and the final fit (input of the metrics)."""
+
+    fit: ThurstonianFit
+    train: PairwiseData
+    heldout: PairwiseData | None
+    pairs: np.ndarray
+    counts: np.ndarray
+    rounds_of: np.ndarray
+    heldout_pairs: np.ndarray
+    heldout_counts: np.ndarray
+    rounds: list[dict[str, Any]]
+    budget: int
 
 
 def _to_data(n_items, pairs, counts, refusal, pad_to=None) -> PairwiseData:
@@ -78,19 +92,165 @@ def _to_data(n_items, pairs, counts, refusal, pad_to=None) -> PairwiseData:
     )
 
 
-def _fit(cfg: ComputeUtilitiesConf, data: PairwiseData, key, init):
-    if cfg.fitter.solver == "reference_adam":
-        return fit_reference_adam(data, key)
-    fcfg = fit_config(cfg.fitter)
-    return fit_thurstonian(data, cfg=fcfg, init=init if cfg.fitter.warm_start else None)
+def _fitter(cfg: ComputeUtilitiesConf, fcfg: FitConfig) -> Callable[..., ThurstonianFit]:
+    """``fit(data, key, init=None)`` with the run's solver and core config (built once)."""
+
+    def fit(data: PairwiseData, key, init=None) -> ThurstonianFit:
+        if cfg.fitter.solver == "reference_adam":
+            return fit_reference_adam(data, key)
+        return fit_thurstonian(data, cfg=fcfg, init=init if cfg.fitter.warm_start else None)
+
+    return fit
 
 
-@jax.jit
-def _random_like(key, data: PairwiseData) -> PairwiseData:
-    """The same pairs answered by a 50/50 responder with the same vote totals."""
-    n = jnp.round(data.n_total)
-    n_a = jax.random.binomial(key, n, 0.5, shape=n.shape).astype(data.n_a.dtype)
-    return data.with_votes(jnp.where(data.mask, n_a, 0.0), jnp.where(data.mask, n, 1.0))
+def _next_pairs(cfg: ComputeUtilitiesConf, fit, pairs, heldout_pairs, r: int, n: int):
+    """The pairs of round ``r`` by the configured strategy (seeded by the run seed and ``r``)."""
+    g = cfg.graph
+    rng = np.random.default_rng([int(cfg.seed), r])
+    if g.strategy == "reference":
+        return G.select_pairs_reference(
+            np.asarray(fit.mu),
+            pairs,
+            g.edges_per_round,
+            rng,
+            exclude=heldout_pairs,
+            p_percent=g.p_percent,
+            q_percent=g.q_percent,
+        )
+    if g.strategy == "variance":
+        return G.select_pairs_variance(
+            np.asarray(fit.mu),
+            np.asarray(fit.sigma),
+            pairs,
+            g.edges_per_round,
+            rng,
+            exclude=heldout_pairs,
+            votes_per_pair=2 * cfg.elicitation.k,
+        )
+    return G.select_pairs_random(n, pairs, g.edges_per_round, rng, exclude=heldout_pairs)
+
+
+def _round_record(r, pairs, fit, seconds, heldout) -> dict[str, Any]:
+    rec = {
+        "round": r,
+        "n_train_pairs": int(len(pairs)),
+        "fit_seconds": seconds,
+        "converged": bool(fit.converged),
+        "n_iter": int(fit.n_iter),
+    }
+    if heldout is not None:
+        ev = M.evaluate_pairwise(fit, heldout)
+        rec.update(heldout_log_loss=ev["log_loss"], heldout_accuracy=ev["accuracy"])
+    return rec
+
+
+def _show(bar, agent: Agent, rec: dict, n_pairs: int) -> None:
+    bar.update(1)
+    bar.set_postfix(
+        pairs=n_pairs,
+        answers=agent.stats.answers,
+        refusals=agent.stats.refusals,
+        errors=agent.stats.errors,
+        cache=agent.cache_hits,
+        tokens=agent.stats.tokens,
+        ho_ll=f"{rec.get('heldout_log_loss', float('nan')):.3f}",
+    )
+
+
+def elicit_and_fit(
+    n: int,
+    agent: Agent,
+    cfg: ComputeUtilitiesConf,
+    fit_fn: Callable[..., ThurstonianFit],
+    *,
+    key_heldout: jax.Array,
+    key_rounds: jax.Array,
+    progress: Callable[..., Any] | None = None,
+) -> Elicited:
+    """SPEC section 2: held-out pairs, a random regular graph, then rounds of new pairs chosen by
+    the graph strategy, refitting (warm-started) after each round until the edge budget.
+
+    ``fit_fn(data, key, init)`` fits one round; round ``r`` asks with ``fold_in(key_rounds, r)``.
+    """
+    g, el = cfg.graph, cfg.elicitation
+    rng = np.random.default_rng(int(cfg.seed))
+    k_hold, k_rounds = key_heldout, key_rounds
+    heldout_pairs = G.sample_holdout_pairs(
+        n, g.holdout_seed, fraction=g.holdout_fraction, max_pairs=g.holdout_max
+    )
+    available = n * (n - 1) // 2 - len(heldout_pairs)
+    budget = min(int(g.edge_multiplier * n * math.log2(n)), available)
+    pad = bucket_length(min(budget + g.edges_per_round, available))
+    initial = G.random_regular_pairs(n, g.initial_degree, rng, exclude=heldout_pairs)[:budget]
+    n_rounds = 1 + math.ceil(max(budget - len(initial), 0) / g.edges_per_round)
+    bar = progress(total=n_rounds, desc=f"{cfg.name} N={n}", unit="round") if progress else None
+
+    heldout_counts, heldout = np.zeros((0, 2, 3)), None
+    if len(heldout_pairs):
+        heldout_counts = agent.query(heldout_pairs, el.k, key=k_hold)
+        heldout = _to_data(n, heldout_pairs, heldout_counts, el.refusal)
+
+    pairs, rounds_of = initial, np.zeros(len(initial), int)
+    counts = agent.query(initial, el.k, key=jax.random.fold_in(k_rounds, 0))
+    fit, rounds, r = None, [], 0
+    while True:
+        data = _to_data(n, pairs, counts, el.refusal, pad_to=pad)
+        t0 = time.perf_counter()
+        fit = fit_fn(data, jax.random.fold_in(k_rounds, 10_000 + r), fit)
+        jax.block_until_ready(fit.mu)
+        rec = _round_record(r, pairs, fit, time.perf_counter() - t0, heldout)
+        rounds.append(rec)
+        if bar is not None:
+            _show(bar, agent, rec, len(pairs))
+        if len(pairs) >= budget:
+            break
+        r += 1
+        # like the reference, every round adds a full batch: N=510 gives 510 + 18 x 500 = 9,510
+        new = _next_pairs(cfg, fit, pairs, heldout_pairs, r, n)
+        if len(new) == 0:
+            break
+        pairs = np.concatenate([pairs, new])
+        counts = np.concatenate(
+            [counts, agent.query(new, el.k, key=jax.random.fold_in(k_rounds, r))]
+        )
+        rounds_of = np.concatenate([rounds_of, np.full(len(new), r)])
+    if bar is not None:
+        bar.close()
+    return Elicited(
+        fit, data, heldout, pairs, counts, rounds_of, heldout_pairs, heldout_counts, rounds, budget
+    )
+
+
+def _uncertainty(cfg, el: Elicited, fcfg, k_boot, key, progress):
+    """Every configured kind of interval: ``({kind: UtilityDraws}, posterior or None)``."""
+    u, found, post = cfg.uncertainty, {}, None
+    lbfgs = cfg.fitter.solver == "lbfgs"
+    if u.n_bootstrap > 0 and lbfgs:
+        found["bootstrap"] = U.bootstrap_draws(
+            k_boot, el.train, el.fit, u.n_bootstrap, u.level, fcfg
+        )
+    if u.laplace and lbfgs:
+        found["laplace"] = U.laplace_draws(
+            el.fit,
+            el.train,
+            fcfg,
+            u.level,
+            n_draws=max(u.n_bootstrap, 200),
+            rng=np.random.default_rng([int(cfg.seed), 11]),
+        )
+    if cfg.bayes.method != "none":
+        found["posterior"], post = U.posterior_draws(
+            jax.random.fold_in(key, 99),
+            el.train,
+            el.fit,
+            bayes_config(cfg.bayes, cfg.fitter.model),
+            cfg.bayes.method,
+            hdi_prob=cfg.bayes.hdi_prob,
+            progress_bar=progress is not None,
+        )
+        if el.heldout is not None:
+            found["posterior"].metrics.update(E.posterior_predictive_metrics(post, el.heldout))
+    return found, post
 
 
 def compute_utilities(
@@ -115,294 +275,67 @@ def compute_utilities(
     n = len(outcomes)
     if n < 3:
         raise ValueError(f"need at least 3 outcomes, got {n} ({outcomes.source})")
-    g, el = cfg.graph, cfg.elicitation
-    seed = int(cfg.seed)
-    rng = np.random.default_rng(seed)
     k_hold, k_rounds, k_boot, k_rand = jax.random.split(key, 4)
-
-    heldout_pairs = G.sample_holdout_pairs(
-        n, g.holdout_seed, fraction=g.holdout_fraction, max_pairs=g.holdout_max
+    fcfg = fit_config(cfg.fitter)  # the core config, built once for every fit of the run
+    fit_fn = _fitter(cfg, fcfg)
+    el = elicit_and_fit(
+        n, agent, cfg, fit_fn, key_heldout=k_hold, key_rounds=k_rounds, progress=progress
     )
-    available = n * (n - 1) // 2 - len(heldout_pairs)
-    budget = min(int(g.edge_multiplier * n * math.log2(n)), available)
-    pad = bucket_length(min(budget + g.edges_per_round, available))
-    initial = G.random_regular_pairs(n, g.initial_degree, rng, exclude=heldout_pairs)[:budget]
-    n_rounds = 1 + math.ceil(max(budget - len(initial), 0) / g.edges_per_round)
-    bar = progress(total=n_rounds, desc=f"{cfg.name} N={n}", unit="round") if progress else None
-
-    heldout_counts = (
-        agent.query(heldout_pairs, el.k, key=k_hold) if len(heldout_pairs) else np.zeros((0, 2, 3))
-    )
-    heldout = _to_data(n, heldout_pairs, heldout_counts, el.refusal) if len(heldout_pairs) else None
-
-    pairs, counts, rounds_of = (
-        initial,
-        agent.query(initial, el.k, key=jax.random.fold_in(k_rounds, 0)),
-        np.zeros(len(initial), int),
-    )
-    fit, rounds, r = None, [], 0
-    while True:
-        data = _to_data(n, pairs, counts, el.refusal, pad_to=pad)
-        t0 = time.perf_counter()
-        fit = _fit(cfg, data, jax.random.fold_in(k_rounds, 10_000 + r), fit)
-        jax.block_until_ready(fit.mu)
-        rec = {
-            "round": r,
-            "n_train_pairs": int(len(pairs)),
-            "fit_seconds": time.perf_counter() - t0,
-            "converged": bool(fit.converged),
-            "n_iter": int(fit.n_iter),
-        }
-        if heldout is not None:
-            ev = M.evaluate_pairwise(fit, heldout)
-            rec.update(heldout_log_loss=ev["log_loss"], heldout_accuracy=ev["accuracy"])
-        rounds.append(rec)
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(
-                pairs=len(pairs),
-                answers=agent.stats.answers,
-                refusals=agent.stats.refusals,
-                errors=agent.stats.errors,
-                cache=getattr(agent, "cache_hits", 0),
-                tokens=agent.stats.tokens,
-                ho_ll=f"{rec.get('heldout_log_loss', float('nan')):.3f}",
-            )
-        if len(pairs) >= budget:
-            break
-        r += 1
-        # like the reference, every round adds a full batch: N=510 gives 510 + 18 x 500 = 9,510
-        n_new = g.edges_per_round
-        sub = jax.random.fold_in(k_rounds, r)
-        sel_seed = np.random.default_rng([seed, r])
-        if g.strategy == "reference":
-            new = G.select_pairs_reference(
-                np.asarray(fit.mu),
-                pairs,
-                n_new,
-                sel_seed,
-                exclude=heldout_pairs,
-                p_percent=g.p_percent,
-                q_percent=g.q_percent,
-            )
-        elif g.strategy == "variance":
-            new = G.select_pairs_variance(
-                np.asarray(fit.mu),
-                np.asarray(fit.sigma),
-                pairs,
-                n_new,
-                sel_seed,
-                exclude=heldout_pairs,
-                votes_per_pair=2 * el.k,
-            )
-        else:
-            cand = G._candidates(n, pairs, heldout_pairs)
-            new = cand[
-                np.sort(sel_seed.choice(len(cand), size=min(n_new, len(cand)), replace=False))
-            ]
-        if len(new) == 0:
-            break
-        pairs = np.concatenate([pairs, new])
-        counts = np.concatenate([counts, agent.query(new, el.k, key=sub)])
-        rounds_of = np.concatenate([rounds_of, np.full(len(new), r)])
-    if bar is not None:
-        bar.close()
-
-    # ---------------------------------------------------------------- metrics
-    fcfg = fit_config(cfg.fitter)
-    train_eval = M.evaluate_pairwise(fit, data)
+    votes = 2 * cfg.elicitation.k
+    triads = M.sample_triads(el.pairs, cfg.n_triads, np.random.default_rng([int(cfg.seed), 7]))
+    ev = E.evaluate_run(el.fit, el.train, el.heldout, triads)
     metrics: dict[str, Any] = {
         "n_outcomes": n,
-        "n_train_pairs": int(len(pairs)),
-        "n_heldout_pairs": int(len(heldout_pairs)),
-        "budget": budget,
-        "votes_per_pair": 2 * el.k,
-        "train": train_eval,
+        "n_train_pairs": int(len(el.pairs)),
+        "n_heldout_pairs": int(len(el.heldout_pairs)),
+        "budget": el.budget,
+        "votes_per_pair": votes,
+        "train": ev.pop("train"),
         "fit": {
             "model": cfg.fitter.model,
             "solver": cfg.fitter.solver,
-            "converged": bool(fit.converged),
-            "n_iter": int(fit.n_iter),
-            "grad_norm": float(fit.grad_norm),
-            "nll": float(fit.nll),
+            "converged": bool(el.fit.converged),
+            "n_iter": int(el.fit.n_iter),
+            "grad_norm": float(el.fit.grad_norm),
+            "nll": float(el.fit.nll),
         },
-        "tie_rule": "p >= 0.5 counts as preferring the first outcome (the reference's rule)",
+        **ev,
     }
-    triads = M.sample_triads(pairs, cfg.n_triads, np.random.default_rng([seed, 7]))
-    metrics["transitivity"] = M.transitivity(data, triads)
-    if heldout is not None:
-        metrics["heldout"] = M.evaluate_pairwise(fit, heldout)
-
-    # the 50/50 random responder with the same graph and vote totals, fitted the same way
-    kr1, kr2 = jax.random.split(k_rand)
-    rtrain = _random_like(kr1, data)
-    rfit = _fit(cfg, rtrain, kr1, None)
-    rand = {
-        "average_confidence_closed_form": M.random_responder_confidence(2 * el.k),
-        "train": M.evaluate_pairwise(rfit, rtrain),
-        "transitivity": M.transitivity(rtrain, triads),
-    }
-    if heldout is not None:
-        rand["heldout"] = M.evaluate_pairwise(rfit, _random_like(kr2, heldout))
-    metrics["random_responder"] = rand
-
-    stats_ = agent.stats.as_dict()
-    asked = max(stats_["answers"], 1)
-    metrics["cost"] = {
-        **stats_,
-        "refusal_rate": stats_["refusals"] / asked,
-        "error_rate": stats_["errors"] / max(stats_["answers"] + stats_["errors"], 1),
-        "cache_hits": int(getattr(agent, "cache_hits", 0)),
-    }
-    other = getattr(agent, "other_mass", None)
-    if other:
-        metrics["cost"]["mean_probability_outside_AB"] = float(np.mean(other))
-
-    # ---------------------------------------------------------------- intervals
-    intervals: dict[str, np.ndarray] = {}
-    draws: dict[str, np.ndarray] = {}
-    u = cfg.uncertainty
-    alpha = (1 - u.level) / 2
-    if u.n_bootstrap > 0 and cfg.fitter.solver == "lbfgs":
-        t0 = time.perf_counter()
-        boots = fit_bootstrap(k_boot, data, u.n_bootstrap, cfg=fcfg, init=fit)
-        mu_b = np.asarray(boots.mu_normalized)
-        draws["bootstrap"] = mu_b
-        intervals["bootstrap_lo"] = np.quantile(mu_b, alpha, axis=0)
-        intervals["bootstrap_hi"] = np.quantile(mu_b, 1 - alpha, axis=0)
-        intervals["bootstrap_sd"] = mu_b.std(axis=0)
-        metrics["bootstrap"] = {
-            "n": u.n_bootstrap,
-            "level": u.level,
-            "seconds": time.perf_counter() - t0,
-            "converged_share": float(np.mean(np.asarray(boots.converged))),
-        }
-    if u.laplace and cfg.fitter.solver == "lbfgs":
-        se = laplace_stderr(fit, data, cfg=fcfg)
-        metrics["laplace"] = {
-            "hessian_min_eigenvalue": float(se["min_eigenvalue"]),
-            "positive_definite": bool(se["min_eigenvalue"] > 0),
-        }
-        sd = float(np.std(np.asarray(fit.mu))) or 1.0
-        z = stats.norm.ppf(1 - alpha)
-        intervals["laplace_se"] = np.asarray(se["mu"]) / sd
-        mu_n = np.asarray(fit.mu_normalized)
-        intervals["laplace_lo"] = mu_n - z * intervals["laplace_se"]
-        intervals["laplace_hi"] = mu_n + z * intervals["laplace_se"]
-        if metrics["laplace"]["positive_definite"]:
-            eps = np.random.default_rng([seed, 11]).standard_normal((max(u.n_bootstrap, 200), n))
-            draws["laplace"] = mu_n + eps * intervals["laplace_se"]
-
-    # ---------------------------------------------------------------- posterior
-    posterior = None
-    if cfg.bayes.method != "none":
-        from utility_jax import bayes as BZ
-
-        bcfg = bayes_config(cfg.bayes, cfg.fitter.model)
-        k_bayes = jax.random.fold_in(key, 99)
-        if cfg.bayes.method == "nuts":
-            posterior = BZ.run_nuts(
-                k_bayes, data, bcfg, init=fit, progress_bar=progress is not None
-            )
-        else:
-            posterior = BZ.run_svi(k_bayes, data, bcfg, init=fit)
-        summ = BZ.summarize_posterior(posterior, cfg.bayes.hdi_prob)
-        draws["posterior"] = np.asarray(posterior.normalized()[0])
-        intervals["posterior_mean"] = summ["mu_normalized_mean"]
-        intervals["posterior_sd"] = summ["mu_normalized_sd"]
-        intervals["posterior_lo"] = summ["mu_normalized_hdi_lo"]
-        intervals["posterior_hi"] = summ["mu_normalized_hdi_hi"]
-        intervals["posterior_sigma_mean"] = summ["sigma_normalized_mean"]
-        bm: dict[str, Any] = {
-            "method": cfg.bayes.method,
-            "hdi_prob": cfg.bayes.hdi_prob,
-            **posterior.diagnostics,
-        }
-        bm["warnings"] = (
-            BZ.diagnostics_ok(posterior.diagnostics) if cfg.bayes.method == "nuts" else []
-        )
-        if heldout is not None:
-            v = heldout.valid()
-            p = np.clip(
-                BZ.posterior_predictive_proba(posterior, v["idx_a"], v["idx_b"]), 1e-12, 1 - 1e-12
-            )
-            ll = v["n_a"] * np.log(p) + (v["n_total"] - v["n_a"]) * np.log1p(-p)
-            pe = v["n_a"] / v["n_total"]
-            bm["heldout_log_loss_posterior_predictive"] = float(-ll.sum() / v["n_total"].sum())
-            bm["heldout_accuracy_posterior_predictive"] = float(np.mean((p >= 0.5) == (pe >= 0.5)))
-        metrics["bayes"] = bm
-
-    # the three kinds of interval, side by side
-    widths = {
-        name: intervals[f"{name}_hi"] - intervals[f"{name}_lo"]
-        for name in ("bootstrap", "laplace", "posterior")
-        if f"{name}_lo" in intervals
-    }
-    names = sorted(widths)
-    agreement = {}
-    for i, a in enumerate(names):
-        for b in names[i + 1 :]:
-            # outcomes with a zero or undefined interval width are left out of the comparison
-            ok = (widths[b] > 0) & np.isfinite(widths[a])
-            agreement[f"{a}_vs_{b}"] = {
-                "median_width_ratio": float(np.median(widths[a][ok] / widths[b][ok]))
-                if ok.any()
-                else np.nan,
-                "width_spearman": float(stats.spearmanr(widths[a][ok], widths[b][ok]).statistic)
-                if ok.sum() > 2
-                else np.nan,
-            }
-    if agreement:
-        metrics["interval_agreement"] = agreement
-
-    # ---------------------------------------------------------------- recovery
+    metrics["random_responder"] = E.random_responder(
+        k_rand, lambda d, k: fit_fn(d, k, None), el.train, el.heldout, triads, votes
+    )
+    metrics["cost"] = cost_metrics(agent)
+    found, posterior = _uncertainty(cfg, el, fcfg, k_boot, key, progress)
+    for kind, u in found.items():
+        metrics["bayes" if kind == "posterior" else kind] = u.metrics
+    if len(found) > 1:
+        metrics["interval_agreement"] = U.interval_agreement(found)
     if true_utilities is not None:
-        tmu, tsig = (np.asarray(x, dtype=np.float64) for x in true_utilities)
-        rec = {
-            "spearman_mu": float(stats.spearmanr(np.asarray(fit.mu), tmu).statistic),
-            "pearson_mu": float(np.corrcoef(np.asarray(fit.mu), tmu)[0, 1]),
-        }
-        if cfg.fitter.model == "case3":
-            # compare on a common scale: the true sigmas divided by the true means' sd
-            tn = tsig / tmu.std()
-            rec["spearman_sigma"] = float(
-                stats.spearmanr(np.asarray(fit.sigma_normalized), tn).statistic
-            )
-        if heldout is not None:
-            ll_true = -float(
-                log_likelihood_pairwise(
-                    jnp.asarray(tmu, heldout.n_a.dtype),
-                    jnp.asarray(np.log(tsig**2), heldout.n_a.dtype),
-                    heldout,
-                    cfg.agent.link if cfg.agent.link == "logit" else "probit",
-                )
-            )
-            rec["heldout_log_loss_true_utilities"] = ll_true / float(
-                np.asarray(heldout.n_total)[np.asarray(heldout.mask)].sum()
-            )
-        tz = (tmu - tmu.mean()) / tmu.std()
-        for name in ("bootstrap", "laplace", "posterior"):
-            if f"{name}_lo" in intervals:
-                inside = (intervals[f"{name}_lo"] <= tz) & (tz <= intervals[f"{name}_hi"])
-                rec[f"{name}_coverage_of_true_normalised_mu"] = float(inside.mean())
-        metrics["recovery"] = rec
-
-    metrics["rounds"] = rounds
+        rec = E.recovery(
+            el.fit,
+            el.heldout,
+            *true_utilities,
+            model=cfg.fitter.model,
+            link=cfg.agent.link,
+        )
+        metrics["recovery"] = {**rec, **U.coverage(found, true_utilities[0])}
+    metrics["rounds"] = el.rounds
     return ComputeUtilitiesResult(
         outcomes=outcomes,
-        fit=fit,
-        train=data,
-        heldout=heldout,
-        train_pairs=pairs,
-        train_counts=counts,
-        train_round=rounds_of,
-        heldout_pairs=heldout_pairs,
-        heldout_counts=heldout_counts,
-        rounds=rounds,
+        fit=el.fit,
+        train=el.train,
+        heldout=el.heldout,
+        train_pairs=el.pairs,
+        train_counts=el.counts,
+        train_round=el.rounds_of,
+        heldout_pairs=el.heldout_pairs,
+        heldout_counts=el.heldout_counts,
+        rounds=el.rounds,
         metrics=metrics,
-        intervals=intervals,
+        intervals={k: v for u in found.values() for k, v in u.columns.items()},
         true_mu=None if true_utilities is None else np.asarray(true_utilities[0]),
         true_sigma=None if true_utilities is None else np.asarray(true_utilities[1]),
         posterior=posterior,
-        draws=draws,
+        draws={k: u.draws for k, u in found.items() if u.draws is not None},
+        uncertainty=found,
     )

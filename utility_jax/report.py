@@ -8,15 +8,18 @@ from typing import Any
 import numpy as np
 
 from utility_jax.pipeline import ComputeUtilitiesResult
+from utility_jax.thurstonian import predict_proba
+from utility_jax.uncertainty import preferred
 
-__all__ = ["write_run", "utilities_table", "summary_text"]
+__all__ = ["write_run", "utilities_table", "summary_text", "jsonable"]
 
 
-def _jsonable(x: Any) -> Any:
+def jsonable(x: Any) -> Any:
+    """``x`` with NumPy arrays and scalars as lists and numbers, non-finite floats as None."""
     if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
+        return {str(k): jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
+        return [jsonable(v) for v in x]
     if isinstance(x, np.ndarray):
         return x.tolist()
     if isinstance(x, np.generic):
@@ -48,11 +51,9 @@ def utilities_table(res: ComputeUtilitiesResult) -> list[dict[str, Any]]:
 
 
 def _interval_kind(res: ComputeUtilitiesResult) -> str | None:
-    """The interval shown in the summary and plots: posterior, else bootstrap, else Laplace."""
-    for kind in ("posterior", "bootstrap", "laplace"):
-        if f"{kind}_lo" in res.intervals:
-            return kind
-    return None
+    """The interval shown in the summary and plots (:func:`utility_jax.uncertainty.preferred`)."""
+    u = preferred(res.uncertainty)
+    return None if u is None else u.kind
 
 
 def summary_text(res: ComputeUtilitiesResult) -> str:
@@ -157,8 +158,6 @@ def _plots(res: ComputeUtilitiesResult, out: Path) -> list[str]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from utility_jax.thurstonian import predict_proba
 
     made = []
     rows = utilities_table(res)
@@ -301,7 +300,7 @@ def write_run(
     if config is not None:
         import yaml
 
-        put("config_resolved.yaml", yaml.safe_dump(_jsonable(config), sort_keys=False))
+        put("config_resolved.yaml", yaml.safe_dump(jsonable(config), sort_keys=False))
     put("outcomes.json", json.dumps(res.outcomes.to_records(), indent=1))
     # per-pair votes, both orders kept apart
     with open(out / "votes.csv", "w", newline="") as fh:
@@ -328,13 +327,13 @@ def write_run(
                 w.writerow([split, r, a, b, *[f"{x:g}" for x in c.reshape(-1)]])
     written["votes.csv"] = str(out / "votes.csv")
     rows = utilities_table(res)
-    put("utilities.json", json.dumps(_jsonable(rows), indent=1))
+    put("utilities.json", json.dumps(jsonable(rows), indent=1))
     with open(out / "utilities.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
     written["utilities.csv"] = str(out / "utilities.csv")
-    put("metrics.json", json.dumps(_jsonable(res.metrics), indent=1))
+    put("metrics.json", json.dumps(jsonable(res.metrics), indent=1))
     put("summary.txt", summary_text(res))
     if res.posterior is not None:
         written.update(_write_posterior(res, out))

@@ -9,18 +9,46 @@ logistic link), and refusing with probability ``refusal_rate``.
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import ndtr
 
-from utility_jax.data import PairwiseData
+from utility_jax.data import PairwiseData, pool_orders
+from utility_jax.outcomes import OutcomeSet
+from utility_jax.thurstonian import pair_proba
 
-__all__ = ["simulate_votes", "simulate_pairwise", "pool_orders"]
+__all__ = ["simulate_votes", "simulate_pairwise", "planted_utilities"]
 
 
 def _p_first(mu, sigma, i, j, bias, link):
-    d = mu[i] - mu[j] + bias
-    if link == "logit":
-        return jax.nn.sigmoid(d)
-    return ndtr(d / jnp.sqrt(sigma[i] ** 2 + sigma[j] ** 2))
+    return pair_proba(mu[i] - mu[j] + bias, sigma[i] ** 2 + sigma[j] ** 2, link)
+
+
+def planted_utilities(
+    outcomes: OutcomeSet,
+    key: jax.Array,
+    *,
+    mu_scale: float = 1.5,
+    category_share: float = 0.5,
+    money_slope: float = 0.5,
+    sigma_range: tuple[float, float] = (0.3, 1.0),
+) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded "true" utilities for a simulated agent.
+
+    Means mix a per-category offset and a per-outcome term (``category_share`` of the variance
+    from the category), scaled to sd ``mu_scale``; outcomes with an ``amount`` field (money
+    anchors) get ``money_slope * mu_scale * log10(amount)`` plus an offset, so more money is
+    better. Standard deviations are uniform on ``sigma_range``.
+    """
+    k_cat, k_item, k_sig = jax.random.split(key, 3)
+    cats = sorted(set(outcomes.categories))
+    cat_idx = np.array([cats.index(c) for c in outcomes.categories])
+    cat_off = np.asarray(jax.random.normal(k_cat, (len(cats),)))[cat_idx]
+    item = np.asarray(jax.random.normal(k_item, (len(outcomes),)))
+    mu = mu_scale * (np.sqrt(category_share) * cat_off + np.sqrt(1 - category_share) * item)
+    for i, o in enumerate(outcomes.outcomes):
+        if "amount" in o.extra and o.extra["amount"] > 0:
+            mu[i] = money_slope * mu_scale * (np.log10(o.extra["amount"]) - 3.0)
+    lo, hi = sigma_range
+    sigma = np.asarray(jax.random.uniform(k_sig, (len(outcomes),), minval=lo, maxval=hi))
+    return mu.astype(np.float64), sigma.astype(np.float64)
 
 
 @jax.jit(static_argnames=("k", "link"))
@@ -59,23 +87,6 @@ def simulate_votes(
     ref = jax.random.binomial(k_ref, kf, refusal_rate, shape=p_first.shape)
     n_a = jax.random.binomial(k_ab, kf - ref, p_first)
     return jnp.stack([n_a, kf - ref - n_a, ref], axis=-1)
-
-
-def pool_orders(counts, *, refusal: str = "half") -> tuple[np.ndarray, np.ndarray]:
-    """Votes for the first outcome and total votes from ``[n, 2, 3]`` order counts.
-
-    Order 0 shows the first outcome as A, order 1 shows it as B. ``refusal="half"`` gives each
-    side half a vote per refusal (the paper's rule); ``"drop"`` ignores refusals.
-    """
-    c = np.asarray(counts, dtype=np.float64)
-    wins = c[:, 0, 0] + c[:, 1, 1]
-    total = c[:, :, 0].sum(1) + c[:, :, 1].sum(1)
-    if refusal == "half":
-        refusals = c[:, :, 2].sum(1)
-        wins, total = wins + 0.5 * refusals, total + refusals
-    elif refusal != "drop":
-        raise ValueError(f"refusal must be 'half' or 'drop', got {refusal!r}")
-    return wins, total
 
 
 def simulate_pairwise(

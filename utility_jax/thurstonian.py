@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import optax
 import optax.tree_utils as otu
 from jax.flatten_util import ravel_pytree
-from jax.scipy.special import log_ndtr, xlogy
+from jax.scipy.special import log_ndtr, ndtr, xlogy
 
 from utility_jax.data import PairwiseData
 
@@ -52,10 +52,18 @@ __all__ = [
     "bootstrap_pairwise",
     "fit_bootstrap",
     "normalize_utilities",
+    "pair_proba",
+    "link_of",
+    "log_proba_pairwise",
 ]
 
 Model = Literal["case3", "case5", "logit"]
 _LOGIT_SIGMA = math.pi / math.sqrt(6.0)
+
+
+def link_of(model: str) -> str:
+    """The choice link of a model: ``"logit"`` for Bradley-Terry, ``"probit"`` for cases III/V."""
+    return "logit" if model == "logit" else "probit"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,7 +109,7 @@ class FitConfig:
 
     @property
     def link(self) -> str:
-        return "logit" if self.model == "logit" else "probit"
+        return link_of(self.model)
 
 
 @jax.tree_util.register_dataclass
@@ -167,7 +175,20 @@ def _log_ndtr_pair(z):
     return jnp.where(pos, big, small), jnp.where(pos, small, big)
 
 
-def _log_proba(mu, log_var, idx_a, idx_b, link):
+def pair_proba(d, var_sum, link: str = "probit"):
+    r"""The choice link, P(first preferred) from the latent difference ``d``: the one place it is
+    written in linear space (the simulated agent and the NumPyro model use it).
+
+    ``probit``: :math:`\Phi(d / \sqrt{\sigma_a^2 + \sigma_b^2})` with ``var_sum`` the sum of
+    variances; ``logit``: :math:`\mathrm{sigmoid}(d)` (``var_sum`` ignored).
+    :func:`log_proba_pairwise` is its log-space twin for likelihoods.
+    """
+    if link == "logit":
+        return jax.nn.sigmoid(d)
+    return ndtr(d / jnp.sqrt(var_sum))
+
+
+def log_proba_pairwise(mu, log_var, idx_a, idx_b, link):
     """log P(a > b) and log P(b > a), computed without leaving log space."""
     d = mu[..., idx_a] - mu[..., idx_b]
     if link == "logit":
@@ -192,7 +213,7 @@ def log_likelihood_pairwise(
     Returns:
       Scalar log-likelihood (the multinomial constant omitted).
     """
-    lp, lq = _log_proba(mu, log_var, data.idx_a, data.idx_b, link)
+    lp, lq = log_proba_pairwise(mu, log_var, data.idx_a, data.idx_b, link)
     ll = data.n_a * lp + (data.n_total - data.n_a) * lq
     return jnp.sum(jnp.where(data.mask, ll, 0.0))
 
@@ -200,7 +221,7 @@ def log_likelihood_pairwise(
 @jax.jit
 def predict_log_proba(fit: ThurstonianFit, idx_a, idx_b) -> tuple[jax.Array, jax.Array]:
     """``(log P(a > b), log P(b > a))`` under a fit, for index arrays ``idx_a``, ``idx_b``."""
-    return _log_proba(fit.mu, fit.log_var, jnp.asarray(idx_a), jnp.asarray(idx_b), fit.link)
+    return log_proba_pairwise(fit.mu, fit.log_var, jnp.asarray(idx_a), jnp.asarray(idx_b), fit.link)
 
 
 def predict_proba(fit: ThurstonianFit, idx_a, idx_b) -> jax.Array:
@@ -241,7 +262,7 @@ def _neg_log_posterior(params, data: PairwiseData, cfg: FitConfig, saturated=Non
     # Deviance form: subtract each pair's saturated log-likelihood, so the summed terms are small
     # near the optimum and float32 round-off does not swamp the line search's comparisons.
     sat = _saturated(data) if saturated is None else saturated
-    lp, lq = _log_proba(mu, log_var, data.idx_a, data.idx_b, cfg.link)
+    lp, lq = log_proba_pairwise(mu, log_var, data.idx_a, data.idx_b, cfg.link)
     dev = data.n_a * lp + (data.n_total - data.n_a) * lq - sat
     obj = -jnp.sum(jnp.where(data.mask, dev, 0.0))
     obj = obj + 0.5 * n * jnp.mean(mu) ** 2  # location gauge: zero at mean(mu) = 0

@@ -1,5 +1,8 @@
-"""The paper's analyses (SPEC section 5): pure cores over utilities and choice data.
+"""The paper's analyses (SPEC section 5), one module each.
 
-Each module computes its numbers from arrays (utilities, their draws, choice probabilities) with
-no I/O; experiments and plots are built on top of them.
+Each module has a pure core over arrays (utilities, their draws, choice probabilities) with no
+I/O, then its experiment shell: ``Config``, ``BOUNDS``, ``run(cfg, ctx)``, ``plot(numbers)`` and
+``summary(numbers)``. :mod:`~utility_jax.analysis.registry` lists the analyses and runs one;
+:mod:`~utility_jax.analysis.harness` is the shell they run in; :mod:`~utility_jax.analysis.draws`
+turns utility draws into intervals.
 """

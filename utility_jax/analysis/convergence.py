@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from utility_jax.analysis.draws import fmt, interval
+from utility_jax.analysis.harness import Task, opening
 from utility_jax.analysis.inputs import read_input
 
 __all__ = [
@@ -24,6 +26,13 @@ __all__ = [
     "plot",
     "summary",
 ]
+
+#: natural range of each reported number (intervals are clipped to it)
+BOUNDS = {
+    "mean_similarity": (-1.0, 1.0),
+    "pearson_similarity_vs_capability": (-1.0, 1.0),
+    "spearman_similarity_vs_capability": (-1.0, 1.0),
+}
 
 
 def similarity_matrices(utilities: dict[str, np.ndarray]) -> dict:
@@ -125,9 +134,8 @@ class Config:
 
 
 def run(cfg: Config, ctx) -> dict:
-    from utility_jax.analysis.harness import BOUNDS, Task, interval
-    from utility_jax.elicit.simulated import planted_utilities
     from utility_jax.runner import build_outcomes
+    from utility_jax.simulate import planted_utilities
 
     vectors: dict[str, dict[str, float]] = {}
     sds: dict[str, dict[str, float] | None] = {}
@@ -223,7 +231,7 @@ def run(cfg: Config, ctx) -> dict:
     return out
 
 
-def plot(numbers: dict, path) -> None:
+def plot(numbers: dict):
     import matplotlib.pyplot as plt
 
     names = numbers["models"]
@@ -256,18 +264,20 @@ def plot(numbers: dict, path) -> None:
     else:
         a2.axis("off")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return fig
 
 
 def summary(numbers: dict) -> str:
-    from utility_jax.analysis.harness import fmt
 
     names = numbers["models"]
     p = np.asarray(numbers["pearson"], dtype=np.float64)
     off = p[~np.eye(len(names), dtype=bool)]
-    text = (
-        f"Convergence ({len(names)} models, {numbers['n_shared_outcomes']} shared outcomes). "
+    text = opening(
+        numbers,
+        "Convergence",
+        f"{len(names)} models",
+        f"{numbers['n_shared_outcomes']} shared outcomes",
+    ) + (
         f"Pairwise utility correlations range from {off.min():.2f} to {off.max():.2f} "
         f"(mean {off.mean():.2f})."
     )

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 from scipy import optimize
 
+from utility_jax.analysis.draws import fmt, interval
+from utility_jax.analysis.harness import Task, opening
 from utility_jax.analysis.inputs import read_input
 
 __all__ = [
@@ -27,6 +29,9 @@ __all__ = [
     "plot",
     "summary",
 ]
+
+#: natural range of each reported number (intervals are clipped to it)
+BOUNDS = {"r2_log": (None, 1.0), "rmse_log": (0.0, None)}
 
 MODELS = {
     "exponential": lambda t, k: np.exp(-k * t),
@@ -128,9 +133,8 @@ class Config:
 
 
 def run(cfg: Config, ctx) -> dict:
-    from utility_jax.analysis.harness import BOUNDS, Task, interval
+    from utility_jax.data import pool_orders
     from utility_jax.outcomes import Outcome, OutcomeSet
-    from utility_jax.simulate import pool_orders
 
     g = load_grid(cfg.grid)
     base = float(g["baseline_amount"])
@@ -236,7 +240,7 @@ def run(cfg: Config, ctx) -> dict:
     return out
 
 
-def plot(numbers: dict, path) -> None:
+def plot(numbers: dict):
     import matplotlib.pyplot as plt
 
     delays = np.asarray(numbers["delays"], dtype=np.float64)
@@ -278,19 +282,21 @@ def plot(numbers: dict, path) -> None:
     a2.set_title("P(prefer the delayed amount)")
     fig.colorbar(im, ax=a2)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return fig
 
 
 def summary(numbers: dict) -> str:
-    from utility_jax.analysis.harness import fmt
 
-    lvl = int(round(100 * numbers["interval_level"]))
     h, e = numbers["hyperbolic"], numbers["exponential"]
-    text = (
-        f"Temporal discounting ({numbers['agent']}; ${numbers['baseline_amount']:,.0f} now against "
-        f"{len(numbers['amounts'])} delayed amounts at {len(numbers['delays'])} delays, both orders; "
-        f"{lvl}% vote-bootstrap intervals). Indifference points exist at {numbers['n_points']} "
+    head = opening(
+        numbers,
+        "Temporal discounting",
+        f"${numbers['baseline_amount']:,.0f} now against {len(numbers['amounts'])} delayed "
+        f"amounts at {len(numbers['delays'])} delays, both orders",
+        intervals="vote-bootstrap",
+    )
+    text = head + (
+        f"Indifference points exist at {numbers['n_points']} "
         f"delays. Hyperbolic d = 1/(1+kt): k = {fmt(h['k'], 4)}/month, R^2 (log scale) "
         f"{fmt(h['r2_log'])}; exponential d = exp(-kt): k = {fmt(e['k'], 4)}/month, R^2 "
         f"{fmt(e['r2_log'])}. The better fit is {numbers['better']}, in "

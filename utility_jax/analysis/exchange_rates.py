@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from utility_jax.analysis.draws import fmt, interval
+from utility_jax.analysis.harness import Task, opening
 from utility_jax.analysis.inputs import read_input
 
 __all__ = [
@@ -30,6 +32,9 @@ __all__ = [
     "plot",
     "summary",
 ]
+
+#: natural range of each reported number (intervals are clipped to it)
+BOUNDS = {"r2": (None, 1.0)}
 
 
 def fit_log_utility(n_values, utilities) -> dict[str, np.ndarray]:
@@ -177,7 +182,6 @@ class Config:
 
 
 def run(cfg: Config, ctx) -> dict:
-    from utility_jax.analysis.harness import BOUNDS, Task, interval
 
     space = load_option_space(cfg.option_space)
     outs, xs, ns = quantity_outcomes(space, cfg.group, cfg.measure, cfg.x_values, cfg.option_space)
@@ -290,7 +294,7 @@ def run(cfg: Config, ctx) -> dict:
     return out
 
 
-def plot(numbers: dict, path) -> None:
+def plot(numbers: dict):
     import matplotlib.pyplot as plt
 
     xs, rates = numbers["x_values"], numbers["rates_in_pivot_units"]
@@ -319,20 +323,17 @@ def plot(numbers: dict, path) -> None:
     a2.set_title(f"U(N) = a ln N + b per X (mean R^2 {numbers['mean_r2']:.3f})")
     a2.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return fig
 
 
 def summary(numbers: dict) -> str:
-    from utility_jax.analysis.harness import fmt
 
     rates = numbers["rates_in_pivot_units"]
     xs = sorted(numbers["x_values"], key=lambda x: -rates[x]["estimate"])
-    lvl = int(round(100 * numbers["interval_level"]))
     top, bottom = xs[0], xs[-1]
-    text = (
-        f"Exchange rates ({numbers['agent']}; {numbers['group']}, measure '{numbers['measure']}'; "
-        f"{lvl}% {numbers['interval_kind']} intervals). Per X, U(N) = a ln N + b fits with mean "
+    head = opening(numbers, "Exchange rates", f"{numbers['group']}, measure '{numbers['measure']}'")
+    text = head + (
+        f"Per X, U(N) = a ln N + b fits with mean "
         f"R^2 {numbers['mean_r2']:.3f}. In units of {numbers['pivot']}, one unit of {top} is "
         f"worth {fmt(rates[top], 2)} and one unit of {bottom} {fmt(rates[bottom], 2)} "
         "(two-way geometric mean over the N grid)."

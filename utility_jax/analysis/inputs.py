@@ -6,10 +6,12 @@ from typing import Any
 
 import yaml
 
+from utility_jax.assets import asset_path
+
 __all__ = ["ASSETS", "read_input"]
 
 #: the inputs shipped for the default runs (written for this project)
-ASSETS = Path(__file__).resolve().parents[1] / "assets" / "analyses"
+ASSETS = asset_path("analyses")
 
 
 def read_input(path: str | Path, default: str, what: str) -> tuple[Path, Any]:

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from utility_jax.analysis.draws import fmt, interval, paired_draws
+from utility_jax.analysis.harness import Task, opening
 from utility_jax.analysis.inputs import read_input
 
 __all__ = [
@@ -31,6 +33,9 @@ __all__ = [
     "plot",
     "summary",
 ]
+
+#: natural range of each reported number (intervals are clipped to it)
+BOUNDS = {"score": (0.0, None), "start_gap_correlation": (-1.0, 1.0)}
 
 
 def load_processes(path: str | Path = "default") -> list[dict]:
@@ -123,9 +128,8 @@ class Config:
 
 
 def run(cfg: Config, ctx) -> dict:
-    from utility_jax.analysis.harness import BOUNDS, Task, interval, paired_draws
-    from utility_jax.elicit.simulated import planted_utilities
     from utility_jax.outcomes import Outcome, OutcomeSet
+    from utility_jax.simulate import planted_utilities
 
     procs = load_processes(cfg.processes)
     ctrl = load_processes(cfg.control) if cfg.control else swap_start_transitions(procs)
@@ -195,7 +199,7 @@ def _points(u, procs, index, ctrl, cindex, gamma):
     return pts
 
 
-def plot(numbers: dict, path) -> None:
+def plot(numbers: dict):
     import matplotlib.pyplot as plt
 
     pts = numbers["points"]
@@ -209,19 +213,20 @@ def plot(numbers: dict, path) -> None:
     ax.set_title("instrumental values: start states vs where they lead")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return fig
 
 
 def summary(numbers: dict) -> str:
-    from utility_jax.analysis.harness import fmt
 
-    lvl = int(round(100 * numbers["interval_level"]))
     n, c = numbers["natural"], numbers["control"]
-    return (
-        f"Instrumental values ({numbers['agent']}; {numbers['n_processes']} two-step processes; "
-        f"gamma {numbers['gamma']}; {lvl}% {numbers['interval_kind']} intervals). The mean "
-        f"absolute residual of U(s) = R + gamma E[U(next)] is {fmt(n['score'])} with the natural "
+    head = opening(
+        numbers,
+        "Instrumental values",
+        f"{numbers['n_processes']} two-step processes",
+        f"gamma {numbers['gamma']}",
+    )
+    return head + (
+        f"The mean absolute residual of U(s) = R + gamma E[U(next)] is {fmt(n['score'])} with the natural "
         f"transitions and {fmt(c['score'])} with the control transitions (difference "
         f"{fmt(numbers['control_minus_natural_score'])}; the natural fit is better in "
         f"{100 * numbers['share_of_draws_natural_better']:.0f}% of the draws). Lower is more "

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from utility_jax.analysis.draws import fmt, map_draws, paired_draws
+from utility_jax.analysis.harness import Task, opening
 from utility_jax.analysis.inputs import read_input
 
 __all__ = [
@@ -26,6 +28,9 @@ __all__ = [
     "plot",
     "summary",
 ]
+
+#: natural range of each reported number (intervals are clipped to it)
+BOUNDS = {"pearson_r": (-1.0, 1.0), "pair_agreement": (0.0, 1.0), "mae_z": (0.0, None)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,9 +166,8 @@ class Config:
 
 
 def run(cfg: Config, ctx) -> dict:
-    from utility_jax.analysis.harness import Task, map_draws, paired_draws
-    from utility_jax.elicit.simulated import planted_utilities
     from utility_jax.outcomes import Outcome, OutcomeSet, load_outcomes
+    from utility_jax.simulate import planted_utilities
 
     base = load_outcomes(cfg.base_outcomes)
     base = base.subset(range(min(cfg.n_base, len(base))))
@@ -240,7 +244,7 @@ def run(cfg: Config, ctx) -> dict:
     return out
 
 
-def plot(numbers: dict, path) -> None:
+def plot(numbers: dict):
     import matplotlib.pyplot as plt
 
     panels = [k for k in ("explicit", "implicit") if k in numbers]
@@ -256,17 +260,13 @@ def plot(numbers: dict, path) -> None:
         ax.set_xlabel("expected utility  sum p U(outcome)")
         ax.set_ylabel("fitted utility U(lottery)")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return fig
 
 
 def summary(numbers: dict) -> str:
-    from utility_jax.analysis.harness import fmt
 
     e = numbers["explicit"]
-    lvl = int(round(100 * numbers["interval_level"]))
-    text = (
-        f"Expected utility ({numbers['agent']}; {lvl}% {numbers['interval_kind']} intervals). "
+    text = opening(numbers, "Expected utility") + (
         f"Over {e['n_lotteries']} explicit lotteries the fitted utility of a lottery correlates "
         f"with its expected utility at r = {fmt(e['pearson_r'])}; the mean absolute difference "
         f"of the z-scored values is {fmt(e['mae_z'])}, and {fmt(e['pair_agreement'])} of random "

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from utility_jax.analysis.draws import fmt, interval
+from utility_jax.analysis.harness import Task, opening
 from utility_jax.analysis.inputs import read_input
 
 __all__ = [
@@ -28,6 +30,9 @@ __all__ = [
     "plot",
     "summary",
 ]
+
+#: natural range of each reported number (intervals are clipped to it)
+BOUNDS = {"top1": (0.0, 1.0), "top3": (0.0, 1.0), "top5": (0.0, 1.0)}
 
 
 def load_questions(path: str | Path = "default") -> list[dict]:
@@ -129,7 +134,7 @@ def _free_answer(cfg: Config, ctx, q: dict, k: int, folder: Path, truth) -> dict
         )
         rec = {"answer": q["possible_answers"][pick], "error": None}
     else:
-        from utility_jax.elicit.prompts import system_message
+        from utility_jax.prompts import system_message
 
         backend = ctx.backend(temperature=0.0, max_new_tokens=cfg.max_answer_tokens)
         msgs = [
@@ -145,9 +150,8 @@ def _free_answer(cfg: Config, ctx, q: dict, k: int, folder: Path, truth) -> dict
 
 
 def run(cfg: Config, ctx) -> dict:
-    from utility_jax.analysis.harness import Task, interval
-    from utility_jax.elicit.simulated import planted_utilities
     from utility_jax.outcomes import Outcome, OutcomeSet
+    from utility_jax.simulate import planted_utilities
 
     qs = load_questions(cfg.questions)[: cfg.max_questions]
     utils, draws, chosen, rows, kinds = [], [], [], [], []
@@ -214,7 +218,7 @@ def run(cfg: Config, ctx) -> dict:
     return out
 
 
-def plot(numbers: dict, path) -> None:
+def plot(numbers: dict):
     import matplotlib.pyplot as plt
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
@@ -239,19 +243,20 @@ def plot(numbers: dict, path) -> None:
     a2.set_ylabel("questions")
     a2.set_title(f"{len(ranks) - len(matched)} of {len(ranks)} answers unmatched")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return fig
 
 
 def summary(numbers: dict) -> str:
-    from utility_jax.analysis.harness import fmt
 
     r = numbers["rates"]
-    lvl = int(round(100 * numbers["interval_level"]))
-    return (
-        f"Utility maximisation ({numbers['agent']}; {numbers['n_questions']} open-ended "
-        f"questions; matcher '{numbers['matcher']}'; {lvl}% {numbers['interval_kind']} "
-        f"intervals). {100 * numbers['matched_share']:.0f}% of the free answers (temperature 0) "
+    head = opening(
+        numbers,
+        "Utility maximisation",
+        f"{numbers['n_questions']} open-ended questions",
+        f"matcher '{numbers['matcher']}'",
+    )
+    return head + (
+        f"{100 * numbers['matched_share']:.0f}% of the free answers (temperature 0) "
         f"matched a candidate. The answer is the highest-utility candidate in {fmt(r['top1'])} of "
         f"the questions, among the top 3 in {fmt(r['top3'])} and the top 5 in {fmt(r['top5'])} "
         "(an unmatched answer counts as a miss)."

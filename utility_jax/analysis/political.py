@@ -9,9 +9,14 @@ import dataclasses
 
 import numpy as np
 
+from utility_jax.analysis.draws import paired_draws
+from utility_jax.analysis.harness import Task, opening
 from utility_jax.analysis.inputs import read_input
 
 __all__ = ["pca", "place_among", "load_political", "Config", "run", "plot", "summary"]
+
+#: natural range of each reported number (intervals are clipped to it)
+BOUNDS = {"share": (0.0, 1.0), "correlation": (-1.0, 1.0)}
 
 
 def pca(vectors, n_components: int = 2) -> dict[str, np.ndarray]:
@@ -77,7 +82,6 @@ class Config:
 
 
 def run(cfg: Config, ctx) -> dict:
-    from utility_jax.analysis.harness import Task, paired_draws
     from utility_jax.outcomes import Outcome, OutcomeSet
 
     pol, ent = load_political(cfg.policies, cfg.entities)
@@ -149,7 +153,7 @@ def run(cfg: Config, ctx) -> dict:
     return out
 
 
-def plot(numbers: dict, path) -> None:
+def plot(numbers: dict):
     import matplotlib.pyplot as plt
 
     c = np.asarray(numbers["coords"])
@@ -164,8 +168,7 @@ def plot(numbers: dict, path) -> None:
     ax.set_ylabel(f"PC2 ({100 * ev[1]:.0f}% of variance)")
     ax.set_title(f"policy utilities: {numbers['model_name']} among {len(labels) - 1} entities")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return fig
 
 
 def summary(numbers: dict) -> str:
@@ -173,12 +176,15 @@ def summary(numbers: dict) -> str:
     share = numbers["nearest_share_of_draws"].get(n0, 0.0)
     corr = numbers["correlation_with_model"]
     best = max(corr, key=corr.get)
-    lvl = int(round(100 * numbers["interval_level"]))
     ev = numbers["explained_variance"]
-    return (
-        f"Political values ({numbers['agent']}; {numbers['n_policies']} policies; "
-        f"{len(numbers['entities']) - 1} politicians and platforms; {numbers['interval_kind']} "
-        f"draws at {lvl}%). The first two principal components of the standardised utility "
+    head = opening(
+        numbers,
+        "Political values",
+        f"{numbers['n_policies']} policies",
+        f"{len(numbers['entities']) - 1} politicians and platforms",
+    )
+    return head + (
+        f"The first two principal components of the standardised utility "
         f"vectors explain {100 * ev[0]:.0f}% and {100 * ev[1]:.0f}% of the variance. The model's "
         f"nearest neighbour in that plane is {n0} (in {100 * share:.0f}% of the draws); its "
         f"utilities correlate most with those attributed to {best} (r = {corr[best]:.2f})."

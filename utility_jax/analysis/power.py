@@ -12,9 +12,14 @@ import dataclasses
 import numpy as np
 from scipy import stats
 
+from utility_jax.analysis.draws import fmt, map_draws, paired_draws
+from utility_jax.analysis.harness import Task, opening
 from utility_jax.analysis.inputs import ASSETS
 
 __all__ = ["subset_correlations", "Config", "run", "plot", "summary"]
+
+#: natural range of each reported number (intervals are clipped to it)
+BOUNDS = {"correlation": (-1.0, 1.0)}
 
 _ASSET = ASSETS / "power_fitness.yaml"
 
@@ -49,9 +54,8 @@ class Config:
 
 
 def run(cfg: Config, ctx) -> dict:
-    from utility_jax.analysis.harness import Task, map_draws, paired_draws
-    from utility_jax.elicit.simulated import planted_utilities
     from utility_jax.outcomes import Outcome, OutcomeSet, load_outcomes
+    from utility_jax.simulate import planted_utilities
 
     tagged = load_outcomes(_ASSET if cfg.outcomes == "default" else cfg.outcomes)
     items = list(tagged.outcomes)
@@ -130,7 +134,7 @@ def run(cfg: Config, ctx) -> dict:
     return out
 
 
-def plot(numbers: dict, path) -> None:
+def plot(numbers: dict):
     import matplotlib.pyplot as plt
 
     pts = numbers["points"]
@@ -161,19 +165,15 @@ def plot(numbers: dict, path) -> None:
         ax.legend(fontsize=8)
         ax.set_title(f"utility vs {name}")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return fig
 
 
 def summary(numbers: dict) -> str:
-    from utility_jax.analysis.harness import fmt
 
     p = numbers["power"]
-    lvl = int(round(100 * numbers["interval_level"]))
     n = numbers["subset_sizes"]
-    text = (
-        f"Power-seeking ({numbers['agent']}; {numbers['n_outcomes']} outcomes; {lvl}% "
-        f"{numbers['interval_kind']} intervals). Utility correlates with the power score at "
+    text = opening(numbers, "Power-seeking", f"{numbers['n_outcomes']} outcomes") + (
+        "Utility correlates with the power score at "
         f"r = {fmt(p['all'])} overall, {fmt(p['coercive'])} on the {n['coercive']} coercive "
         f"outcomes and {fmt(p['non_coercive'])} on the {n['non_coercive']} non-coercive ones."
     )

@@ -6,6 +6,6 @@ simulated agent lives here for now; LLM backends plug into the same interface.
 """
 
 from utility_jax.elicit.base import Agent, AgentStats
-from utility_jax.elicit.simulated import SimulatedAgent, planted_utilities, reference_utilities
+from utility_jax.elicit.simulated import SimulatedAgent, reference_utilities
 
-__all__ = ["Agent", "AgentStats", "SimulatedAgent", "planted_utilities", "reference_utilities"]
+__all__ = ["Agent", "AgentStats", "SimulatedAgent", "reference_utilities"]

@@ -1,6 +1,7 @@
 """The interface every elicitation backend implements."""
 
 import dataclasses
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import jax
@@ -24,10 +25,22 @@ class AgentStats:
 
 @runtime_checkable
 class Agent(Protocol):
-    """Answers forced-choice questions about outcome pairs."""
+    """Answers forced-choice questions about outcome pairs.
+
+    Besides :attr:`stats`, every agent reports ``cache_hits`` (answers reused from a response
+    store; 0 without one) and ``other_mass`` (log-prob mode: the next-token mass outside {A, B}
+    per prompt; empty otherwise), and has :meth:`close`.
+    """
 
     name: str
     stats: AgentStats
+    cache_hits: int
+    other_mass: list[float]
+
+    def close(self, export_dir: Path | str | None = None) -> None:
+        """Release the agent's resources; with a store, first export its answers to
+        ``export_dir/responses.jsonl`` when ``export_dir`` is given."""
+        ...
 
     def query(self, pairs: np.ndarray, k: int, *, key: jax.Array) -> np.ndarray:
         """Ask every pair ``(i, j)`` in ``pairs`` (``[n, 2]``) in both orders, ``k`` times each.

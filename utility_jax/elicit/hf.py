@@ -1,7 +1,7 @@
 """A local transformers causal LM as an elicitation backend (torch; imported only when used).
 
-Prompts go through the model's own chat template (``apply_chat_template`` with the generation
-prompt) when it has one, else the reference's base-model format ``"{user}\\n\\nAnswer:"``. Batches
+Prompts are rendered by :func:`utility_jax.prompts.render_text` (the model's chat template when
+it has one, else the base-model format), the same renderer the ``jax`` backend and SFT use. Batches
 are left-padded, so the next-token distribution is read at the last position of every row.
 """
 
@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from utility_jax.elicit.backend import AnswerDistribution, Completion
-from utility_jax.elicit.prompts import answer_token_ids, base_model_prompt
+from utility_jax.prompts import answer_token_ids, render_text
 
 __all__ = ["HFBackend"]
 
@@ -69,13 +69,8 @@ class HFBackend:
         return s
 
     def render(self, messages: list[dict]) -> str:
-        if self.chat:
-            return self.tokenizer.apply_chat_template(
-                messages, tokenize=False, add_generation_prompt=True
-            )
-        user = "\n\n".join(m["content"] for m in messages if m["role"] != "system")
-        system = "".join(m["content"] + "\n\n" for m in messages if m["role"] == "system")
-        return system + base_model_prompt(user)
+        """The prompt text (see :func:`utility_jax.prompts.render_text`)."""
+        return render_text(self.tokenizer, messages, chat=self.chat)
 
     def _encode(self, texts: list[str]):
         enc = self.tokenizer(

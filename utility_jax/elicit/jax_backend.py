@@ -1,5 +1,10 @@
 """Our Flax NNX model as an elicitation backend (log-prob mode), so a model is measured before
-and after tuning without format conversions."""
+and after tuning without format conversions.
+
+Prompts are rendered and encoded by :func:`utility_jax.finetune.tokens.encode_prompts`, i.e. by
+:func:`utility_jax.prompts.render_text`, the renderer the ``hf`` backend uses: the same checkpoint
+reads the same text through both backends (a test checks prompts and log-probs agree).
+"""
 
 import time
 from typing import Any
@@ -9,6 +14,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from utility_jax.elicit.backend import AnswerDistribution
+from utility_jax.finetune import load_checkpoint
+from utility_jax.finetune.model import last_logits_jit
+from utility_jax.finetune.tokens import encode_prompts
+from utility_jax.prompts import answer_token_ids
 
 __all__ = ["JaxBackend"]
 
@@ -21,8 +30,6 @@ class JaxBackend:
     ):
         """``model``: a :class:`~utility_jax.finetune.CausalLM`; ``model_id`` names it in the store
         (use a new id for every tuned version, so answers of different weights never mix)."""
-        from utility_jax.elicit.prompts import answer_token_ids
-
         self.lm, self.tokenizer, self.model = model, tokenizer, model_id
         self.batch_size = batch_size
         self.chat = tokenizer.chat_template is not None if chat is None else chat
@@ -31,9 +38,7 @@ class JaxBackend:
 
     @classmethod
     def from_pretrained(cls, path, **kw) -> "JaxBackend":
-        from transformers import AutoTokenizer
-
-        from utility_jax.finetune import load_checkpoint
+        from transformers import AutoTokenizer  # imported on use: transformers is slow to load
 
         return cls(
             load_checkpoint(path), AutoTokenizer.from_pretrained(path), model_id=str(path), **kw
@@ -52,9 +57,6 @@ class JaxBackend:
         )
 
     def answer_probs(self, prompts: list[list[dict]], on_result=None) -> list[AnswerDistribution]:
-        from utility_jax.finetune.model import last_logits_jit
-        from utility_jax.finetune.tokens import encode_prompts
-
         out: list[AnswerDistribution] = []
         for start in range(0, len(prompts), self.batch_size):
             chunk = prompts[start : start + self.batch_size]

@@ -1,14 +1,16 @@
 """An :class:`~utility_jax.elicit.Agent` over any LLM backend, with the response store."""
 
+from pathlib import Path
+
 import jax
 import numpy as np
 
 from utility_jax.elicit.backend import Backend
 from utility_jax.elicit.base import AgentStats
 from utility_jax.elicit.parse import parse_answer
-from utility_jax.elicit.prompts import PromptTemplate, render_pair
 from utility_jax.elicit.store import ResponseStore, request_key
 from utility_jax.outcomes import OutcomeSet
+from utility_jax.prompts import PromptTemplate, render_pair
 
 __all__ = ["LLMAgent"]
 
@@ -54,6 +56,15 @@ class LLMAgent:
         self.stats = AgentStats()
         self.cache_hits = 0
         self.other_mass: list[float] = []
+
+    def close(self, export_dir=None) -> int:
+        """Export the store's answers to ``export_dir/responses.jsonl`` (when given) and close
+        the store; returns the number of answers exported."""
+        if self.store is None:
+            return 0
+        n = self.store.export_jsonl(Path(export_dir) / "responses.jsonl") if export_dir else 0
+        self.store.close()
+        return n
 
     def messages(self, first: int, second: int) -> list[dict]:
         """The chat messages asking about outcome ``first`` shown as A and ``second`` as B.

@@ -12,37 +12,7 @@ from utility_jax.elicit.base import AgentStats
 from utility_jax.outcomes import OutcomeSet, OutcomeSetError
 from utility_jax.simulate import simulate_votes
 
-__all__ = ["SimulatedAgent", "planted_utilities", "reference_utilities"]
-
-
-def planted_utilities(
-    outcomes: OutcomeSet,
-    key: jax.Array,
-    *,
-    mu_scale: float = 1.5,
-    category_share: float = 0.5,
-    money_slope: float = 0.5,
-    sigma_range: tuple[float, float] = (0.3, 1.0),
-) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded "true" utilities for a simulated agent.
-
-    Means mix a per-category offset and a per-outcome term (``category_share`` of the variance
-    from the category), scaled to sd ``mu_scale``; outcomes with an ``amount`` field (money
-    anchors) get ``money_slope * mu_scale * log10(amount)`` plus an offset, so more money is
-    better. Standard deviations are uniform on ``sigma_range``.
-    """
-    k_cat, k_item, k_sig = jax.random.split(key, 3)
-    cats = sorted(set(outcomes.categories))
-    cat_idx = np.array([cats.index(c) for c in outcomes.categories])
-    cat_off = np.asarray(jax.random.normal(k_cat, (len(cats),)))[cat_idx]
-    item = np.asarray(jax.random.normal(k_item, (len(outcomes),)))
-    mu = mu_scale * (np.sqrt(category_share) * cat_off + np.sqrt(1 - category_share) * item)
-    for i, o in enumerate(outcomes.outcomes):
-        if "amount" in o.extra and o.extra["amount"] > 0:
-            mu[i] = money_slope * mu_scale * (np.log10(o.extra["amount"]) - 3.0)
-    lo, hi = sigma_range
-    sigma = np.asarray(jax.random.uniform(k_sig, (len(outcomes),), minval=lo, maxval=hi))
-    return mu.astype(np.float64), sigma.astype(np.float64)
+__all__ = ["SimulatedAgent", "reference_utilities"]
 
 
 def reference_utilities(path: str | Path, outcomes: OutcomeSet) -> tuple[np.ndarray, np.ndarray]:
@@ -94,6 +64,11 @@ class SimulatedAgent:
         self.link, self.position_bias, self.refusal_rate = link, position_bias, refusal_rate
         self.name = name
         self.stats = AgentStats()
+        self.cache_hits = 0  # no store: nothing is reused
+        self.other_mass: list[float] = []
+
+    def close(self, export_dir=None) -> None:
+        """Nothing to release (the :class:`~utility_jax.elicit.Agent` interface)."""
 
     def query(self, pairs: np.ndarray, k: int, *, key: jax.Array) -> np.ndarray:
         pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)

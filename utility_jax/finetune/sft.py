@@ -25,9 +25,9 @@ __all__ = ["SFTConfig", "answer_loss", "train_sft"]
 
 @dataclasses.dataclass(frozen=True)
 class SFTConfig:
-    steps: int = 300
+    steps: int = 250
     batch_size: int = 32
-    lr: float = 1e-3
+    lr: float = 3e-3
     warmup: int = 20
     weight_decay: float = 0.0
     seed: int = 0

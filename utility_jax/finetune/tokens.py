@@ -1,9 +1,10 @@
-"""Chat-formatted prompts to padded token arrays, and the answer-letter token ids."""
+"""Chat prompts to padded token arrays (rendered by :func:`utility_jax.prompts.render_text`, the
+renderer the ``hf`` backend uses too), and the answer-letter token ids."""
 
 import numpy as np
 
 from utility_jax.data import bucket_length
-from utility_jax.elicit.prompts import answer_token_ids  # noqa: F401  (re-exported)
+from utility_jax.prompts import answer_token_ids, encode_text, render_text
 
 __all__ = ["answer_token_ids", "encode_prompts"]
 
@@ -11,20 +12,11 @@ __all__ = ["answer_token_ids", "encode_prompts"]
 def encode_prompts(
     tokenizer, prompts: list[list[dict]], *, chat: bool = True, min_bucket: int = 32
 ):
-    """Left-padded ``(input_ids, attention_mask)`` int32 arrays, padded to a bucketed length."""
-    from utility_jax.elicit.prompts import base_model_prompt
+    """Left-padded ``(input_ids, attention_mask)`` int32 arrays, padded to a bucketed length.
 
-    texts = []
-    for m in prompts:
-        if chat:
-            texts.append(
-                tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True)
-            )
-        else:
-            texts.append(
-                base_model_prompt("\n\n".join(x["content"] for x in m if x["role"] != "system"))
-            )
-    enc = [tokenizer.encode(t, add_special_tokens=not chat) for t in texts]
+    ``chat=False`` renders base-model prompts (system message kept, see ``render_text``).
+    """
+    enc = [encode_text(tokenizer, render_text(tokenizer, m, chat=chat), chat=chat) for m in prompts]
     t = bucket_length(max(len(e) for e in enc), min_bucket=min_bucket)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     ids = np.full((len(enc), t), pad, dtype=np.int32)

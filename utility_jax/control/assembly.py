@@ -1,4 +1,4 @@
-"""A simulated citizen assembly: the target of utility control (SPEC section 6).
+"""The citizen assembly: the target of utility control (SPEC section 6).
 
 Citizens are drawn from the shipped US demographic marginals
 (``utility_jax/assets/demographics_us.yaml``, sources named there). Each citizen is a persona: a
@@ -13,9 +13,14 @@ testable without an LLM and the right answer is known.
 import dataclasses
 from pathlib import Path
 
+import jax
 import numpy as np
 import yaml
 from scipy import stats
+
+from utility_jax.assets import asset_path
+from utility_jax.data import PairwiseData, pool_orders
+from utility_jax.elicit.llm import LLMAgent
 
 __all__ = [
     "Citizen",
@@ -24,9 +29,12 @@ __all__ = [
     "persona_prompt",
     "SimulatedAssembly",
     "pool_preferences",
+    "citizen_preferences_llm",
+    "party_axis",
+    "target_data",
 ]
 
-_ASSET = Path(__file__).parent / "assets" / "demographics_us.yaml"
+_ASSET = asset_path("demographics_us.yaml")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,3 +127,36 @@ def pool_preferences(p_citizens, method: str = "mean") -> np.ndarray:
     if method == "majority":
         return (p > 0.5).mean(0) + 0.5 * (p == 0.5).mean(0)
     raise ValueError(f"pooling must be 'mean' or 'majority', got {method!r}")
+
+
+def citizen_preferences_llm(backend, citizens, outcomes, tpl, pairs, k: int = 10) -> np.ndarray:
+    """``[citizens, pairs]`` P(first outcome preferred) from an LLM playing each citizen: the
+    persona prompt is the system message, both orders asked in log-prob mode."""
+    out = []
+    for c in citizens:
+        agent = LLMAgent(backend, outcomes, tpl, mode="logprob", system=persona_prompt(c))
+        counts = agent.query(pairs, k, key=jax.random.key(0))
+        out.append(np.divide(*pool_orders(counts, refusal="drop")))
+    return np.stack(out)
+
+
+def party_axis(p_citizens, citizens, pairs, n: int, fit_fn, votes: int) -> np.ndarray | None:
+    """Utilities of the Democrat citizens' pooled preferences minus the Republicans' (the
+    assembly's political axis), or None when a party is missing. ``fit_fn(data)`` is the run's
+    fitter; each pair counts ``votes`` votes."""
+    mus = {}
+    for party in ("Democrat", "Republican"):
+        idx = [i for i, c in enumerate(citizens) if c.attributes["party"] == party]
+        if not idx:
+            return None
+        p = np.asarray(p_citizens)[idx].mean(0)
+        mus[party] = np.asarray(fit_fn(target_data(n, pairs, p, votes)).mu_normalized)
+    return mus["Democrat"] - mus["Republican"]
+
+
+def target_data(n: int, pairs, p_first, votes: int) -> PairwiseData:
+    """Pooled preferences ``p_first`` on ``pairs`` as data with ``votes`` votes per pair."""
+    p = np.asarray(p_first, dtype=np.float64)
+    return PairwiseData.from_counts(
+        n, pairs[:, 0], pairs[:, 1], votes * p, np.full(len(pairs), float(votes))
+    )

@@ -28,11 +28,13 @@ def build_random_qwen2(
     num_attention_heads: int = 4,
     num_key_value_heads: int = 2,
     answer_logit_scale: float | None = 16.0,
+    chat_template: str | None = CHAT_TEMPLATE,
 ) -> Path:
     """Save a random Qwen2 checkpoint with a locally trained tokenizer to ``path``.
 
     Args:
       corpus: texts the tokenizer is trained on (include the prompts you will ask).
+      chat_template: the tokenizer's chat template; ``None`` saves a base (non-chat) model.
       answer_logit_scale: if set, the output head keeps only the rows of the answer tokens
         ("A", " A", "B", " B"), random with this scale, and zeroes every other row, so the model
         answers A or B often enough to measure; ``None`` keeps the random head.
@@ -57,7 +59,7 @@ def build_random_qwen2(
         tokenizer_object=tok,
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
-        chat_template=CHAT_TEMPLATE,
+        chat_template=chat_template,
     )
     hf_tok.save_pretrained(path)
     cfg = Qwen2Config(

@@ -1,4 +1,8 @@
-"""Forced-choice prompts: the paper's templates (exact), system messages, chat formatting.
+"""Forced-choice prompts: the paper's templates (exact), system messages, and the one renderer
+from chat messages to the text a local model reads (chat template or base-model format).
+
+This module sits below both shells: ``elicit`` (backends) and ``finetune`` (SFT examples) import
+it, so one checkpoint sees the same prompt whichever path reads it.
 
 Templates live in ``utility_jax/assets/prompt_templates.yaml``, reproduced exactly from the
 reference (they are part of the method). A template has ``{option_A}`` and ``{option_B}`` (and
@@ -8,9 +12,10 @@ whose answers end in ``Answer: A`` / ``Answer: B``.
 
 import dataclasses
 import functools
-from pathlib import Path
 
 import yaml
+
+from utility_jax.assets import asset_path
 
 __all__ = [
     "PromptTemplate",
@@ -19,9 +24,11 @@ __all__ = [
     "template_names",
     "system_message",
     "render_pair",
+    "render_text",
+    "encode_text",
 ]
 
-_ASSET = Path(__file__).resolve().parents[1] / "assets" / "prompt_templates.yaml"
+_ASSET = asset_path("prompt_templates.yaml")
 
 
 @functools.cache
@@ -75,6 +82,27 @@ def system_message(name: str | None = "default") -> str | None:
 def base_model_prompt(user_content: str) -> str:
     """The reference's completion format for base (non-chat) models."""
     return _assets()["base_model_format"].format(user_content=user_content)
+
+
+def render_text(tokenizer, messages: list[dict], *, chat: bool) -> str:
+    """The exact text a local model reads for chat ``messages``: the one prompt renderer of the
+    ``hf`` and ``jax`` backends and of SFT examples.
+
+    ``chat``: the tokenizer's chat template with the generation prompt. Otherwise (a base model)
+    the reference's completion format ``"{user}\\n\\nAnswer:"``, preceded by the system message
+    and a blank line when there is one, so a system message (a citizen persona...) is never lost.
+    Encode the text with ``add_special_tokens=not chat`` (:func:`encode_text`).
+    """
+    if chat:
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    system = "".join(m["content"] + "\n\n" for m in messages if m["role"] == "system")
+    user = "\n\n".join(m["content"] for m in messages if m["role"] != "system")
+    return system + base_model_prompt(user)
+
+
+def encode_text(tokenizer, text: str, *, chat: bool) -> list[int]:
+    """Token ids of a rendered prompt (a chat template brings its own special tokens)."""
+    return tokenizer.encode(text, add_special_tokens=not chat)
 
 
 def render_pair(

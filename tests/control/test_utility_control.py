@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from utility_jax.assembly import (
+from utility_jax.control.assembly import (
     SimulatedAssembly,
     load_demographics,
     persona_prompt,
@@ -99,11 +99,11 @@ def test_utility_control_with_unseen_outcomes_lora_and_checkpoints(tmp_path):
 def test_llm_citizens_answer_in_persona_and_the_run_completes(tmp_path):
     """A backend that records prompts: every citizen's persona is the system message of every
     question it is asked, both orders; then a whole run with LLM citizens (the tiny model itself)."""
-    from utility_jax.assembly import persona_prompt
     from utility_jax.control import citizen_preferences_llm
+    from utility_jax.control.assembly import persona_prompt
     from utility_jax.elicit.backend import AnswerDistribution
-    from utility_jax.elicit.prompts import load_template
     from utility_jax.outcomes import OutcomeSet
+    from utility_jax.prompts import load_template
 
     class Recorder:
         name, model = "rec", "rec"

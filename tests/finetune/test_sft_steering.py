@@ -13,11 +13,11 @@ pytest.importorskip("torch")
 import utility_jax as uj  # noqa: E402
 from utility_jax.elicit.jax_backend import JaxBackend  # noqa: E402
 from utility_jax.elicit.llm import LLMAgent  # noqa: E402
-from utility_jax.elicit.prompts import load_template, render_pair  # noqa: E402
 from utility_jax.finetune.sft import SFTConfig, train_sft  # noqa: E402
+from utility_jax.finetune.testing import build_random_qwen2  # noqa: E402
 from utility_jax.finetune.tokens import answer_token_ids, encode_prompts  # noqa: E402
 from utility_jax.outcomes import OutcomeSet  # noqa: E402
-from utility_jax.testing import build_random_qwen2  # noqa: E402
+from utility_jax.prompts import load_template, render_pair  # noqa: E402
 
 WORDS = [
     "apple",

@@ -1,0 +1,70 @@
+"""Hydra schemas and the frozen core configs they convert to: every core field is settable from
+the command line (or filled by the shell, listed here), and their defaults agree."""
+
+import dataclasses
+
+import pytest
+
+from utility_jax.bayes import BayesConfig
+from utility_jax.config import SHELL_ONLY, BayesConf, FitterConf, bayes_config, fit_config
+from utility_jax.control.config import ControlConf, SFTConf, sft_config
+from utility_jax.finetune.sft import SFTConfig
+from utility_jax.thurstonian import FitConfig
+
+# (schema, core, core fields the shell fills from elsewhere)
+TWINS = [
+    (FitterConf, FitConfig, set()),
+    (BayesConf, BayesConfig, {"model"}),  # from fitter.model
+    (SFTConf, SFTConfig, {"seed"}),  # the run's seed
+]
+SCHEMA_ONLY = {**SHELL_ONLY, SFTConf: frozenset({"checkpoint_every"})}
+
+
+def _defaults(cls) -> dict:
+    out = {}
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = f.default_factory()
+    return out
+
+
+@pytest.mark.parametrize("schema,core,filled", TWINS, ids=lambda x: getattr(x, "__name__", ""))
+def test_every_core_field_is_settable_and_defaults_agree(schema, core, filled):
+    s, c = _defaults(schema), _defaults(core)
+    missing = set(c) - set(s) - filled
+    assert not missing, f"{core.__name__} fields not settable from Hydra: {sorted(missing)}"
+    extra = set(s) - set(c) - SCHEMA_ONLY.get(schema, frozenset())
+    assert not extra, f"{schema.__name__} fields no core config reads: {sorted(extra)}"
+    differ = {k: (s[k], c[k]) for k in set(s) & set(c) if s[k] != c[k]}
+    assert not differ, f"defaults differ (schema, core): {differ}"
+
+
+def test_converters_copy_every_shared_field():
+    f = FitterConf(
+        model="logit", mu_prior_scale=3.0, memory_size=7, init_scale=0.5, gtol=1e-4, max_iter=9
+    )
+    assert fit_config(f) == FitConfig(
+        model="logit", mu_prior_scale=3.0, memory_size=7, init_scale=0.5, gtol=1e-4, max_iter=9
+    )
+    b = bayes_config(BayesConf(target_accept_prob=0.95, svi_rank=3, num_chains=4), "case5")
+    assert (b.target_accept_prob, b.svi_rank, b.num_chains, b.model) == (0.95, 3, 4, "case5")
+    conf = ControlConf(seed=7)
+    conf.sft.lr = 0.5
+    assert sft_config(conf) == SFTConfig(lr=0.5, seed=7)
+
+
+def test_yaml_defaults_agree_with_the_schemas():
+    """The third copy of every default, the YAML a run composes, agrees with the schema."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    conf_dir = str(__import__("pathlib").Path(__file__).resolve().parents[2] / "conf")
+    with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
+        run = OmegaConf.to_container(compose(config_name="config"))
+        control = OmegaConf.to_container(compose(config_name="utility_control"))
+    assert run["fitter"] == _defaults(FitterConf)
+    assert run["bayes"] == _defaults(BayesConf)
+    assert control["sft"] == _defaults(SFTConf)
+    assert control["fitter"] == _defaults(FitterConf)

@@ -1,0 +1,127 @@
+"""Agents and LLM backends from run configs: the one factory every experiment uses.
+
+``build_backend`` turns an agent config (``hf``, ``openai`` or ``jax``) into a backend;
+``build_agent`` wraps it (or a simulated agent) into an :class:`~utility_jax.elicit.Agent` with
+its response store. The compute-utilities run, the analyses and utility control all come here.
+"""
+
+import dataclasses
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from utility_jax.config import AgentConf, ComputeUtilitiesConf, ElicitationConf
+from utility_jax.elicit.simulated import SimulatedAgent, reference_utilities
+from utility_jax.outcomes import OutcomeSet
+from utility_jax.simulate import planted_utilities
+
+__all__ = ["build_backend", "build_agent", "store_config"]
+
+
+def build_backend(a: AgentConf, el: ElicitationConf):
+    """The LLM backend of an ``hf``, ``openai`` or ``jax`` agent config."""
+    if not a.model:
+        raise ValueError(
+            f"agent={a.kind} needs agent.model (a checkpoint path, hub id or served model name)"
+        )
+    if a.kind == "hf":
+        from utility_jax.elicit.hf import HFBackend
+
+        return HFBackend(
+            a.model,
+            device=a.device,
+            dtype=a.dtype,
+            batch_size=a.batch_size,
+            chat=a.chat,
+            temperature=el.temperature,
+            max_new_tokens=el.max_new_tokens,
+        )
+    if a.kind == "jax":
+        from utility_jax.elicit.jax_backend import JaxBackend
+
+        return JaxBackend.from_pretrained(a.model, batch_size=a.batch_size, chat=a.chat)
+    if a.kind == "openai":
+        from utility_jax.elicit.openai_compat import OpenAIBackend
+
+        return OpenAIBackend(
+            a.base_url,
+            a.model,
+            api_key_env=a.api_key_env,
+            concurrency=a.concurrency,
+            timeout_s=a.timeout_s,
+            max_retries=a.max_retries,
+            temperature=el.temperature,
+            max_tokens=el.max_new_tokens,
+        )
+    raise ValueError(f"agent.kind={a.kind!r} has no LLM backend (hf, openai or jax)")
+
+
+def store_config(cfg: ComputeUtilitiesConf) -> dict:
+    """The parts of a config that decide which questions are asked and how (for resume checks)."""
+    d = dataclasses.asdict(cfg)
+    el = {k: v for k, v in d["elicitation"].items() if k not in ("store", "force")}
+    return {
+        "outcomes": d["outcomes"],
+        "agent": d["agent"],
+        "elicitation": el,
+        "graph": d["graph"],
+        "seed": d["seed"],
+    }
+
+
+def _llm_agent(cfg: ComputeUtilitiesConf, outcomes, out_dir, progress, fields):
+    from utility_jax.elicit.llm import LLMAgent
+    from utility_jax.elicit.store import ResponseStore
+    from utility_jax.prompts import load_template, system_message
+
+    el = cfg.elicitation
+    shared = el.store is not None
+    if out_dir is None and not shared:
+        raise ValueError(
+            "an LLM agent needs a run folder (out_dir) or elicitation.store for its answers"
+        )
+    path = Path(el.store) if shared else Path(out_dir) / "responses.sqlite"
+    store = ResponseStore(path, config=store_config(cfg), force=el.force, shared=shared)
+    return LLMAgent(
+        build_backend(cfg.agent, el),
+        outcomes,
+        load_template(el.template, text=el.template_text),
+        system=system_message(el.system),
+        mode=el.mode,
+        store=store,
+        progress=progress,
+        fields=fields,
+    )
+
+
+def build_agent(
+    cfg: ComputeUtilitiesConf,
+    outcomes: OutcomeSet,
+    key: jax.Array,
+    out_dir=None,
+    progress=None,
+    *,
+    fields: dict[str, str] | None = None,
+    truth: tuple[np.ndarray, np.ndarray] | None = None,
+):
+    """The agent and, for simulated agents, its true ``(mu, sigma)`` (else None).
+
+    ``fields`` fill a template's extra fields (``{entity}``...); ``truth`` gives a simulated
+    agent its utilities (analyses plant them from the outcomes' structure).
+    """
+    a = cfg.agent
+    if a.kind != "simulated":
+        return _llm_agent(cfg, outcomes, out_dir, progress, fields), None
+    if truth is not None:
+        mu, sigma = (np.asarray(x, dtype=np.float64) for x in truth)
+    elif a.utilities == "planted":
+        mu, sigma = planted_utilities(
+            outcomes, key, mu_scale=a.mu_scale, sigma_range=(a.sigma_min, a.sigma_max)
+        )
+    else:
+        mu, sigma = reference_utilities(a.utilities, outcomes)
+    agent = SimulatedAgent(
+        mu, sigma, link=a.link, position_bias=a.position_bias, refusal_rate=a.refusal_rate
+    )
+    return agent, (mu, sigma)

@@ -1,0 +1,67 @@
+"""The analyses by name (explicit imports: every analysis module is listed here once) and the
+run that executes one (``utility-jax analyze experiment=<name>``)."""
+
+from pathlib import Path
+
+import jax
+from omegaconf import DictConfig, OmegaConf
+
+from utility_jax.analysis import (
+    convergence,
+    corrigibility,
+    discounting,
+    exchange_rates,
+    instrumental,
+    lotteries,
+    maximization,
+    political,
+    power,
+)
+from utility_jax.analysis.harness import Context, analysis_config, write_analysis
+from utility_jax.config import validate
+from utility_jax.progress import progress_factory
+
+__all__ = ["ANALYSES", "run_analysis"]
+
+#: analysis name (``analysis.name``, the experiment override's name) -> module
+ANALYSES = {
+    "lotteries": lotteries,
+    "instrumental": instrumental,
+    "maximization": maximization,
+    "convergence": convergence,
+    "political": political,
+    "exchange_rates": exchange_rates,
+    "discounting": discounting,
+    "power_seeking": power,
+    "corrigibility": corrigibility,
+}
+
+
+def run_analysis(cfg: DictConfig | dict, out_dir: str | Path) -> dict:
+    """Run the analysis named by ``cfg.analysis.name``; write analysis.json, a plot and summary."""
+    raw = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    a = raw.get("analysis") or {}
+    name = a.get("name")
+    if name not in ANALYSES:
+        raise ValueError(
+            f"analysis.name={name!r}: choose one of {sorted(ANALYSES)} "
+            "(e.g. experiment=exchange_rates)"
+        )
+    conf = validate(cfg)
+    if conf.x64:
+        jax.config.update("jax_enable_x64", True)
+    mod = ANALYSES[name]
+    acfg = analysis_config(mod.Config, a, name)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ctx = Context(conf, out, jax.random.key(conf.seed), progress_factory(conf.progress))
+    numbers = mod.run(acfg, ctx)
+    numbers = {
+        "analysis": name,
+        "agent": conf.agent.kind if ctx.simulated else f"{conf.agent.kind}:{conf.agent.model}",
+        "interval_level": conf.uncertainty.level,
+        **numbers,
+    }
+    raw.pop("hydra", None)
+    write_analysis(out, name, numbers, raw, mod, conf.plots)
+    return numbers

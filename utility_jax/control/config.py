@@ -1,0 +1,96 @@
+"""Schemas of the utility-control experiment (``conf/utility_control.yaml`` and its groups
+``model/``, ``assembly/``, ``sft/``, ``fitter/``, ``outcomes/``)."""
+
+import dataclasses
+from typing import Any
+
+from omegaconf import DictConfig
+
+from utility_jax.config import FitterConf, OutcomesConf, merge_schema, to_core
+from utility_jax.finetune.sft import SFTConfig
+
+__all__ = ["ModelConf", "AssemblyConf", "SFTConf", "ControlConf", "validate_control", "sft_config"]
+
+
+@dataclasses.dataclass
+class ModelConf:
+    # a local HF checkpoint; null builds a tiny random Qwen2 in the run folder
+    path: str | None = None
+    hidden_size: int = 64
+    num_hidden_layers: int = 2
+    batch_size: int = 32
+
+
+@dataclasses.dataclass
+class AssemblyConf:
+    kind: str = "simulated"  # simulated | agent (LLM citizens with persona prompts)
+    n_citizens: int = 50
+    pooling: str = "mean"  # mean | majority
+    effect: float = 0.3
+    party_effect: float = 0.8
+    noise: float = 0.5
+    # kind=agent: the LLM that plays every citizen (log-prob mode)
+    agent_kind: str = "jax"  # jax | hf | openai
+    agent_model: str | None = None  # checkpoint path / served model; null: the model being tuned
+    agent_base_url: str | None = None
+
+
+@dataclasses.dataclass
+class SFTConf:
+    """The Hydra twin of :class:`~utility_jax.finetune.sft.SFTConfig` (defaults agree; the run's
+    ``seed`` fills the core's)."""
+
+    steps: int = 250
+    batch_size: int = 32
+    lr: float = 3e-3
+    warmup: int = 20
+    weight_decay: float = 0.0
+    eval_every: int = 50
+    loss: str = "answer"  # answer | token (plain SFT on sampled target letters)
+    lora_rank: int = 0  # > 0: LoRA adapters only
+    lora_alpha: float = 16.0
+    checkpoint_every: int = 0  # > 0: save checkpoints/step_N every N steps
+
+
+@dataclasses.dataclass
+class ControlConf:
+    outcomes: OutcomesConf = dataclasses.field(default_factory=lambda: OutcomesConf(limit=20))
+    model: ModelConf = dataclasses.field(default_factory=ModelConf)
+    assembly: AssemblyConf = dataclasses.field(default_factory=AssemblyConf)
+    sft: SFTConf = dataclasses.field(default_factory=SFTConf)
+    fitter: FitterConf = dataclasses.field(default_factory=FitterConf)  # every utility fit
+    template: str = "default"
+    system: str | None = "default"
+    heldout_fraction: float = 0.25
+    heldout_outcomes: int = 0  # outcomes kept out of training entirely (their pairs scored apart)
+    k: int = 10  # votes per order: targets and refits count 2k votes per pair
+    seed: int = 0
+    plots: bool = True
+    progress: bool = True
+    name: str = "utility_control"
+
+
+_CHOICES = {
+    ("assembly", "kind"): ("simulated", "agent"),
+    ("assembly", "agent_kind"): ("jax", "hf", "openai"),
+    ("assembly", "pooling"): ("mean", "majority"),
+    ("sft", "loss"): ("answer", "token"),
+    ("fitter", "solver"): ("lbfgs",),
+}
+
+
+def validate_control(cfg: DictConfig | dict[str, Any]) -> ControlConf:
+    """The typed control config; bad choices raise naming the key."""
+    conf: ControlConf = merge_schema(cfg, ControlConf)
+    for (group, key), allowed in _CHOICES.items():
+        val = getattr(getattr(conf, group), key)
+        if val not in allowed:
+            raise ValueError(f"{group}.{key}={val!r} must be one of {allowed}")
+    if conf.k < 1:
+        raise ValueError(f"k must be >= 1, got {conf.k}")
+    return conf
+
+
+def sft_config(conf: ControlConf) -> SFTConfig:
+    """The core SFT config of a control run."""
+    return to_core(conf.sft, SFTConfig, seed=conf.seed)

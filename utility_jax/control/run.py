@@ -1,0 +1,221 @@
+"""The utility-control run: assembly -> target utilities -> model before -> SFT -> model after.
+
+All measurements use the same outcome set and the same held-out pairs; the model is our NNX model
+read from a Hugging Face checkpoint and measured through the ``jax`` log-prob backend, so the
+model measured after tuning is exactly the one that was tuned. Every utility fit (target, party
+axis, before, after) uses the run's ``fitter`` settings.
+"""
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig
+
+from utility_jax.agents import build_backend
+from utility_jax.config import AgentConf, ElicitationConf, fit_config
+from utility_jax.control.assembly import (
+    SimulatedAssembly,
+    citizen_preferences_llm,
+    party_axis,
+    pool_preferences,
+    sample_citizens,
+    target_data,
+)
+from utility_jax.control.config import ControlConf, sft_config, validate_control
+from utility_jax.control.measure import direct_agreement, measure, sft_examples
+from utility_jax.control.report import corr, write_control_run
+from utility_jax.elicit.jax_backend import JaxBackend
+from utility_jax.finetune import load_checkpoint, save_checkpoint
+from utility_jax.finetune.sft import train_sft
+from utility_jax.finetune.tokens import answer_token_ids, encode_prompts
+from utility_jax.outcomes import load_outcomes
+from utility_jax.progress import progress_factory
+from utility_jax.prompts import load_template, system_message
+from utility_jax.thurstonian import fit_thurstonian
+
+__all__ = ["run_utility_control"]
+
+log = logging.getLogger("utility_jax")
+
+
+def _base_model(conf: ControlConf, out: Path, outcomes, tpl) -> Path:
+    """The checkpoint to tune: ``model.path``, or a tiny random Qwen2 built in the run folder."""
+    if conf.model.path is not None:
+        return Path(conf.model.path)
+    from utility_jax.finetune.testing import build_random_qwen2
+
+    corpus = [tpl.render(a, b) for a in outcomes.texts for b in outcomes.texts if a != b]
+    return build_random_qwen2(
+        out / "base_model",
+        corpus,
+        seed=conf.seed,
+        vocab_size=600,
+        hidden_size=conf.model.hidden_size,
+        intermediate_size=2 * conf.model.hidden_size,
+        num_hidden_layers=conf.model.num_hidden_layers,
+    )
+
+
+def _citizen_preferences(conf, citizens, rng, outcomes, tpl, pairs, model_path) -> np.ndarray:
+    """``[citizens, pairs]`` preferences of a simulated or an LLM assembly."""
+    a, n = conf.assembly, len(outcomes)
+    if a.kind == "simulated":
+        assembly = SimulatedAssembly(
+            n, citizens, rng, effect=a.effect, party_effect=a.party_effect, noise=a.noise
+        )
+        return assembly.preferences(pairs)
+    agent = AgentConf(
+        kind=a.agent_kind,
+        model=a.agent_model or str(model_path),
+        base_url=a.agent_base_url,
+        batch_size=conf.model.batch_size,
+    )
+    backend = build_backend(agent, ElicitationConf(mode="logprob"))
+    return citizen_preferences_llm(backend, citizens, outcomes, tpl, pairs, conf.k)
+
+
+def _split(conf: ControlConf, rng, n: int, pairs):
+    """Held-out outcomes (never trained on), then held-out and training pairs among the rest."""
+    unseen = (
+        np.sort(rng.permutation(n)[: conf.heldout_outcomes])
+        if conf.heldout_outcomes > 0
+        else np.zeros(0, int)
+    )
+    touches = np.isin(pairs, unseen).any(1)
+    perm = rng.permutation(np.flatnonzero(~touches))
+    n_ho = max(1, int(conf.heldout_fraction * len(perm)))
+    return np.sort(perm[:n_ho]), np.sort(perm[n_ho:]), unseen, np.flatnonzero(touches)
+
+
+def _tune(conf, backend, tokenizer, outcomes, tpl, system, split, p_target, out, path, progress):
+    """SFT of ``backend.lm`` toward the target on the training pairs; returns the SFT log."""
+    pairs, ho_idx, tr_idx = split
+    prompts, t = sft_examples(outcomes, tpl, system, pairs[tr_idx], p_target[tr_idx])
+    ids, mask = encode_prompts(tokenizer, prompts)
+    vp, vt = sft_examples(outcomes, tpl, system, pairs[ho_idx], p_target[ho_idx])
+    vids, vmask = encode_prompts(tokenizer, vp)
+    ans = answer_token_ids(tokenizer)
+    every = conf.sft.checkpoint_every
+
+    def on_step(step, model):
+        if every > 0 and step % every == 0:
+            save_checkpoint(model, out / "checkpoints" / f"step_{step}", source=path)
+
+    return train_sft(
+        backend.lm,
+        ids,
+        mask,
+        t,
+        ans["A"],
+        ans["B"],
+        sft_config(conf),
+        val=(vids, vmask, vt),
+        progress=progress,
+        on_step=on_step,
+    )
+
+
+def run_utility_control(cfg: DictConfig | dict, out_dir: str | Path) -> dict[str, Any]:
+    """Run the experiment and write its run folder; returns the metrics."""
+    from transformers import AutoTokenizer  # slow to import: only when a run starts
+
+    conf = validate_control(cfg)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    outcomes = load_outcomes(conf.outcomes.path, limit=conf.outcomes.limit)
+    n, votes = len(outcomes), 2 * conf.k
+    tpl, system = load_template(conf.template), system_message(conf.system)
+    fcfg = fit_config(conf.fitter)
+
+    def fit_fn(data):
+        return fit_thurstonian(data, cfg=fcfg)
+
+    rng = np.random.default_rng(conf.seed)
+    path = _base_model(conf, out, outcomes, tpl)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    backend = JaxBackend(
+        load_checkpoint(path), tokenizer, model_id=str(path), batch_size=conf.model.batch_size
+    )
+    citizens = sample_citizens(conf.assembly.n_citizens, rng)
+    pairs = np.stack(np.triu_indices(n, 1), 1)
+    p_citizens = _citizen_preferences(conf, citizens, rng, outcomes, tpl, pairs, path)
+    p_target = pool_preferences(p_citizens, conf.assembly.pooling)
+    ho_idx, tr_idx, unseen, unseen_idx = _split(conf, rng, n, pairs)
+    heldout, train = pairs[ho_idx], pairs[tr_idx]
+    target_fit = fit_fn(target_data(n, pairs, p_target, votes))
+
+    def unseen_agreement():
+        return direct_agreement(
+            backend, outcomes, tpl, system, pairs[unseen_idx], conf.k, p_target[unseen_idx]
+        )
+
+    unseen_before = unseen_agreement() if len(unseen_idx) else None
+    args = (outcomes, tpl, system, train, heldout, conf.k, p_target[ho_idx], fit_fn)
+    fit_before, before = measure(backend, *args)
+    sft_log = _tune(
+        conf,
+        backend,
+        tokenizer,
+        outcomes,
+        tpl,
+        system,
+        (pairs, ho_idx, tr_idx),
+        p_target,
+        out,
+        path,
+        progress_factory(conf.progress),
+    )
+    backend.model = f"{path}#sft-seed{conf.seed}"
+    fit_after, after = measure(backend, *args)
+    tuned = save_checkpoint(backend.lm, out / "tuned_model", source=path)
+    unseen_metrics = {}
+    if len(unseen_idx):
+        unseen_metrics = {
+            "n_outcomes": int(len(unseen)),
+            "n_pairs": int(len(unseen_idx)),
+            "agreement_direct_before": unseen_before,
+            "agreement_direct_after": unseen_agreement(),
+        }
+    # political lean: correlation with the assembly's own Democrat - Republican axis
+    axis = party_axis(p_citizens, citizens, pairs, n, fit_fn, votes)
+    fits = {"target": target_fit, "before": fit_before, "after": fit_after}
+    metrics = {
+        "n_outcomes": n,
+        "n_train_pairs": len(train),
+        "n_heldout_pairs": len(heldout),
+        "n_citizens": len(citizens),
+        "assembly": _assembly_label(conf, path),
+        "pooling": conf.assembly.pooling,
+        "sft_steps": conf.sft.steps,
+        "before": before,
+        "after": after,
+        "spearman_with_target": {
+            k: corr(fits[k].mu, target_fit.mu, "spearman") for k in ("before", "after")
+        },
+        "political_lean_dem_minus_rep": {
+            k: (corr(f.mu, axis) if axis is not None else float("nan")) for k, f in fits.items()
+        },
+        "unseen_outcomes": unseen_metrics,
+        "final_sft_loss": sft_log[-1]["loss"],
+        "tuned_model": str(tuned),
+        "base_model": str(path),
+    }
+    write_control_run(out, outcomes, fits, metrics, sft_log, conf)
+    log.info(
+        "held-out accuracy of the refit utilities: before %.3f, after %.3f; files in %s",
+        before["heldout_accuracy_refit"],
+        after["heldout_accuracy_refit"],
+        out,
+    )
+    return metrics
+
+
+def _assembly_label(conf: ControlConf, model_path) -> str:
+    """What played the citizens, in words (the summary's first line says it)."""
+    a = conf.assembly
+    if a.kind == "simulated":
+        return "simulated assembly (planted demographic utilities)"
+    who = a.agent_model or f"{model_path} (the model being tuned)"
+    return f"LLM assembly ({a.agent_kind} backend: {who})"

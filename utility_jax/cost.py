@@ -1,0 +1,23 @@
+"""What a run spent: answers, refusals, transport errors, calls, tokens, store reuse."""
+
+from typing import Any
+
+import numpy as np
+
+from utility_jax.elicit.base import Agent
+
+__all__ = ["cost_metrics"]
+
+
+def cost_metrics(agent: Agent) -> dict[str, Any]:
+    """The agent's spending with its refusal and error rates (``metrics.json``: ``cost``)."""
+    s = agent.stats.as_dict()
+    out: dict[str, Any] = {
+        **s,
+        "refusal_rate": s["refusals"] / max(s["answers"], 1),
+        "error_rate": s["errors"] / max(s["answers"] + s["errors"], 1),
+        "cache_hits": int(agent.cache_hits),
+    }
+    if agent.other_mass:
+        out["mean_probability_outside_AB"] = float(np.mean(agent.other_mass))
+    return out

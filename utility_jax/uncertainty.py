@@ -1,0 +1,190 @@
+"""Intervals on a run's utilities: vote bootstrap, Laplace and posterior draws.
+
+Each kind produces one :class:`UtilityDraws` (normalised draws, interval bounds, extra per-outcome
+columns and its own metrics). :data:`INTERVAL_KINDS` is the one priority order: posterior, then
+bootstrap, then Laplace; the summary, the plots and the analyses all take
+:func:`preferred`'s choice.
+"""
+
+import dataclasses
+import time
+from typing import Any
+
+import jax
+import numpy as np
+from scipy import stats
+
+from utility_jax.data import PairwiseData
+from utility_jax.thurstonian import FitConfig, ThurstonianFit, fit_bootstrap, laplace_stderr
+
+__all__ = [
+    "INTERVAL_KINDS",
+    "UtilityDraws",
+    "preferred",
+    "bootstrap_draws",
+    "laplace_draws",
+    "posterior_draws",
+    "interval_agreement",
+    "coverage",
+]
+
+#: interval kinds in order of preference
+INTERVAL_KINDS = ("posterior", "bootstrap", "laplace")
+
+
+@dataclasses.dataclass
+class UtilityDraws:
+    """One kind of uncertainty on the normalised utilities.
+
+    Attributes:
+      kind: ``"bootstrap"``, ``"laplace"`` or ``"posterior"``.
+      lo, hi: ``[N]`` interval bounds at ``level``.
+      columns: ``[N]`` per-outcome columns for the utilities table, named ``<kind>_...``
+        (the bounds included), in table order.
+      draws: ``[D, N]`` normalised draws, or None when none can be drawn (a Laplace fit whose
+        Hessian is not positive definite).
+      metrics: this kind's entry of ``metrics.json``.
+    """
+
+    kind: str
+    lo: np.ndarray
+    hi: np.ndarray
+    columns: dict[str, np.ndarray]
+    draws: np.ndarray | None
+    metrics: dict[str, Any]
+    level: float = 0.9
+
+
+def preferred(found: dict[str, UtilityDraws], *, need_draws: bool = False) -> UtilityDraws | None:
+    """The first kind of :data:`INTERVAL_KINDS` present (with draws, if ``need_draws``)."""
+    for kind in INTERVAL_KINDS:
+        u = found.get(kind)
+        if u is not None and (u.draws is not None or not need_draws):
+            return u
+    return None
+
+
+def bootstrap_draws(
+    key: jax.Array, data: PairwiseData, fit: ThurstonianFit, n: int, level: float, cfg: FitConfig
+) -> UtilityDraws:
+    """Vote-level bootstrap: ``n`` warm-started refits on resampled votes."""
+    t0 = time.perf_counter()
+    boots = fit_bootstrap(key, data, n, cfg=cfg, init=fit)
+    mu_b = np.asarray(boots.mu_normalized)
+    alpha = (1 - level) / 2
+    lo, hi = np.quantile(mu_b, alpha, axis=0), np.quantile(mu_b, 1 - alpha, axis=0)
+    return UtilityDraws(
+        "bootstrap",
+        lo,
+        hi,
+        {"bootstrap_lo": lo, "bootstrap_hi": hi, "bootstrap_sd": mu_b.std(axis=0)},
+        mu_b,
+        {
+            "n": n,
+            "level": level,
+            "seconds": time.perf_counter() - t0,
+            "converged_share": float(np.mean(np.asarray(boots.converged))),
+        },
+        level,
+    )
+
+
+def laplace_draws(
+    fit: ThurstonianFit,
+    data: PairwiseData,
+    cfg: FitConfig,
+    level: float,
+    *,
+    n_draws: int,
+    rng: np.random.Generator,
+) -> UtilityDraws:
+    """Laplace standard errors on the normalised means; draws only at a positive-definite
+    Hessian (otherwise the errors are NaN and no draws are made)."""
+    se = laplace_stderr(fit, data, cfg=cfg)
+    pd = bool(se["min_eigenvalue"] > 0)
+    sd = float(np.std(np.asarray(fit.mu))) or 1.0
+    z = stats.norm.ppf(1 - (1 - level) / 2)
+    se_n = np.asarray(se["mu"]) / sd
+    mu_n = np.asarray(fit.mu_normalized)
+    lo, hi = mu_n - z * se_n, mu_n + z * se_n
+    draws = None
+    if pd:
+        draws = mu_n + rng.standard_normal((n_draws, len(mu_n))) * se_n
+    return UtilityDraws(
+        "laplace",
+        lo,
+        hi,
+        {"laplace_se": se_n, "laplace_lo": lo, "laplace_hi": hi},
+        draws,
+        {"hessian_min_eigenvalue": float(se["min_eigenvalue"]), "positive_definite": pd},
+        level,
+    )
+
+
+def posterior_draws(
+    key,
+    data: PairwiseData,
+    fit: ThurstonianFit,
+    bcfg,
+    method: str,
+    *,
+    hdi_prob: float,
+    progress_bar: bool,
+):
+    """NUTS or SVI from the MAP fit: ``(UtilityDraws, Posterior)``."""
+    from utility_jax import bayes as BZ
+
+    if method == "nuts":
+        post = BZ.run_nuts(key, data, bcfg, init=fit, progress_bar=progress_bar)
+    else:
+        post = BZ.run_svi(key, data, bcfg, init=fit)
+    summ = BZ.summarize_posterior(post, hdi_prob)
+    lo, hi = summ["mu_normalized_hdi_lo"], summ["mu_normalized_hdi_hi"]
+    cols = {
+        "posterior_mean": summ["mu_normalized_mean"],
+        "posterior_sd": summ["mu_normalized_sd"],
+        "posterior_lo": lo,
+        "posterior_hi": hi,
+        "posterior_sigma_mean": summ["sigma_normalized_mean"],
+    }
+    m: dict[str, Any] = {"method": method, "hdi_prob": hdi_prob, **post.diagnostics}
+    m["warnings"] = BZ.diagnostics_ok(post.diagnostics) if method == "nuts" else []
+    u = UtilityDraws("posterior", lo, hi, cols, np.asarray(post.normalized()[0]), m, hdi_prob)
+    return u, post
+
+
+def interval_agreement(found: dict[str, UtilityDraws]) -> dict[str, dict[str, float]]:
+    """Median width ratio and width rank correlation between every two kinds of interval.
+
+    Outcomes with a zero or undefined width are left out of each comparison.
+    """
+    widths = {
+        k: found[k].hi - found[k].lo for k in ("bootstrap", "laplace", "posterior") if k in found
+    }
+    names = sorted(widths)
+    out = {}
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            ok = (widths[b] > 0) & np.isfinite(widths[a])
+            out[f"{a}_vs_{b}"] = {
+                "median_width_ratio": float(np.median(widths[a][ok] / widths[b][ok]))
+                if ok.any()
+                else np.nan,
+                "width_spearman": float(stats.spearmanr(widths[a][ok], widths[b][ok]).statistic)
+                if ok.sum() > 2
+                else np.nan,
+            }
+    return out
+
+
+def coverage(found: dict[str, UtilityDraws], true_mu: np.ndarray) -> dict[str, float]:
+    """Share of outcomes whose true normalised utility lies inside each kind's interval."""
+    tmu = np.asarray(true_mu, dtype=np.float64)
+    tz = (tmu - tmu.mean()) / tmu.std()
+    return {
+        f"{k}_coverage_of_true_normalised_mu": float(
+            ((found[k].lo <= tz) & (tz <= found[k].hi)).mean()
+        )
+        for k in ("bootstrap", "laplace", "posterior")
+        if k in found
+    }
