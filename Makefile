@@ -18,7 +18,7 @@ venv: $(STAMP)
 
 ## the main job on its embedded default (simulated agent, shipped outcomes; < 1 min on a CPU)
 run: $(STAMP)
-	$(BIN)/python experiments/compute_utilities.py $(ARGS)
+	$(BIN)/utility-jax compute $(ARGS)
 
 ## the fast tier (CI)
 test: $(STAMP)

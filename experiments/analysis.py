@@ -10,20 +10,10 @@ discounting, power_seeking, corrigibility. The run folder holds analysis.json (e
 its interval), <analysis>.png, summary.txt and one sub-folder per utility fit (tasks/<name>/).
 """
 
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+import sys
 
-from utility_jax.analysis.registry import run_analysis
-
-
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
-def main(cfg: DictConfig) -> None:
-    out = HydraConfig.get().runtime.output_dir
-    run_analysis(cfg, out)
-    print(open(f"{out}/summary.txt").read())
-    print(f"run folder: {out}")
-
+from utility_jax.cli import main
 
 if __name__ == "__main__":
-    main()
+    # the same as `utility-jax analyze ...` (configs from the package: utility_jax/conf, also conf/)
+    sys.exit(main(["analyze", *sys.argv[1:]]))

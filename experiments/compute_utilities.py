@@ -8,22 +8,10 @@ The run folder (printed at the end) holds the resolved config, votes, utilities,
 summary.txt and plots.
 """
 
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+import sys
 
-from utility_jax.runner import run_compute_utilities
-
-
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
-def main(cfg: DictConfig) -> float:
-    out = HydraConfig.get().runtime.output_dir
-    res = run_compute_utilities(cfg, out)
-    print(open(f"{out}/summary.txt").read().split("\noutcomes by utility")[0])
-    print(f"run folder: {out}")
-    # the value an optimising sweeper minimises
-    return float(res.metrics.get("heldout", {}).get("log_loss", float("nan")))
-
+from utility_jax.cli import main
 
 if __name__ == "__main__":
-    main()
+    # the same as `utility-jax compute ...` (configs from the package: utility_jax/conf, also conf/)
+    sys.exit(main(["compute", *sys.argv[1:]]))

@@ -4,21 +4,10 @@ python experiments/utility_control.py
 python experiments/utility_control.py model.path=/path/to/hf/checkpoint sft.steps=500
 """
 
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+import sys
 
-from utility_jax.control import run_utility_control
-
-
-@hydra.main(version_base="1.3", config_path="../conf", config_name="utility_control")
-def main(cfg: DictConfig) -> float:
-    out = HydraConfig.get().runtime.output_dir
-    m = run_utility_control(cfg, out)
-    print(open(f"{out}/summary.txt").read())
-    print(f"run folder: {out}")
-    return m["after"]["heldout_accuracy_refit"]
-
+from utility_jax.cli import main
 
 if __name__ == "__main__":
-    main()
+    # the same as `utility-jax control ...` (configs from the package: utility_jax/conf, also conf/)
+    sys.exit(main(["control", *sys.argv[1:]]))

@@ -81,3 +81,52 @@ def test_errors_name_file_and_entry(tmp_path, name, content, match):
 def test_missing_file(tmp_path):
     with pytest.raises(OutcomeSetError, match="nope.json: outcome file not found"):
         load_outcomes(tmp_path / "nope.json")
+
+
+def test_plain_text_csv_and_string_list_formats(tmp_path):
+    (tmp_path / "a.txt").write_text("# my outcomes\nYou get a cat.\n\n  You get a dog.  \n")
+    o = load_outcomes(tmp_path / "a.txt")
+    assert o.texts == ["You get a cat.", "You get a dog."] and o.categories == ["uncategorised"] * 2
+    (tmp_path / "b.csv").write_text(
+        'id,text,category,note\n5,You get a cat.,Pets,x\n7,"You get a dog, a big one.",Pets,y\n'
+    )
+    o = load_outcomes(tmp_path / "b.csv")
+    assert [x.id for x in o.outcomes] == [5, 7] and o.texts[1] == "You get a dog, a big one."
+    assert o.categories == ["Pets", "Pets"] and o.outcomes[0].extra == {"note": "x"}
+    (tmp_path / "c.csv").write_text("text\nA happens.\nB happens.\n")
+    assert [x.id for x in load_outcomes(tmp_path / "c.csv").outcomes] == [0, 1]
+    (tmp_path / "d.json").write_text('["A happens.", "B happens.", "C happens."]')
+    assert load_outcomes(tmp_path / "d.json").texts == ["A happens.", "B happens.", "C happens."]
+    assert len(load_outcomes(tmp_path / "a.txt", limit=1)) == 1
+
+
+@pytest.mark.parametrize(
+    "name,content,match",
+    [
+        ("dup.txt", "x\nYou get a cat.\nYou get a cat.\n", r"dup.txt: line 3: duplicate of line 2"),
+        ("empty.txt", "# nothing\n\n", r"empty.txt: the outcome set is empty"),
+        ("nohead.csv", "name\nfoo\n", r"nohead.csv: line 1: the header needs a 'text' column"),
+        ("badid.csv", "id,text\nq,You get a cat.\n", r"badid.csv: line 2: id must be an integer"),
+        ("short.csv", "id,text,category\n1,You get a cat.\n", r"short.csv: line 2: expected 3"),
+        ("blank.csv", "text\n  \n", r"blank.csv: line 2: text is empty"),
+        ("nums.json", "[1, 2]", r"nums.json: outcome 0 must be a string or an object"),
+    ],
+)
+def test_text_and_csv_errors_name_the_file_and_line(tmp_path, name, content, match):
+    (tmp_path / name).write_text(content)
+    with pytest.raises(OutcomeSetError, match=match):
+        load_outcomes(tmp_path / name)
+
+
+def test_a_folder_or_binary_file_is_a_clear_error(tmp_path):
+    with pytest.raises(OutcomeSetError, match="is a folder, not an outcome file"):
+        load_outcomes(tmp_path)
+    (tmp_path / "x.txt").write_bytes(b"\xff\xfe\x00bad")
+    with pytest.raises(OutcomeSetError, match="x.txt: not UTF-8 text"):
+        load_outcomes(tmp_path / "x.txt")
+
+
+def test_missing_paper_file_names_the_fetch_command(tmp_path, monkeypatch):
+    monkeypatch.setenv("UTILITY_JAX_DATA", str(tmp_path / "data"))
+    with pytest.raises(OutcomeSetError, match="utility-jax data fetch"):
+        load_outcomes(tmp_path / "data" / "utility_analysis" / "options_hierarchical.json")

@@ -10,7 +10,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from utility_jax.datasets import register_resolvers
 from utility_jax.thurstonian import FitConfig
+
+register_resolvers()  # ${uj_data_dir:} in conf/paths
 
 __all__ = [
     "OutcomesConf",

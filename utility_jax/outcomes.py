@@ -1,7 +1,12 @@
 """Outcome sets: load, validate, and generate (I/O shell).
 
-Two on-disk formats are read:
+On-disk formats (chosen by the file's ending):
 
+* plain text (``.txt``): one outcome per line; blank lines and lines starting with ``#`` are
+  skipped; category ``uncategorised``;
+* CSV (``.csv``): a header with a ``text`` column and optional ``id`` and ``category`` columns
+  (other columns are kept as extra fields);
+* a JSON or YAML list of strings;
 * the reference's: a JSON object mapping a category to a list of outcome strings
   (``options_hierarchical.json``); ids follow file order, category by category, as the
   reference flattens it;
@@ -21,6 +26,7 @@ from typing import Any
 import yaml
 
 from utility_jax.assets import asset_path
+from utility_jax.datasets import data_dir
 
 __all__ = ["Outcome", "OutcomeSet", "OutcomeSetError", "load_outcomes", "money_anchors", "DEFAULT"]
 
@@ -132,14 +138,68 @@ def money_anchors(
 
 def _read(path: Path) -> Any:
     if not path.exists():
-        raise OutcomeSetError(f"{path}: outcome file not found")
-    text = path.read_text(encoding="utf-8")
+        hint = ""
+        if data_dir() in path.absolute().parents:
+            hint = ": the paper's data is not here; run `utility-jax data fetch`"
+        raise OutcomeSetError(f"{path}: outcome file not found{hint}")
+    if path.is_dir():
+        raise OutcomeSetError(f"{path}: is a folder, not an outcome file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise OutcomeSetError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from e
+    if path.suffix == ".txt":
+        return _from_text(text, path)
+    if path.suffix == ".csv":
+        return _from_csv(text, path)
     try:
         if path.suffix in (".yaml", ".yml"):
             return yaml.safe_load(text)
         return json.loads(text)
     except (json.JSONDecodeError, yaml.YAMLError) as e:
         raise OutcomeSetError(f"{path}: not valid {path.suffix.lstrip('.').upper()}: {e}") from e
+
+
+def _from_text(text: str, path: Path) -> list[dict]:
+    """One outcome per non-blank, non-``#`` line."""
+    out, seen = [], {}
+    for n, line in enumerate(text.splitlines(), start=1):
+        t = line.strip()
+        if t and not t.startswith("#"):
+            if t in seen:
+                raise OutcomeSetError(f"{path}: line {n}: duplicate of line {seen[t]}: {t!r}")
+            seen[t] = n
+            out.append({"text": t})
+    return out
+
+
+def _from_csv(text: str, path: Path) -> list[dict]:
+    """Rows of a CSV with a ``text`` column (optional ``id``, ``category``; others kept)."""
+    import csv
+    import io
+
+    reader = csv.DictReader(io.StringIO(text))
+    if reader.fieldnames is None or "text" not in reader.fieldnames:
+        raise OutcomeSetError(
+            f"{path}: line 1: the header needs a 'text' column (found {reader.fieldnames})"
+        )
+    out = []
+    for row in reader:
+        line = reader.line_num
+        if None in row or any(v is None for v in row.values()):
+            raise OutcomeSetError(f"{path}: line {line}: expected {len(reader.fieldnames)} fields")
+        item = {k: v for k, v in row.items() if k != "id"}
+        if row.get("id", "") != "":
+            try:
+                item["id"] = int(row["id"])
+            except ValueError:
+                raise OutcomeSetError(
+                    f"{path}: line {line}: id must be an integer, got {row['id']!r}"
+                ) from None
+        if not item["text"].strip():
+            raise OutcomeSetError(f"{path}: line {line}: text is empty")
+        out.append(item)
+    return out
 
 
 def _from_reference(obj: dict, source: str) -> list[Outcome]:
@@ -163,8 +223,13 @@ def _from_project(obj: Any, source: str) -> list[Outcome]:
         raise OutcomeSetError(f"{source}: 'outcomes' must be a list")
     out = []
     for k, it in enumerate(items):
+        if isinstance(it, str):  # a plain list of outcome strings
+            it = {"text": it}
         if not isinstance(it, dict):
-            raise OutcomeSetError(f"{source}: outcome {k} must be an object with 'text'")
+            raise OutcomeSetError(
+                f"{source}: outcome {k} must be a string or an object with 'text', got "
+                f"{type(it).__name__}"
+            )
         if "text" not in it:
             raise OutcomeSetError(f"{source}: outcome {k} has no 'text' field")
         extra = {x: v for x, v in it.items() if x not in ("id", "text", "category")}

@@ -12,7 +12,9 @@ from utility_jax.analysis.registry import run_analysis
 EXP = ANCHOR / "utility_analysis" / "experiments"
 
 
-TEMPLATES = json.loads((ANCHOR / "derived" / "prompt_templates.json").read_text())
+def templates_json() -> dict:
+    """The paper's prompt templates as extracted from the reference's source (derived/)."""
+    return json.loads((ANCHOR / "derived" / "prompt_templates.json").read_text())
 
 
 def _compose(*overrides):

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from analysis_helpers import TEMPLATES, _run
+from analysis_helpers import _run, templates_json
 
 from utility_jax.analysis import corrigibility as C
 
@@ -16,7 +16,9 @@ def test_corrigibility_core_known_answers():
     m = C.acceptance_metrics(u, -2.0 * rev + 1.0, ch)
     assert m["slope"] == pytest.approx(-2.0) and m["spearman_rho"] == pytest.approx(-1.0)
     assert m["reversal_minus_agreeing_acceptance"] < 0
-    fmt = TEMPLATES["other_fixed_strings"]["preference_preservation_difference_option_format"]
+    fmt = templates_json()["other_fixed_strings"][
+        "preference_preservation_difference_option_format"
+    ]
     assert C.preference_text("X.", "Y.") == fmt.format(option_X="X.", option_Y="Y.")
 
 

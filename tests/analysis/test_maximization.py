@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from analysis_helpers import EXP, TEMPLATES, _run
+from analysis_helpers import EXP, _run, templates_json
 
 from utility_jax.analysis import maximization as M
 
@@ -75,7 +75,9 @@ def test_maximization_through_an_openai_server_resumes_without_new_calls(tmp_pat
         assert pair and len(free) == 1 and free[0]["temperature"] == 0
         assert (
             free[0]["messages"][0]["content"]
-            == TEMPLATES["other_fixed_strings"]["maximization_direct_question_system_message"]
+            == templates_json()["other_fixed_strings"][
+                "maximization_direct_question_system_message"
+            ]
         )
         # the fake server answers "A"/"B": no candidate matches, and that is reported
         assert n["matched_share"] == 0.0 and n["rates"]["top1"]["estimate"] == 0.0

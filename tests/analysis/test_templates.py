@@ -1,52 +1,22 @@
 """The analyses' prompt templates are the paper's, and the LLM agent fills their fields."""
 
-import pytest
-from analysis_helpers import TEMPLATES
+from analysis_helpers import templates_json
+from conftest import ANCHOR
 
+from utility_jax.datasets import TEMPLATE_SOURCES, paper_templates
 from utility_jax.elicit.llm import LLMAgent
 from utility_jax.outcomes import Outcome, OutcomeSet
-from utility_jax.prompts import load_template
+from utility_jax.prompts import load_template, template_names
 
 
-@pytest.mark.parametrize(
-    "name,source,var",
-    [
-        (
-            "lottery",
-            "experiments/expected_utility/evaluate_expected_utility_property.py",
-            "comparison_prompt_template",
-        ),
-        ("policy_ai", "experiments/political_values/evaluate_political_values.py", "AI_PROMPT"),
-        (
-            "policy_politician",
-            "experiments/political_values/evaluate_political_values.py",
-            "POLITICIAN_PROMPT",
-        ),
-        (
-            "policy_platform",
-            "experiments/political_values/evaluate_political_values.py",
-            "PLATFORM_PROMPT",
-        ),
-        ("power", "experiments/power_seeking/evaluate_power_seeking.py", "comparison_prompt_power"),
-        (
-            "future_values",
-            "experiments/preference_preservation/evaluate_preference_preservation.py",
-            "difference_comparison_prompt_template",
-        ),
-        (
-            "time_discounting",
-            "experiments/time_discounting/evaluate_time_discounting_nonparametric.py",
-            "prompt_template",
-        ),
-        (
-            "maximization",
-            "experiments/maximization/utility_maximization.py",
-            "UTIL_MAX_PROMPT_OPTIONS_TEMPLATE",
-        ),
-    ],
-)
-def test_analysis_templates_are_the_papers(name, source, var):
-    assert load_template(name).text == TEMPLATES["templates"][source][var]
+def test_every_shipped_paper_template_is_the_papers():
+    """Each template of assets/prompt_templates.yaml named in TEMPLATE_SOURCES equals the text
+    extracted from the reference's source (derived/prompt_templates.json)."""
+    paper = paper_templates(ANCHOR)
+    assert set(paper) == set(TEMPLATE_SOURCES) and len(paper) == 12
+    for name, text in paper.items():
+        assert load_template(name).text == text, name
+    assert set(TEMPLATE_SOURCES) <= set(template_names())
 
 
 def test_llm_agent_fills_entity_and_per_outcome_fields():
@@ -63,7 +33,7 @@ def test_llm_agent_fills_entity_and_per_outcome_fields():
         )
     )
     ag = LLMAgent(_Backend(), outs, load_template("time_discounting"), system=None)
-    ref = TEMPLATES["templates"][
+    ref = templates_json()["templates"][
         "experiments/time_discounting/evaluate_time_discounting_nonparametric.py"
     ]["prompt_template"]
     want = ref.format(

@@ -2,12 +2,13 @@
 
 Layers (a module may import from its own layer or below, never above):
 
-0. core: ``types, data, thurstonian, simulate, metrics, graph, bayes, reference, outcomes,
-   assets, prompts, config, progress``;
+0. core and what sits beside it: ``types, data, thurstonian, simulate, metrics, graph, bayes,
+   reference, outcomes, assets, prompts, config, progress, datasets, conf``;
 1. ``finetune`` (the NNX model, SFT) — below ``elicit``, which measures it;
 2. ``elicit`` (agents, backends, the response store);
 3. experiment shells: ``agents, pipeline, evaluation, uncertainty, cost, report, runner``;
-4. ``control``, ``analysis`` (built on the shells; never on each other).
+4. ``control``, ``analysis`` (built on the shells; never on each other);
+5. the ``utility-jax`` command (``cli``, ``__main__``).
 
 Imports inside functions count.
 """
@@ -36,6 +37,8 @@ LAYER = {
             "prompts",
             "config",
             "progress",
+            "datasets",
+            "conf",
             "__init__",
         ],
         0,
@@ -47,6 +50,8 @@ LAYER = {
     ),
     "control": 4,
     "analysis": 4,
+    "cli": 5,
+    "__main__": 5,
 }
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from utility_jax.analysis.draws import fmt, interval
 from utility_jax.analysis.harness import Task, opening
 from utility_jax.analysis.inputs import read_input
+from utility_jax.datasets import reference_dollar_amounts
 
 __all__ = [
     "fit_log_utility",
@@ -140,15 +141,9 @@ def quantity_outcomes(space: dict, group: str, measure: str, xs=None, source: st
 
 
 def dollar_amounts(n: int, max_exponent: float = 9.0) -> list[int]:
-    """The reference's dollar-anchor rule on ``n`` log-spaced points from $1 to $10^max_exponent:
-    amounts up to 10 kept, larger ones rounded to two significant digits (at least to tens),
-    deduplicated and sorted."""
-    out = set()
-    for d in np.logspace(0, max_exponent, n):
-        if d > 10:
-            d = round(d, -max(1, int(np.floor(np.log10(d))) - 1))
-        out.add(int(d))
-    return sorted(out)
+    """The reference's dollar-anchor rule (:func:`utility_jax.datasets.reference_dollar_amounts`):
+    ``dollar_amounts(100)`` gives its 92 amounts."""
+    return reference_dollar_amounts(n, max_exponent)
 
 
 def dollar_value(a_x, b_x, a_d, b_d, n_grid) -> np.ndarray:

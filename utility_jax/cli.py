@@ -1,0 +1,157 @@
+"""The ``utility-jax`` command: ``compute``, ``analyze``, ``control`` (Hydra apps over the
+configs shipped in the package) and ``data`` (the paper's public inputs).
+
+    utility-jax compute experiment=smoke fitter=logit
+    utility-jax compute -m fitter=case3,logit seed=0,1,2      # a sweep
+    utility-jax analyze experiment=lotteries
+    utility-jax control sft=lora
+    utility-jax data fetch
+
+Every Hydra option works after the subcommand (``--help``, ``--cfg job``, ``-m``,
+``--config-dir`` for a folder of your own configs, ``hydra.run.dir=...``). Runs go to
+``./logs/<name>/`` under the folder you are in (``paths.log_dir`` or ``UTILITY_JAX_LOG_DIR``).
+"""
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+__all__ = ["main", "COMMANDS"]
+
+CONFIG_MODULE = "pkg://utility_jax.conf"
+
+USAGE = """usage: utility-jax COMMAND [hydra options and overrides...]
+
+commands:
+  compute   elicit and fit utilities (default: the simulated agent on the shipped outcomes)
+  analyze   one of the paper's analyses: experiment=lotteries|instrumental|maximization|
+            convergence|political|exchange_rates|discounting|power_seeking|corrigibility
+  control   utility control: steer a model toward a citizen assembly by fine-tuning
+  data      the paper's public inputs: 'utility-jax data fetch' (see 'utility-jax data --help')
+
+'utility-jax COMMAND --help' lists a command's config groups and options.
+"""
+
+
+def _compute(cfg) -> float:
+    from hydra.core.hydra_config import HydraConfig
+
+    from utility_jax.runner import run_compute_utilities
+
+    out = HydraConfig.get().runtime.output_dir
+    res = run_compute_utilities(cfg, out)
+    with open(f"{out}/summary.txt") as fh:
+        print(fh.read().split("\noutcomes by utility")[0])
+    print(f"run folder: {out}")
+    # the value an optimising sweeper minimises
+    return float(res.metrics.get("heldout", {}).get("log_loss", float("nan")))
+
+
+def _analyze(cfg) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    from utility_jax.analysis.registry import run_analysis
+
+    out = HydraConfig.get().runtime.output_dir
+    run_analysis(cfg, out)
+    with open(f"{out}/summary.txt") as fh:
+        print(fh.read())
+    print(f"run folder: {out}")
+
+
+def _control(cfg) -> float:
+    from hydra.core.hydra_config import HydraConfig
+
+    from utility_jax.control import run_utility_control
+
+    out = HydraConfig.get().runtime.output_dir
+    m = run_utility_control(cfg, out)
+    with open(f"{out}/summary.txt") as fh:
+        print(fh.read())
+    print(f"run folder: {out}")
+    return m["after"]["heldout_accuracy_refit"]
+
+
+DATA_USAGE = """usage: utility-jax data {fetch,where,check} [--dest DIR] [--base-url URL]
+
+  fetch   download the paper's public inputs at pinned commits, check each sha256
+  where   print the data folder
+  check   verify the files in the data folder (missing or changed files are listed)
+"""
+
+
+def data_main(args: list[str]) -> int:
+    """``utility-jax data ...``."""
+    import argparse
+
+    from utility_jax.datasets import DEFAULT_BASE_URL, FILES, data_dir, fetch, sha256_file
+
+    p = argparse.ArgumentParser(prog="utility-jax data", usage=DATA_USAGE)
+    p.add_argument("action", choices=["fetch", "where", "check"])
+    p.add_argument("--dest", default=None, help="data folder (default: UTILITY_JAX_DATA or cache)")
+    p.add_argument("--base-url", default=DEFAULT_BASE_URL, help="URL format for each file")
+    p.add_argument("--timeout", type=float, default=30.0)
+    a = p.parse_args(args)
+    dest = Path(a.dest) if a.dest else data_dir()
+    if a.action == "where":
+        print(dest)
+        return 0
+    if a.action == "check":
+        bad = [
+            rel
+            for rel, (_, _, sha) in FILES.items()
+            if not (dest / rel).exists() or sha256_file(dest / rel) != sha
+        ]
+        print(f"{len(FILES) - len(bad)} of {len(FILES)} files verified in {dest}")
+        for rel in bad:
+            print(f"  missing or changed: {rel}")
+        return 1 if bad else 0
+    print(f"fetching {len(FILES)} files into {dest}")
+    try:
+        report = fetch(dest, base_url=a.base_url, timeout=a.timeout, log=print)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        print(f"utility-jax data fetch: {e}", file=sys.stderr)
+        return 1
+    print(report.summary())
+    return 0
+
+
+#: command -> (primary config, task function)
+COMMANDS: dict[str, tuple[str, Callable]] = {
+    "compute": ("config", _compute),
+    "analyze": ("config", _analyze),
+    "control": ("utility_control", _control),
+}
+
+
+def run_hydra(command: str, args: list[str]):
+    """Run a command's Hydra app with ``args`` as its command line."""
+    import hydra
+
+    from utility_jax.datasets import register_resolvers
+
+    register_resolvers()
+    config_name, task = COMMANDS[command]
+    saved = sys.argv
+    sys.argv = [f"utility-jax {command}", *args]
+    try:
+        app = hydra.main(version_base="1.3", config_path=CONFIG_MODULE, config_name=config_name)
+        return app(task)()
+    finally:
+        sys.argv = saved
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``utility-jax`` (and ``python -m utility_jax``)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(USAGE, end="")
+        return 0
+    command, rest = args[0], args[1:]
+    if command == "data":
+        return data_main(rest)
+    if command not in COMMANDS:
+        print(f"utility-jax: unknown command {command!r}\n\n{USAGE}", end="", file=sys.stderr)
+        return 2
+    run_hydra(command, rest)
+    return 0
