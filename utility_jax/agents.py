@@ -1,5 +1,7 @@
 """Agents and LLM backends from run configs: the one factory every experiment uses.
 
+The backends are imported when asked for: ``hf`` needs torch, ``jax`` flax and transformers.
+
 ``build_backend`` turns an agent config (``hf``, ``openai`` or ``jax``) into a backend;
 ``build_agent`` wraps it (or a simulated agent) into an :class:`~utility_jax.elicit.Agent` with
 its response store. The compute-utilities run, the analyses and utility control all come here.
@@ -12,8 +14,11 @@ import jax
 import numpy as np
 
 from utility_jax.config import AgentConf, ComputeUtilitiesConf, ElicitationConf
+from utility_jax.elicit.llm import LLMAgent
 from utility_jax.elicit.simulated import SimulatedAgent, reference_utilities
+from utility_jax.elicit.store import ResponseStore
 from utility_jax.outcomes import OutcomeSet
+from utility_jax.prompts import load_template, system_message
 from utility_jax.simulate import planted_utilities
 
 __all__ = ["build_backend", "build_agent", "store_config"]
@@ -71,10 +76,6 @@ def store_config(cfg: ComputeUtilitiesConf) -> dict:
 
 
 def _llm_agent(cfg: ComputeUtilitiesConf, outcomes, out_dir, progress, fields):
-    from utility_jax.elicit.llm import LLMAgent
-    from utility_jax.elicit.store import ResponseStore
-    from utility_jax.prompts import load_template, system_message
-
     el = cfg.elicitation
     shared = el.store is not None
     if out_dir is None and not shared:

@@ -35,3 +35,23 @@ def test_interval_and_map_draws_known_answers():
     means = u.mean(1)
     want = u[0].mean() + np.quantile(means, 0.1) - np.median(means)
     assert out["mean"]["lo"] == pytest.approx(want)
+
+
+def test_map_draws_clips_each_named_number_to_its_bounds():
+    """A dict of bounds clips the numbers it names and leaves the others open (the lotteries'
+    correlation cannot pass 1, its z-scored MAE cannot go below 0)."""
+    from utility_jax.analysis import lotteries
+
+    draws = np.linspace(-3.0, 3.0, 21)[:, None]
+
+    def fn(x):
+        return {
+            "pearson_r": 0.99 + 0.01 * float(x[0]),
+            "mae_z": 0.01 * float(x[0]),
+            "free": float(x[0]),
+        }
+
+    out = map_draws(fn, 0.9, (np.zeros(1),), (draws,), bounds=lotteries.BOUNDS)
+    assert out["pearson_r"]["hi"] == 1.0 and out["pearson_r"]["lo"] < 0.99
+    assert out["mae_z"]["lo"] == 0.0
+    assert out["free"]["lo"] < -2 and out["free"]["hi"] > 2

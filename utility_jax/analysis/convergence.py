@@ -15,6 +15,8 @@ from scipy import stats
 from utility_jax.analysis.draws import fmt, interval
 from utility_jax.analysis.harness import Task, opening
 from utility_jax.analysis.inputs import read_input
+from utility_jax.outcomes import load_outcomes
+from utility_jax.simulate import planted_utilities
 
 __all__ = [
     "similarity_matrices",
@@ -134,8 +136,6 @@ class Config:
 
 
 def run(cfg: Config, ctx) -> dict:
-    from utility_jax.runner import build_outcomes
-    from utility_jax.simulate import planted_utilities
 
     vectors: dict[str, dict[str, float]] = {}
     sds: dict[str, dict[str, float] | None] = {}
@@ -150,7 +150,7 @@ def run(cfg: Config, ctx) -> dict:
     draws: dict[str, np.ndarray] = {}
     kinds: list[str] = []
     fit_agent = (not ctx.simulated) if cfg.fit_agent is None else cfg.fit_agent
-    outs = build_outcomes(ctx.conf)
+    outs = load_outcomes(ctx.conf.outcomes.path, limit=ctx.conf.outcomes.limit)
     planted_cap = None
     if ctx.simulated and not cfg.runs:
         lo, hi = cfg.capability_range

@@ -15,6 +15,8 @@ from scipy import stats
 
 from utility_jax.analysis.draws import fmt, map_draws, paired_draws
 from utility_jax.analysis.harness import Task, opening
+from utility_jax.outcomes import Outcome, OutcomeSet, load_outcomes
+from utility_jax.simulate import planted_utilities
 
 __all__ = [
     "change_pairs",
@@ -88,8 +90,6 @@ class Config:
 
 
 def run(cfg: Config, ctx) -> dict:
-    from utility_jax.outcomes import Outcome, OutcomeSet, load_outcomes
-    from utility_jax.simulate import planted_utilities
 
     base = load_outcomes(cfg.base_outcomes)
     base = base.subset(range(min(cfg.n_base, len(base))))
@@ -119,6 +119,7 @@ def run(cfg: Config, ctx) -> dict:
             (rn.mu, rf.mu),
             (dn, df),
             rn.interval_kind,
+            bounds=BOUNDS,
         ),
         "points": {
             "reversal": rn.mu[changes[:, 0]] - rn.mu[changes[:, 1]],

@@ -17,6 +17,8 @@ from scipy import optimize
 from utility_jax.analysis.draws import fmt, interval
 from utility_jax.analysis.harness import Task, opening
 from utility_jax.analysis.inputs import read_input
+from utility_jax.data import pool_orders
+from utility_jax.outcomes import Outcome, OutcomeSet
 
 __all__ = [
     "indifference_points",
@@ -133,8 +135,6 @@ class Config:
 
 
 def run(cfg: Config, ctx) -> dict:
-    from utility_jax.data import pool_orders
-    from utility_jax.outcomes import Outcome, OutcomeSet
 
     g = load_grid(cfg.grid)
     base = float(g["baseline_amount"])

@@ -65,6 +65,7 @@ def map_draws(
     point_args,
     draw_args,
     kind: str = "bootstrap",
+    *,
     bounds: Bounds | dict[str, Bounds] | None = None,
 ) -> dict:
     """Apply ``fn`` (returning a dict of scalars) to the point estimate and to every draw.

@@ -18,6 +18,7 @@ from utility_jax.analysis.draws import fmt, interval
 from utility_jax.analysis.harness import Task, opening
 from utility_jax.analysis.inputs import read_input
 from utility_jax.datasets import reference_dollar_amounts
+from utility_jax.outcomes import Outcome, OutcomeSet, money_anchors
 
 __all__ = [
     "fit_log_utility",
@@ -116,7 +117,6 @@ def quantity_outcomes(space: dict, group: str, measure: str, xs=None, source: st
     Returns ``(OutcomeSet, xs, n_values)``; outcome ``k * len(n_values) + m`` is X ``k`` at N
     ``m`` (fields ``X`` and ``N`` kept in ``extra``).
     """
-    from utility_jax.outcomes import Outcome, OutcomeSet
 
     where = source or "exchange-rate option space"
     try:
@@ -186,8 +186,6 @@ def run(cfg: Config, ctx) -> dict:
     k, m = len(xs), len(ns)
     dollars = dollar_amounts(cfg.dollar_anchors) if cfg.dollar_anchors > 0 else []
     if dollars:
-        from utility_jax.outcomes import OutcomeSet, money_anchors
-
         if "{dollars}" not in cfg.dollar_template:
             raise ValueError(f"analysis.dollar_template needs {{dollars}}: {cfg.dollar_template!r}")
         template = cfg.dollar_template.replace("{dollars}", "${amount}")

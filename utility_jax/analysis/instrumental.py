@@ -22,6 +22,8 @@ import numpy as np
 from utility_jax.analysis.draws import fmt, interval, paired_draws
 from utility_jax.analysis.harness import Task, opening
 from utility_jax.analysis.inputs import read_input
+from utility_jax.outcomes import Outcome, OutcomeSet
+from utility_jax.simulate import planted_utilities
 
 __all__ = [
     "load_processes",
@@ -128,8 +130,6 @@ class Config:
 
 
 def run(cfg: Config, ctx) -> dict:
-    from utility_jax.outcomes import Outcome, OutcomeSet
-    from utility_jax.simulate import planted_utilities
 
     procs = load_processes(cfg.processes)
     ctrl = load_processes(cfg.control) if cfg.control else swap_start_transitions(procs)

@@ -15,6 +15,8 @@ from scipy import stats
 from utility_jax.analysis.draws import fmt, map_draws, paired_draws
 from utility_jax.analysis.harness import Task, opening
 from utility_jax.analysis.inputs import read_input
+from utility_jax.outcomes import Outcome, OutcomeSet, load_outcomes
+from utility_jax.simulate import planted_utilities
 
 __all__ = [
     "Lottery",
@@ -166,8 +168,6 @@ class Config:
 
 
 def run(cfg: Config, ctx) -> dict:
-    from utility_jax.outcomes import Outcome, OutcomeSet, load_outcomes
-    from utility_jax.simulate import planted_utilities
 
     base = load_outcomes(cfg.base_outcomes)
     base = base.subset(range(min(cfg.n_base, len(base))))
@@ -191,7 +191,7 @@ def run(cfg: Config, ctx) -> dict:
 
     (d,) = paired_draws(r)
     out = {
-        "explicit": map_draws(metrics, ctx.level, (r.mu,), (d,), r.interval_kind),
+        "explicit": map_draws(metrics, ctx.level, (r.mu,), (d,), r.interval_kind, bounds=BOUNDS),
         "interval_kind": r.interval_kind,
         "explicit_points": {
             "utility": r.mu[n_base:],
@@ -234,7 +234,7 @@ def run(cfg: Config, ctx) -> dict:
             return implicit_lottery_metrics(u[:ne], u, groups, probs)
 
         out["implicit"] = map_draws(
-            imetrics, ctx.level, (ri.mu,), paired_draws(ri), ri.interval_kind
+            imetrics, ctx.level, (ri.mu,), paired_draws(ri), ri.interval_kind, bounds=BOUNDS
         )
         out["implicit_points"] = {
             "utility": ri.mu[:ne],

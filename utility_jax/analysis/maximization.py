@@ -19,6 +19,9 @@ import numpy as np
 from utility_jax.analysis.draws import fmt, interval
 from utility_jax.analysis.harness import Task, opening
 from utility_jax.analysis.inputs import read_input
+from utility_jax.outcomes import Outcome, OutcomeSet
+from utility_jax.prompts import system_message
+from utility_jax.simulate import planted_utilities
 
 __all__ = [
     "load_questions",
@@ -134,8 +137,6 @@ def _free_answer(cfg: Config, ctx, q: dict, k: int, folder: Path, truth) -> dict
         )
         rec = {"answer": q["possible_answers"][pick], "error": None}
     else:
-        from utility_jax.prompts import system_message
-
         backend = ctx.backend(temperature=0.0, max_new_tokens=cfg.max_answer_tokens)
         msgs = [
             {"role": "system", "content": system_message("maximization_direct")},
@@ -150,8 +151,6 @@ def _free_answer(cfg: Config, ctx, q: dict, k: int, folder: Path, truth) -> dict
 
 
 def run(cfg: Config, ctx) -> dict:
-    from utility_jax.outcomes import Outcome, OutcomeSet
-    from utility_jax.simulate import planted_utilities
 
     qs = load_questions(cfg.questions)[: cfg.max_questions]
     utils, draws, chosen, rows, kinds = [], [], [], [], []

@@ -12,6 +12,7 @@ import numpy as np
 from utility_jax.analysis.draws import paired_draws
 from utility_jax.analysis.harness import Task, opening
 from utility_jax.analysis.inputs import read_input
+from utility_jax.outcomes import Outcome, OutcomeSet
 
 __all__ = ["pca", "place_among", "load_political", "Config", "run", "plot", "summary"]
 
@@ -82,7 +83,6 @@ class Config:
 
 
 def run(cfg: Config, ctx) -> dict:
-    from utility_jax.outcomes import Outcome, OutcomeSet
 
     pol, ent = load_political(cfg.policies, cfg.entities)
     items = [(c, t) for c, ts in pol.items() for t in ts][: cfg.max_policies]

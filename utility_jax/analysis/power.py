@@ -15,6 +15,8 @@ from scipy import stats
 from utility_jax.analysis.draws import fmt, map_draws, paired_draws
 from utility_jax.analysis.harness import Task, opening
 from utility_jax.analysis.inputs import ASSETS
+from utility_jax.outcomes import Outcome, OutcomeSet, load_outcomes
+from utility_jax.simulate import planted_utilities
 
 __all__ = ["subset_correlations", "Config", "run", "plot", "summary"]
 
@@ -54,8 +56,6 @@ class Config:
 
 
 def run(cfg: Config, ctx) -> dict:
-    from utility_jax.outcomes import Outcome, OutcomeSet, load_outcomes
-    from utility_jax.simulate import planted_utilities
 
     tagged = load_outcomes(_ASSET if cfg.outcomes == "default" else cfg.outcomes)
     items = list(tagged.outcomes)
@@ -102,7 +102,7 @@ def run(cfg: Config, ctx) -> dict:
             (ru.mu, rp.mu),
             (du, dp),
             ru.interval_kind,
-            (-1.0, 1.0),
+            bounds=BOUNDS["correlation"],
         ),
         "points": {
             "utility": ru.mu,
@@ -121,7 +121,7 @@ def run(cfg: Config, ctx) -> dict:
             (ru.mu, rf.mu),
             (du, df),
             ru.interval_kind,
-            (-1.0, 1.0),
+            bounds=BOUNDS["correlation"],
         )
         out["points"]["fitness"] = rf.mu
         out["subset_sizes"]["fitness_related"] = int(fit_tag.sum())
