@@ -2,7 +2,7 @@
 
 Answers are a deterministic function of the prompt (so an interrupted and an uninterrupted run
 see the same replies). ``script`` holds what to do with the first requests: an HTTP status
-(429, 500, 400...), "timeout" (answer after ``delay_s``), "badjson" (200 with a body that is not
+(429, 500, 400...), "echo401" (a 401 whose body repeats the key), "timeout" (answer after ``delay_s``), "badjson" (200 with a body that is not
 JSON), "empty" (content ""), "none" (content null). ``hang_after=M`` makes request M+1 and later
 block until ``release()``; ``blocked`` is set when that happens.
 """
@@ -62,6 +62,11 @@ class FakeOpenAI:
                     outer.blocked.set()
                     outer._release.wait(60)
                     self._send(503, b'{"error": "released"}')
+                    return
+                if action == "echo401":  # a careless server: the key back in the error body
+                    auth = self.headers.get("Authorization", "")
+                    msg = f"invalid key {auth.removeprefix('Bearer ')}; got headers Authorization: {auth}"
+                    self._send(401, json.dumps({"error": {"message": msg}}).encode())
                     return
                 if isinstance(action, int):
                     self._send(

@@ -66,9 +66,10 @@ def store_config(cfg: ComputeUtilitiesConf) -> dict:
     """The parts of a config that decide which questions are asked and how (for resume checks)."""
     d = dataclasses.asdict(cfg)
     el = {k: v for k, v in d["elicitation"].items() if k not in ("store", "force")}
+    agent = {k: v for k, v in d["agent"].items() if k != "max_error_rate"}
     return {
         "outcomes": d["outcomes"],
-        "agent": d["agent"],
+        "agent": agent,
         "elicitation": el,
         "graph": d["graph"],
         "seed": d["seed"],

@@ -27,6 +27,7 @@ __all__ = [
     "ComputeUtilitiesConf",
     "validate",
     "merge_schema",
+    "check_ranges",
     "fit_config",
     "to_core",
     "SHELL_ONLY",
@@ -63,6 +64,8 @@ class AgentConf:
     concurrency: int = 16
     timeout_s: float = 60.0
     max_retries: int = 6
+    # a run whose transport-error rate passes this still writes its folder, then exits non-zero
+    max_error_rate: float = 0.05
 
 
 @dataclasses.dataclass
@@ -162,12 +165,87 @@ _CHOICES = {
 }
 
 
-def merge_schema(cfg: DictConfig | dict[str, Any], schema: type):
+#: top-level keys a run config may hold outside its schema (read by Hydra or other shells)
+OUTSIDE_SCHEMA = frozenset({"hydra", "paths", "analysis"})
+
+# (group or None for the top level, key) -> (lo, hi, what); None is an open side; "lo<" marks
+# an open lower bound (strictly greater)
+_RANGES: dict[tuple[str | None, str], tuple[Any, Any]] = {
+    ("agent", "concurrency"): (1, None),
+    ("agent", "max_retries"): (0, None),
+    ("agent", "timeout_s"): ("0<", None),
+    ("agent", "batch_size"): (1, None),
+    ("agent", "refusal_rate"): (0.0, 1.0),
+    ("agent", "max_error_rate"): (0.0, 1.0),
+    ("agent", "mu_scale"): ("0<", None),
+    ("agent", "sigma_min"): ("0<", None),
+    ("agent", "sigma_max"): ("0<", None),
+    ("fitter", "mu_prior_scale"): ("0<", None),
+    ("fitter", "logvar_prior_scale"): ("0<", None),
+    ("fitter", "max_iter"): (1, None),
+    ("fitter", "gtol"): ("0<", None),
+    ("fitter", "memory_size"): (1, None),
+    ("fitter", "init_scale"): (0.0, None),
+    ("graph", "holdout_fraction"): (0.0, 0.5),
+    ("graph", "holdout_max"): (0, None),
+    ("graph", "initial_degree"): (1, None),
+    ("graph", "edge_multiplier"): ("0<", None),
+    ("graph", "edges_per_round"): (1, None),
+    ("graph", "p_percent"): ("0<", 100.0),
+    ("graph", "q_percent"): ("0<", 100.0),
+    ("elicitation", "k"): (1, None),
+    ("elicitation", "temperature"): (0.0, None),
+    ("elicitation", "max_new_tokens"): (1, None),
+    ("uncertainty", "n_bootstrap"): (0, None),
+    ("uncertainty", "level"): ("0<", "<1"),
+    ("bayes", "mu_prior_scale"): ("0<", None),
+    ("bayes", "logsigma_prior_scale"): ("0<", None),
+    ("bayes", "num_warmup"): (0, None),
+    ("bayes", "num_samples"): (1, None),
+    ("bayes", "num_chains"): (1, None),
+    ("bayes", "target_accept_prob"): ("0<", "<1"),
+    ("bayes", "max_tree_depth"): (1, None),
+    ("bayes", "svi_steps"): (1, None),
+    ("bayes", "svi_lr"): ("0<", None),
+    ("bayes", "svi_draws"): (1, None),
+    ("bayes", "svi_rank"): (1, None),
+    ("bayes", "hdi_prob"): ("0<", "<1"),
+    ("outcomes", "limit"): (3, None),
+    (None, "n_triads"): (0, None),
+}
+
+
+def check_ranges(obj, ranges: dict[tuple[str | None, str], tuple[Any, Any]]) -> None:
+    """Raise ``ValueError`` naming the key for the first value outside its range (None values
+    are "unset" and pass)."""
+    for (group, key), (lo, hi) in ranges.items():
+        val = getattr(obj if group is None else getattr(obj, group), key)
+        if val is None:
+            continue
+        name = key if group is None else f"{group}.{key}"
+        open_lo = isinstance(lo, str)
+        open_hi = isinstance(hi, str)
+        lo_v = float(lo.rstrip("<")) if open_lo else lo
+        hi_v = float(hi.lstrip("<")) if open_hi else hi
+        bad = (lo_v is not None and (val <= lo_v if open_lo else val < lo_v)) or (
+            hi_v is not None and (val >= hi_v if open_hi else val > hi_v)
+        )
+        if bad:
+            left = "(" if open_lo else "["
+            right = ")" if open_hi or hi_v is None else "]"
+            span = f"{left}{lo_v if lo_v is not None else '-inf'}, "
+            span += f"{hi_v if hi_v is not None else 'inf'}{right}"
+            raise ValueError(f"{name}={val!r} is out of range: it must be in {span}")
+
+
+def merge_schema(
+    cfg: DictConfig | dict[str, Any], schema: type, *, outside: frozenset[str] = OUTSIDE_SCHEMA
+):
     """Merge a (Hydra) config onto a dataclass schema and return the typed object.
 
-    Keys outside the schema (``hydra``, ``paths``, ``experiment`` and the like) are ignored;
-    inside it, unknown keys and wrong types raise with the key's name, and so do required
-    values (``???``) left unset.
+    Top-level keys outside the schema are refused unless listed in ``outside`` (Hydra's own,
+    ``paths``...), so a misspelt ``+key=value`` fails; inside the schema, unknown keys and
+    wrong types raise with the key's name, and so do required values (``???``) left unset.
     """
     if isinstance(cfg, DictConfig):
         missing = sorted(k for k in OmegaConf.missing_keys(cfg) if not k.startswith("hydra"))
@@ -177,6 +255,11 @@ def merge_schema(cfg: DictConfig | dict[str, Any], schema: type):
             )
     raw = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
     known = {f.name for f in dataclasses.fields(schema)}
+    unknown = sorted(set(raw) - known - outside)
+    if unknown:
+        raise ValueError(
+            f"unknown config keys {unknown}: not settings of this command (known: {sorted(known)})"
+        )
     raw = {k: v for k, v in raw.items() if k in known}
     return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), raw))
 
@@ -189,10 +272,11 @@ def validate(cfg: DictConfig | dict[str, Any]) -> ComputeUtilitiesConf:
         val = getattr(getattr(obj, group), key)
         if val not in allowed:
             raise ValueError(f"{group}.{key}={val!r} is not one of {allowed}")
-    if obj.elicitation.k < 1:
-        raise ValueError(f"elicitation.k must be >= 1, got {obj.elicitation.k}")
-    if not 0 < obj.uncertainty.level < 1:
-        raise ValueError(f"uncertainty.level must be in (0, 1), got {obj.uncertainty.level}")
+    check_ranges(obj, _RANGES)
+    if obj.agent.sigma_max < obj.agent.sigma_min:
+        raise ValueError(
+            f"agent.sigma_max={obj.agent.sigma_max} is below agent.sigma_min={obj.agent.sigma_min}"
+        )
     return obj
 
 

@@ -31,6 +31,21 @@ _MIN_BUCKET = 64
 REFUSAL_RULES = ("half", "drop")
 
 
+def _int_index(x, name: str) -> np.ndarray:
+    """``x`` as int64 indices; a float that is not a whole number is an error (never truncated)."""
+    arr = np.asarray(x)
+    if arr.dtype.kind == "f":
+        bad = np.flatnonzero(~np.isfinite(arr.reshape(-1)) | (arr.reshape(-1) % 1 != 0))
+        if bad.size:
+            r = int(bad[0])
+            raise ValueError(
+                f"{name} row {r}: {float(arr.reshape(-1)[r])!r} is not an integer index"
+            )
+    elif arr.size and arr.dtype.kind not in "iub":
+        raise ValueError(f"{name}: indices must be integers, got dtype {arr.dtype}")
+    return arr.astype(np.int64).reshape(-1)
+
+
 def pool_orders(counts, *, refusal: str = "half") -> tuple[np.ndarray, np.ndarray]:
     """Votes for the first outcome and total votes from ``[n, 2, 3]`` order counts.
 
@@ -112,8 +127,7 @@ class PairwiseData:
         n_items = int(n_items)
         if n_items < 1:
             raise ValueError(f"n_items must be >= 1, got {n_items}")
-        a = np.asarray(idx_a, dtype=np.int64).reshape(-1)
-        b = np.asarray(idx_b, dtype=np.int64).reshape(-1)
+        a, b = _int_index(idx_a, "idx_a"), _int_index(idx_b, "idx_b")
         na = np.asarray(votes_a, dtype=np.float64).reshape(-1)
         nt = np.asarray(votes_total, dtype=np.float64).reshape(-1)
         n = a.shape[0]

@@ -21,6 +21,7 @@ __all__ = [
     "random_responder",
     "recovery",
     "posterior_predictive_metrics",
+    "degenerate_warnings",
 ]
 
 TIE_RULE = "p >= 0.5 counts as preferring the first outcome (the reference's rule)"
@@ -42,6 +43,37 @@ def evaluate_run(
     out["transitivity"] = M.transitivity(train, triads)
     if heldout is not None:
         out["heldout"] = M.evaluate_pairwise(fit, heldout)
+    return out
+
+
+SIGMA_BLOWUP = 10.0  # a normalised sd above this: the outcome's utility is not identified
+
+
+def degenerate_warnings(metrics: dict[str, Any], fit: ThurstonianFit, model: str) -> list[str]:
+    """Results that look fine but are not: predictions tied at 0.5, sigma blow-ups, a fit that
+    did not converge. Each is one sentence for ``summary.txt`` and ``metrics.json``."""
+    out = []
+    ho = metrics.get("heldout")
+    if ho and ho["n_pairs"] and ho["n_model_ties"] / ho["n_pairs"] > 0.5:
+        out.append(
+            f"{ho['n_model_ties']} of {ho['n_pairs']} held-out predictions tie at 0.5 (a model "
+            f"with no preferences): the reference's tie rule counts them as correct "
+            f"(accuracy {ho['accuracy']:.4f}); with ties as half it is {ho['accuracy_ties_half']:.4f}"
+        )
+    if model == "case3":
+        s = np.asarray(fit.sigma_normalized)
+        big = np.flatnonzero(~np.isfinite(s) | (s > SIGMA_BLOWUP))
+        if big.size:
+            out.append(
+                f"sigma blow-up: {big.size} outcomes have a normalised sd above {SIGMA_BLOWUP:g} "
+                f"(max {np.nanmax(s):.3g}; e.g. outcomes {big[:10].tolist()}): their utilities are "
+                "not identified (incoherent answers, or too few comparisons)"
+            )
+    if not bool(fit.converged):
+        out.append(
+            f"the final fit did not converge (grad norm {float(fit.grad_norm):.2e} after "
+            f"{int(fit.n_iter)} iterations): raise fitter.max_iter or check the data"
+        )
     return out
 
 

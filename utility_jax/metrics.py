@@ -18,6 +18,7 @@ from utility_jax.thurstonian import predict_log_proba
 
 __all__ = [
     "heldout_accuracy",
+    "heldout_accuracy_ties_half",
     "log_loss_per_vote",
     "brier_score",
     "calibration_error",
@@ -47,6 +48,19 @@ def heldout_accuracy(p_model, p_empirical, mask=None) -> jax.Array:
     p_model, p_empirical = jnp.asarray(p_model), jnp.asarray(p_empirical)
     mask = jnp.ones(p_model.shape, bool) if mask is None else mask
     return _mean(((p_model >= 0.5) == (p_empirical >= 0.5)).astype(p_model.dtype), mask)
+
+
+_TIE_TOL = 1e-6  # a predicted probability this close to 0.5 is a tie
+
+
+def heldout_accuracy_ties_half(p_model, p_empirical, mask=None) -> jax.Array:
+    """Held-out accuracy where a tie on either side (predicted within 1e-6 of 0.5, or an
+    empirical 50/50) scores one half: a model with no preferences scores 0.5, not 1."""
+    p_model, p_empirical = jnp.asarray(p_model), jnp.asarray(p_empirical)
+    mask = jnp.ones(p_model.shape, bool) if mask is None else mask
+    tie = (jnp.abs(p_model - 0.5) < _TIE_TOL) | (p_empirical == 0.5)
+    agree = ((p_model > 0.5) == (p_empirical > 0.5)).astype(p_model.dtype)
+    return _mean(jnp.where(tie, 0.5, agree), mask)
 
 
 def log_loss_per_vote(logp_a, logp_b, n_a, n_total, mask=None) -> jax.Array:
@@ -197,4 +211,8 @@ def _evaluate(fit, data: PairwiseData) -> dict[str, jax.Array]:
         "average_confidence": average_confidence(pe, m),
         "n_pairs": jnp.sum(m),
         "n_ties": jnp.sum(jnp.where(m, pe == 0.5, False)),
+        # predictions at 0.5 (a model with no preference): the reference's rule counts them as
+        # "A"; beside it, accuracy scoring any tie (predicted or empirical) as half right
+        "n_model_ties": jnp.sum(jnp.where(m, jnp.abs(p - 0.5) < _TIE_TOL, False)),
+        "accuracy_ties_half": heldout_accuracy_ties_half(p, pe, m),
     }

@@ -24,6 +24,7 @@ from utility_jax.config import ComputeUtilitiesConf, bayes_config, fit_config
 from utility_jax.cost import cost_metrics
 from utility_jax.data import PairwiseData, bucket_length, pool_orders
 from utility_jax.elicit.base import Agent
+from utility_jax.incidents import NoVotesError, no_votes_reason, run_incidents, vote_incidents
 from utility_jax.outcomes import OutcomeSet
 from utility_jax.reference import fit_reference_adam
 from utility_jax.thurstonian import FitConfig, ThurstonianFit, fit_thurstonian
@@ -82,11 +83,14 @@ class Elicited:
     budget: int
 
 
-def _to_data(n_items, pairs, counts, refusal, pad_to=None) -> PairwiseData:
+def _to_data(n_items, pairs, counts, refusal, pad_to=None, *, agent=None, what="the pairs"):
+    """Pairs with votes as data; pairs left without votes are dropped (and reported by
+    :mod:`~utility_jax.incidents`); no vote at all is a :class:`NoVotesError` naming the cause."""
     wins, total = pool_orders(counts, refusal=refusal)
     keep = total > 0
     if not keep.any():
-        raise RuntimeError("every answer was a dropped refusal: no votes to fit")
+        reason = no_votes_reason(agent, refusal, what) if agent is not None else "no votes"
+        raise NoVotesError(f"{what}: {reason}")
     return PairwiseData.from_counts(
         n_items, pairs[keep, 0], pairs[keep, 1], wins[keep], total[keep], pad_to=pad_to
     )
@@ -188,13 +192,17 @@ def elicit_and_fit(
     heldout_counts, heldout = np.zeros((0, 2, 3)), None
     if len(heldout_pairs):
         heldout_counts = agent.query(heldout_pairs, el.k, key=k_hold)
-        heldout = _to_data(n, heldout_pairs, heldout_counts, el.refusal)
+        heldout = _to_data(
+            n, heldout_pairs, heldout_counts, el.refusal, agent=agent, what="the held-out pairs"
+        )
 
     pairs, rounds_of = initial, np.zeros(len(initial), int)
     counts = agent.query(initial, el.k, key=jax.random.fold_in(k_rounds, 0))
     fit, rounds, r = None, [], 0
     while True:
-        data = _to_data(n, pairs, counts, el.refusal, pad_to=pad)
+        data = _to_data(
+            n, pairs, counts, el.refusal, pad_to=pad, agent=agent, what="the training pairs"
+        )
         t0 = time.perf_counter()
         fit = fit_fn(data, jax.random.fold_in(k_rounds, 10_000 + r), fit)
         jax.block_until_ready(fit.mu)
@@ -282,7 +290,9 @@ def compute_utilities(
         n, agent, cfg, fit_fn, key_heldout=k_hold, key_rounds=k_rounds, progress=progress
     )
     votes = 2 * cfg.elicitation.k
-    triads = M.sample_triads(el.pairs, cfg.n_triads, np.random.default_rng([int(cfg.seed), 7]))
+    # triads among the pairs that kept votes (a pair without votes has no empirical probability)
+    voted = np.stack([el.train.valid()["idx_a"], el.train.valid()["idx_b"]], 1)
+    triads = M.sample_triads(voted, cfg.n_triads, np.random.default_rng([int(cfg.seed), 7]))
     ev = E.evaluate_run(el.fit, el.train, el.heldout, triads)
     metrics: dict[str, Any] = {
         "n_outcomes": n,
@@ -305,6 +315,16 @@ def compute_utilities(
         k_rand, lambda d, k: fit_fn(d, k, None), el.train, el.heldout, triads, votes
     )
     metrics["cost"] = cost_metrics(agent)
+    metrics["incidents"] = run_incidents(
+        agent,
+        {
+            "train": vote_incidents(n, el.pairs, el.counts, cfg.elicitation.refusal),
+            "heldout": vote_incidents(
+                n, el.heldout_pairs, el.heldout_counts, cfg.elicitation.refusal
+            ),
+        },
+        cfg.agent.max_error_rate,
+    )
     found, posterior = _uncertainty(cfg, el, fcfg, k_boot, key, progress)
     for kind, u in found.items():
         metrics["bayes" if kind == "posterior" else kind] = u.metrics
@@ -319,6 +339,7 @@ def compute_utilities(
             link=cfg.agent.link,
         )
         metrics["recovery"] = {**rec, **U.coverage(found, true_utilities[0])}
+    metrics["warnings"] = E.degenerate_warnings(metrics, el.fit, cfg.fitter.model)
     metrics["rounds"] = el.rounds
     return ComputeUtilitiesResult(
         outcomes=outcomes,

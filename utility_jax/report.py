@@ -77,6 +77,11 @@ def summary_text(res: ComputeUtilitiesResult) -> str:
 
     if "heldout" in m:
         row("held-out accuracy", m["heldout"]["accuracy"], rr["heldout"]["accuracy"])
+        row(
+            "  (ties scored as half)",
+            m["heldout"]["accuracy_ties_half"],
+            rr["heldout"]["accuracy_ties_half"],
+        )
         row("held-out log loss / vote", m["heldout"]["log_loss"], rr["heldout"]["log_loss"])
         row("held-out Brier", m["heldout"]["brier"], rr["heldout"]["brier"])
         row(
@@ -102,6 +107,8 @@ def summary_text(res: ComputeUtilitiesResult) -> str:
         f"{c['errors']} (rate {c['error_rate']:.4f}); model calls {c['model_calls']}, forward passes "
         f"{c['forward_passes']}, tokens {c['tokens']}, answers reused from the store {c.get('cache_hits', 0)}"
     )
+    lines += _incident_lines(m.get("incidents"))
+    lines += [f"WARNING: {w}" for w in m.get("warnings", [])]
     if "mean_probability_outside_AB" in c:
         lines.append(
             f"mean next-token probability outside {{A, B}}: {c['mean_probability_outside_AB']:.4f}"
@@ -151,6 +158,34 @@ def summary_text(res: ComputeUtilitiesResult) -> str:
             f"[{r['category']}] {r['text']}"
         )
     return "\n".join(lines) + "\n"
+
+
+def _incident_lines(inc: dict | None) -> list[str]:
+    """The summary's INCIDENT lines (nothing when the run had none)."""
+    if not inc:
+        return []
+    lines = []
+    for part in ("train", "heldout"):
+        p = inc.get(part) or {}
+        if p.get("pairs_without_votes"):
+            lines.append(
+                f"INCIDENT: {p['pairs_without_votes']} of {p['n_pairs']} {part} pairs have no votes "
+                f"and are left out ({p['without_votes_no_answer']} lost every request, "
+                f"{p['without_votes_only_refusals']} only refusals); e.g. "
+                f"{p['pairs_without_votes_examples'][:5]}"
+            )
+    never = (inc.get("train") or {}).get("outcomes_never_compared") or []
+    if never:
+        lines.append(
+            f"INCIDENT: {len(never)} outcomes are compared by no voted training pair; their "
+            f"utilities rest on the prior only: {never[:20]}"
+        )
+    if inc.get("error_rate_exceeded"):
+        lines.append(
+            f"INCIDENT: transport-error rate {inc['error_rate']:.2%} passes agent.max_error_rate "
+            f"{inc['max_error_rate']}; last error: {inc['last_error']}"
+        )
+    return lines
 
 
 def _plots(res: ComputeUtilitiesResult, out: Path) -> list[str]:

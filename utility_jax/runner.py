@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from utility_jax.agents import build_agent
 from utility_jax.config import validate
+from utility_jax.incidents import RunIncidentError
 from utility_jax.outcomes import load_outcomes
 from utility_jax.pipeline import ComputeUtilitiesResult, compute_utilities
 from utility_jax.progress import progress_factory
@@ -44,6 +45,14 @@ def run_compute_utilities(
     full.pop("hydra", None)
     write_run(res, out_dir, config=full, plots=conf.plots)
     m = res.metrics
+    inc = m["incidents"]
+    if inc["error_rate_exceeded"]:
+        raise RunIncidentError(
+            f"{out_dir}: the run finished and wrote its folder, but {inc['error_rate']:.1%} of "
+            f"requests failed (agent.max_error_rate={inc['max_error_rate']}); the last error: "
+            f"{inc['last_error']}. Rerun the same command with hydra.run.dir={out_dir} to retry "
+            "only the failed requests."
+        )
     log.info(
         "done: held-out accuracy %.4f (random %.4f), log loss %.4f; files in %s",
         m.get("heldout", {}).get("accuracy", np.nan),

@@ -33,6 +33,7 @@ from typing import Literal
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 import optax.tree_utils as otu
 from jax.flatten_util import ravel_pytree
@@ -218,10 +219,34 @@ def log_likelihood_pairwise(
     return jnp.sum(jnp.where(data.mask, ll, 0.0))
 
 
+def _check_indices(n_items: int, **idx) -> None:
+    """Concrete index arrays must be integers in ``[0, n_items)`` (JAX would clamp or wrap them
+    silently); traced ones (inside ``jit``) are the caller's responsibility."""
+    for name, x in idx.items():
+        if isinstance(x, jax.core.Tracer):
+            continue
+        arr = np.asarray(x)
+        if arr.dtype.kind not in "iu":
+            if arr.dtype.kind != "f" or np.any(arr % 1 != 0):
+                raise ValueError(
+                    f"{name}: indices must be integers, got {arr.dtype} {arr.ravel()[:5]}"
+                )
+        if arr.size and (arr.min() < 0 or arr.max() >= n_items):
+            raise ValueError(f"{name}: index outside [0, {n_items}) (got {arr.min()}..{arr.max()})")
+
+
 @jax.jit
+def _predict_log_proba(fit: ThurstonianFit, idx_a, idx_b) -> tuple[jax.Array, jax.Array]:
+    return log_proba_pairwise(fit.mu, fit.log_var, idx_a, idx_b, fit.link)
+
+
 def predict_log_proba(fit: ThurstonianFit, idx_a, idx_b) -> tuple[jax.Array, jax.Array]:
-    """``(log P(a > b), log P(b > a))`` under a fit, for index arrays ``idx_a``, ``idx_b``."""
-    return log_proba_pairwise(fit.mu, fit.log_var, jnp.asarray(idx_a), jnp.asarray(idx_b), fit.link)
+    """``(log P(a > b), log P(b > a))`` under a fit, for index arrays ``idx_a``, ``idx_b``.
+
+    Raises ``ValueError`` for concrete indices that are not integers in ``[0, n_items)``.
+    """
+    _check_indices(fit.mu.shape[-1], idx_a=idx_a, idx_b=idx_b)
+    return _predict_log_proba(fit, jnp.asarray(idx_a, jnp.int32), jnp.asarray(idx_b, jnp.int32))
 
 
 def predict_proba(fit: ThurstonianFit, idx_a, idx_b) -> jax.Array:
@@ -399,7 +424,20 @@ def fit_thurstonian(
     cfg = _config(cfg, overrides)
     if data.idx_a.ndim != 1:
         raise ValueError("fit_thurstonian takes unbatched data; use fit_thurstonian_batch")
+    _check_init(init, data.n_items, cfg)
     return _fit_jit(data, key, init, cfg)
+
+
+def _check_init(init: ThurstonianFit | None, n_items: int, cfg: FitConfig) -> None:
+    if init is None:
+        return
+    if init.mu.shape[-1] != n_items:
+        raise ValueError(
+            f"init has {init.mu.shape[-1]} items but the data has {n_items}: warm-start from a fit "
+            "of the same outcomes"
+        )
+    if init.link != cfg.link:
+        raise ValueError(f"init is a {init.link} fit but the config's model {cfg.model!r} is not")
 
 
 def fit_thurstonian_batch(
@@ -447,7 +485,15 @@ def laplace_stderr(
     mean-zero log-variances for case III), so the errors are those of the representative the
     fitter reports. Dense: O(n_items^2) memory, O(n_items^3) time.
     """
-    return _laplace_jit(fit, data, _config(cfg, overrides))
+    cfg = _config(cfg, overrides)
+    if fit.link != cfg.link:
+        raise ValueError(
+            f"the fit is a {fit.link} fit but the config's model is {cfg.model!r}: pass the "
+            f"config (or model=...) the fit was made with"
+        )
+    if fit.mu.shape[-1] != data.n_items:
+        raise ValueError(f"the fit has {fit.mu.shape[-1]} items but the data {data.n_items}")
+    return _laplace_jit(fit, data, cfg)
 
 
 @jax.jit(static_argnames=("cfg",))
@@ -515,7 +561,18 @@ def fit_bootstrap(
     method: Literal["auto", "vmap", "map"] = "auto",
     **overrides,
 ) -> ThurstonianFit:
-    """``n_boot`` vote-level bootstrap fits in one compiled call (warm-started from ``init``)."""
+    """``n_boot`` vote-level bootstrap fits in one compiled call (warm-started from ``init``).
+
+    Votes are resampled whole: every pair needs a vote total of at least 1.
+    """
+    nt = np.asarray(data.n_total)[np.asarray(data.mask)]
+    if nt.size and nt.min() < 1:
+        rows = np.flatnonzero(nt < 1)
+        raise ValueError(
+            f"fit_bootstrap resamples whole votes: {rows.size} pairs have a vote total below 1 "
+            f"(first: row {int(rows[0])}, total {float(nt[rows[0]])}); use Laplace or posterior "
+            "intervals for fractional-vote data"
+        )
     boot = bootstrap_pairwise(key, data, n_boot)
     binit = None
     if init is not None:

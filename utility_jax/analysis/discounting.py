@@ -91,8 +91,20 @@ def fit_discount_curves(delays, indiff, baseline: float = 1000.0) -> dict:
             "r2_log": float(1 - r.fun / ss_tot) if ss_tot > 0 else float("nan"),
             "rmse_log": float(np.sqrt(np.mean((pred - np.log(d)) ** 2))),
         }
-    res["better"] = min(MODELS, key=lambda m: res[m]["sse_log"])
+    res["better"] = _verdict(res)
     return res
+
+
+def _verdict(res: dict) -> str:
+    """The better-fitting curve, or ``"neither"`` when no curve beats a constant (R^2 <= 0 for
+    both: a random answerer) or the two fit equally (a tie gets no verdict)."""
+    sse = {m: res[m]["sse_log"] for m in MODELS}
+    if all(not (res[m]["r2_log"] > 0) for m in MODELS):
+        return "neither"
+    a, b = sorted(sse.values())
+    if np.isclose(a, b, rtol=1e-9, atol=1e-12):
+        return "neither"
+    return min(MODELS, key=lambda m: sse[m])
 
 
 def default_grid() -> dict:
@@ -286,7 +298,6 @@ def plot(numbers: dict):
 
 
 def summary(numbers: dict) -> str:
-
     h, e = numbers["hyperbolic"], numbers["exponential"]
     head = opening(
         numbers,
@@ -299,8 +310,14 @@ def summary(numbers: dict) -> str:
         f"Indifference points exist at {numbers['n_points']} "
         f"delays. Hyperbolic d = 1/(1+kt): k = {fmt(h['k'], 4)}/month, R^2 (log scale) "
         f"{fmt(h['r2_log'])}; exponential d = exp(-kt): k = {fmt(e['k'], 4)}/month, R^2 "
-        f"{fmt(e['r2_log'])}. The better fit is {numbers['better']}, in "
-        f"{100 * numbers['better_share_of_draws']:.0f}% of the bootstrap draws."
+        f"{fmt(e['r2_log'])}. "
+        + (
+            f"The better fit is {numbers['better']}, in "
+            f"{100 * numbers['better_share_of_draws']:.0f}% of the bootstrap draws."
+            if numbers["better"] != "neither"
+            else "Neither curve fits better than a constant, or they tie: no verdict "
+            f"({100 * numbers['better_share_of_draws']:.0f}% of the draws agree)."
+        )
     )
     if "planted" in numbers:
         text += f" (Planted: {numbers['planted']['shape']}, k = {numbers['planted']['rate']}.)"

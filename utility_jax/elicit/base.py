@@ -28,14 +28,16 @@ class Agent(Protocol):
     """Answers forced-choice questions about outcome pairs.
 
     Besides :attr:`stats`, every agent reports ``cache_hits`` (answers reused from a response
-    store; 0 without one) and ``other_mass`` (log-prob mode: the next-token mass outside {A, B}
-    per prompt; empty otherwise), and has :meth:`close`.
+    store; 0 without one), ``other_mass`` (log-prob mode: the next-token mass outside {A, B}
+    per prompt; empty otherwise) and ``last_error`` (the latest transport error, or None), and
+    has :meth:`close`.
     """
 
     name: str
     stats: AgentStats
     cache_hits: int
     other_mass: list[float]
+    last_error: str | None
 
     def close(self, export_dir: Path | str | None = None) -> None:
         """Release the agent's resources; with a store, first export its answers to

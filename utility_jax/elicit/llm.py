@@ -56,6 +56,7 @@ class LLMAgent:
         self.stats = AgentStats()
         self.cache_hits = 0
         self.other_mass: list[float] = []
+        self.last_error: str | None = None  # the latest transport error, for a true diagnosis
 
     def close(self, export_dir=None) -> int:
         """Export the store's answers to ``export_dir/responses.jsonl`` (when given) and close
@@ -154,6 +155,7 @@ class LLMAgent:
                 errors = [c.error for c in comps if c.error is not None]
                 if errors:  # answers lost to transport errors: counted, one error row per request
                     self.stats.errors += len(errors)
+                    self.last_error = errors[-1]
                     if self.store is not None:
                         self.store.put_error(
                             key, self.backend.name, self.backend.model, msgs, errors[0]
@@ -204,6 +206,7 @@ class LLMAgent:
             self.stats.model_calls += 1
             if d.error is not None:
                 self.stats.errors += 1
+                self.last_error = d.error
                 if self.store is not None:
                     self.store.put_error(key, self.backend.name, self.backend.model, msgs, d.error)
                 return

@@ -17,6 +17,7 @@ import asyncio
 import math
 import os
 import random
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -72,6 +73,10 @@ class OpenAIBackend:
             return {"mode": mode, "temperature": self.temperature, "max_tokens": self.max_tokens}
         return {"mode": mode, "top_logprobs": self.top_logprobs}
 
+    def _safe(self, e: Exception) -> str:
+        """An error's message fit to store and print (the key redacted)."""
+        return redact(_brief(e), [os.environ.get(self.api_key_env, "")])
+
     def _client(self):
         import openai
 
@@ -94,7 +99,7 @@ class OpenAIBackend:
                     if not hasattr(resp, "choices"):  # a body that is not a completion object
                         raise ValueError(f"malformed response: {str(resp)[:200]!r}")
                     return resp
-                except (
+                except (  # every message goes through redact() (servers echo keys)
                     openai.RateLimitError,
                     openai.InternalServerError,
                     openai.APITimeoutError,
@@ -102,14 +107,14 @@ class OpenAIBackend:
                     openai.APIResponseValidationError,
                     ValueError,
                 ) as e:
-                    last = f"{type(e).__name__}: {_brief(e)}"
+                    last = f"{type(e).__name__}: {self._safe(e)}"
                 except openai.APIStatusError as e:
                     if e.status_code in (408, 409, 425):
-                        last = f"HTTP {e.status_code}: {_brief(e)}"
+                        last = f"HTTP {e.status_code}: {self._safe(e)}"
                     else:
                         raise RequestError(
                             f"HTTP {e.status_code} from {self.base_url} (model {self.model!r}): "
-                            f"{_brief(e)}"
+                            f"{self._safe(e)}"
                         ) from None
             if attempt == self.max_retries:
                 break
@@ -221,3 +226,18 @@ class OpenAIBackend:
 def _brief(e: Exception) -> str:
     """The error's message, without request headers (which would carry the key)."""
     return str(getattr(e, "message", None) or e)[:300]
+
+
+_HEADER_ECHO = re.compile(
+    r"(?i)\b(authorization|api[-_]key|x-api-key)([\"']?\s*[:=]\s*[\"']?)(bearer\s+)?[^\s,;'\"}]+"
+)
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    """``text`` with every secret's value and any echoed ``Authorization`` / ``api-key`` header
+    value replaced by ``[REDACTED]``: what a server echoes into an error body is stored and
+    printed, the key never is."""
+    for sec in secrets:
+        if sec and len(sec) >= 4:
+            text = text.replace(sec, "[REDACTED]")
+    return _HEADER_ECHO.sub(lambda m: f"{m.group(1)}{m.group(2)}[REDACTED]", text)

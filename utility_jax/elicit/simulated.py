@@ -66,6 +66,7 @@ class SimulatedAgent:
         self.stats = AgentStats()
         self.cache_hits = 0  # no store: nothing is reused
         self.other_mass: list[float] = []
+        self.last_error: str | None = None  # a simulated agent never fails
 
     def close(self, export_dir=None) -> None:
         """Nothing to release (the :class:`~utility_jax.elicit.Agent` interface)."""

@@ -1,0 +1,255 @@
+"""A run always finishes with what it has, and says plainly what went wrong (issue: a real model
+behind a real server). Each case here crashed or misled before."""
+
+import json
+import socket
+
+import jax
+import numpy as np
+import pytest
+
+from utility_jax.config import ComputeUtilitiesConf, validate
+from utility_jax.elicit.llm import LLMAgent
+from utility_jax.incidents import NoVotesError, vote_incidents
+from utility_jax.outcomes import OutcomeSet
+from utility_jax.pipeline import compute_utilities
+from utility_jax.prompts import load_template
+from utility_jax.runner import run_compute_utilities
+
+OUTCOMES = OutcomeSet.from_texts([f"You get {k} apples." for k in range(6)])
+
+
+def _smoke(**over) -> dict:
+    cfg = {
+        "outcomes": {"limit": 30},
+        "graph": {"edges_per_round": 50},
+        "uncertainty": {"n_bootstrap": 0, "laplace": False},
+        "plots": False,
+        "progress": False,
+        "name": "smoke",
+    }
+    for k, v in over.items():
+        group, key = k.split(".")
+        cfg.setdefault(group, {})[key] = v
+    return cfg
+
+
+def test_pairs_without_votes_are_reported_and_the_run_finishes(tmp_path):
+    """Before: KeyError: 210 at the very end (triads sampled from pairs that kept no votes) and no
+    output at all. Now: the run writes its folder and reports the pairs and why."""
+    res = run_compute_utilities(
+        _smoke(**{"agent.refusal_rate": 0.3, "elicitation.refusal": "drop", "elicitation.k": 2}),
+        tmp_path,
+    )
+    inc = res.metrics["incidents"]
+    assert inc["train"]["pairs_without_votes"] >= 1
+    assert inc["train"]["without_votes_only_refusals"] == inc["train"]["pairs_without_votes"]
+    assert inc["train"]["without_votes_no_answer"] == 0
+    assert res.metrics["transitivity"]["n_triads"] > 0
+    text = (tmp_path / "summary.txt").read_text()
+    assert "INCIDENT:" in text and "have no votes and are left out" in text
+    assert json.loads((tmp_path / "metrics.json").read_text())["incidents"]["train"]["n_pairs"] > 0
+    assert (tmp_path / "votes.csv").exists() and (tmp_path / "utilities.csv").exists()
+
+
+def test_vote_incidents_counts_causes_and_never_compared_outcomes():
+    pairs = np.array([[0, 1], [1, 2], [2, 3], [0, 3]])
+    c = np.zeros((4, 2, 3))
+    c[0, 0, 0] = c[0, 1, 1] = 2  # votes
+    c[1, :, 2] = 1  # refusals only
+    # pair 2: nothing answered (every request failed)
+    c[3, 0, 1] = 1
+    inc = vote_incidents(5, pairs, c, "drop")
+    assert inc["pairs_without_votes"] == 2
+    assert inc["without_votes_no_answer"] == 1 and inc["without_votes_only_refusals"] == 1
+    assert inc["pairs_without_votes_examples"] == [[1, 2], [2, 3]]
+    assert inc["outcomes_never_compared"] == [2, 4]
+    # refusals count half a vote each side under the paper's rule: only pair 2 lacks votes
+    assert vote_incidents(5, pairs, c, "half")["pairs_without_votes"] == 1
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _agent(url, **kw):
+    from utility_jax.elicit.openai_compat import OpenAIBackend
+
+    backend = OpenAIBackend(
+        url, "fake-model", timeout_s=2.0, backoff_base_s=0.001, backoff_max_s=0.01, **kw
+    )
+    return LLMAgent(backend, OUTCOMES, load_template())
+
+
+def _conf(**el) -> ComputeUtilitiesConf:
+    return validate(
+        {"elicitation": {"k": 1, **el}, "graph": {"edges_per_round": 5}, "n_triads": 10}
+    )
+
+
+def test_a_dead_server_is_named_with_its_url():
+    """Before: 'every answer was a dropped refusal: no votes to fit'."""
+    url = f"http://127.0.0.1:{_closed_port()}/v1"
+    agent = _agent(url, max_retries=0)
+    with pytest.raises(NoVotesError) as e:
+        compute_utilities(OUTCOMES, agent, _conf(), key=jax.random.key(0))
+    msg = str(e.value)
+    assert "no request to openai:fake-model succeeded" in msg
+    assert f"is a server running at {url}?" in msg and "APIConnectionError" in msg
+
+
+def test_a_wrong_key_names_the_variable(tmp_path, monkeypatch):
+    from fake_openai import FakeOpenAI
+
+    monkeypatch.setenv("MY_KEY_VAR", "sk-wrong")
+    srv = FakeOpenAI(script=[401] * 200)
+    try:
+        agent = _agent(srv.url, api_key_env="MY_KEY_VAR", max_retries=0)
+        with pytest.raises(NoVotesError, match=r"HTTP 401 from .*: check the key in \$MY_KEY_VAR"):
+            compute_utilities(OUTCOMES, agent, _conf(), key=jax.random.key(0))
+    finally:
+        srv.close()
+
+
+def test_only_refusals_under_drop_says_so():
+    from utility_jax.elicit.simulated import SimulatedAgent
+
+    agent = SimulatedAgent(np.zeros(6), np.ones(6), refusal_rate=1.0)
+    with pytest.raises(NoVotesError, match="was a refusal and elicitation.refusal=drop"):
+        compute_utilities(OUTCOMES, agent, _conf(refusal="drop"), key=jax.random.key(0))
+
+
+def test_a_high_error_rate_writes_the_folder_then_fails(tmp_path):
+    """Before: a run with a 23% transport-error rate exited 0, the rate buried in summary.txt.
+    Now the folder is written (nothing paid for is lost), then the run fails with the reason."""
+    from fake_openai import FakeOpenAI
+
+    from utility_jax.incidents import RunIncidentError
+
+    srv = FakeOpenAI(script=[400, "ok", "ok"] * 40)  # one request in three is refused
+    try:
+        cfg = _smoke(
+            **{
+                "agent.kind": "openai",
+                "agent.base_url": srv.url,
+                "agent.model": "fake-model",
+                "agent.max_retries": 0,
+                "agent.concurrency": 1,
+                "agent.max_error_rate": 0.1,
+                "outcomes.limit": 8,
+                "elicitation.k": 2,
+                "graph.edges_per_round": 10,
+            }
+        )
+        with pytest.raises(RunIncidentError, match=r"wrote its folder, but \d+\.\d% of requests"):
+            run_compute_utilities(cfg, tmp_path)
+    finally:
+        srv.close()
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["incidents"]["error_rate"] > 0.1 and "HTTP 400" in m["incidents"]["last_error"]
+    assert (tmp_path / "responses.jsonl").exists() and "INCIDENT: transport-error rate" in (
+        tmp_path / "summary.txt"
+    ).read_text()
+
+
+@pytest.mark.parametrize(
+    "override,match",
+    [
+        # each was accepted, hung, or failed with a raw error before
+        ({"agent": {"concurrency": 0}}, r"agent.concurrency=0 is out of range: it must be in \[1"),
+        ({"graph": {"edges_per_round": 0}}, r"graph.edges_per_round=0 is out of range"),
+        ({"graph": {"holdout_fraction": 2}}, r"graph.holdout_fraction=2.0 is out of range"),
+        ({"agent": {"refusal_rate": 1.5}}, r"agent.refusal_rate=1.5 is out of range"),
+        ({"graph": {"edge_multiplier": -1}}, r"graph.edge_multiplier=-1.0 is out of range"),
+        ({"uncertainty": {"n_bootstrap": -5}}, r"uncertainty.n_bootstrap=-5 is out of range"),
+        ({"agent": {"max_retries": -1}}, r"agent.max_retries=-1 is out of range"),
+        ({"foo": 1}, r"unknown config keys \['foo'\]"),
+        ({"agent": {"sigma_min": 0.9, "sigma_max": 0.5}}, r"agent.sigma_max=0.5 is below"),
+    ],
+)
+def test_settings_are_range_checked_with_the_key(override, match):
+    with pytest.raises(ValueError, match=match):
+        validate(override)
+
+
+def test_a_folder_as_the_outcome_file_is_named(tmp_path):
+    from utility_jax.outcomes import OutcomeSetError
+
+    with pytest.raises(OutcomeSetError, match="is a folder, not an outcome file"):
+        run_compute_utilities(_smoke(**{"outcomes.path": str(tmp_path)}), tmp_path / "run")
+
+
+def test_a_model_without_preferences_is_not_reported_as_accurate():
+    """Before: a 50/50 model scored held-out accuracy 1.0 (every prediction ties at 0.5 and the
+    reference's rule counts a tie as correct), with no word. Now the tie-as-half accuracy sits
+    beside it and a warning says why."""
+    import jax.numpy as jnp
+
+    from utility_jax.metrics import evaluate_pairwise
+    from utility_jax.thurstonian import ThurstonianFit
+
+    fit = ThurstonianFit(
+        jnp.zeros(4),
+        jnp.zeros(4),
+        jnp.asarray(True),
+        jnp.asarray(1),
+        jnp.asarray(0.0),
+        jnp.asarray(0.0),
+    )
+    d = __import__("utility_jax").PairwiseData.from_counts(
+        4, [0, 1, 2], [1, 2, 3], [10, 10, 10], [20, 20, 20]
+    )
+    ev = evaluate_pairwise(fit, d)
+    assert ev["accuracy"] == 1.0 and ev["accuracy_ties_half"] == 0.5 and ev["n_model_ties"] == 3
+    from utility_jax.evaluation import degenerate_warnings
+
+    w = degenerate_warnings({"heldout": ev}, fit, "case3")
+    assert len(w) == 1 and "tie at 0.5" in w[0] and "0.5000" in w[0]
+
+
+def test_discounting_gives_no_verdict_to_curves_worse_than_a_constant():
+    """Before: a random server got "hyperbolic in 100% of draws" with both R^2 at -8.8."""
+    from utility_jax.analysis.discounting import _verdict
+
+    flat = {
+        "hyperbolic": {"sse_log": 5.0, "r2_log": -8.8},
+        "exponential": {"sse_log": 5.1, "r2_log": -8.9},
+    }
+    assert _verdict(flat) == "neither"
+    tie = {
+        "hyperbolic": {"sse_log": 1.0, "r2_log": 0.5},
+        "exponential": {"sse_log": 1.0, "r2_log": 0.5},
+    }
+    assert _verdict(tie) == "neither"
+    good = {
+        "hyperbolic": {"sse_log": 0.1, "r2_log": 0.9},
+        "exponential": {"sse_log": 1.0, "r2_log": 0.2},
+    }
+    assert _verdict(good) == "hyperbolic"
+
+
+def test_a_key_echoed_by_the_server_is_never_stored(tmp_path, monkeypatch):
+    """Before: the store's errors table kept the server's error body verbatim, key included."""
+    import sqlite3
+
+    from fake_openai import FakeOpenAI
+
+    from utility_jax.elicit.openai_compat import OpenAIBackend
+    from utility_jax.elicit.store import ResponseStore
+
+    monkeypatch.setenv("ECHO_KEY", "sk-very-secret-0123")
+    srv = FakeOpenAI(script=["echo401"] * 10)
+    try:
+        store = ResponseStore(tmp_path / "r.sqlite", config={"x": 1})
+        backend = OpenAIBackend(srv.url, "fake-model", api_key_env="ECHO_KEY", max_retries=0)
+        agent = LLMAgent(backend, OUTCOMES, load_template(), store=store)
+        agent.query(np.array([[0, 1]]), 2, key=jax.random.key(0))
+        assert srv.requests[0][1]["authorization"] == "Bearer sk-very-secret-0123"  # it was sent
+        agent.close(export_dir=tmp_path)
+    finally:
+        srv.close()
+    dump = "\n".join(sqlite3.connect(tmp_path / "r.sqlite").iterdump())
+    assert "HTTP 401" in dump and "[REDACTED]" in dump
+    assert "sk-very-secret-0123" not in dump and "sk-very-secret" not in agent.last_error

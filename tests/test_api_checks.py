@@ -1,0 +1,54 @@
+"""Bad input to the public API is a clear error, never a silent wrong answer (each case returned
+a plausible-looking number before)."""
+
+import jax
+import numpy as np
+import pytest
+
+import utility_jax as uj
+
+
+def _two():
+    return uj.PairwiseData.from_counts(2, [0], [1], [3], [4])
+
+
+def test_float_indices_are_refused_not_truncated():
+    with pytest.raises(ValueError, match=r"idx_a row 0: 0.9 is not an integer index"):
+        uj.PairwiseData.from_counts(3, [0.9, 1.0], [1, 2], [1, 1], [2, 2])
+    d = uj.PairwiseData.from_counts(3, [0.0, 1.0], [1, 2], [1, 1], [2, 2])  # whole floats are fine
+    assert np.asarray(d.valid()["idx_a"]).tolist() == [0, 1]
+
+
+def test_predict_proba_checks_its_indices():
+    fit = uj.fit_thurstonian(_two())
+    with pytest.raises(ValueError, match=r"idx_a: index outside \[0, 2\)"):
+        uj.predict_proba(fit, [5], [0])  # was 0.25
+    with pytest.raises(ValueError, match="idx_b: indices must be integers"):
+        uj.predict_proba(fit, [0], [0.5])
+    p = float(uj.predict_proba(fit, np.array([0]), np.array([1]))[0])
+    assert p == pytest.approx(1 - float(uj.predict_proba(fit, [1], [0])[0]), abs=1e-6)
+
+
+def test_init_of_another_size_or_model_is_refused():
+    small = uj.fit_thurstonian(_two())
+    d3 = uj.PairwiseData.from_counts(3, [0, 1], [1, 2], [3, 1], [4, 4])
+    with pytest.raises(ValueError, match="init has 2 items but the data has 3"):
+        uj.fit_thurstonian(d3, init=small)
+    with pytest.raises(ValueError, match="init is a probit fit"):
+        uj.fit_thurstonian(_two(), init=small, model="logit")
+
+
+def test_bootstrap_needs_whole_votes():
+    d = uj.PairwiseData.from_counts(2, [0], [1], [0.3], [0.5])
+    with pytest.raises(ValueError, match="vote total below 1"):
+        uj.fit_bootstrap(jax.random.key(0), d, 5)  # returned zeros marked converged
+
+
+def test_laplace_refuses_a_model_mismatch():
+    fit = uj.fit_thurstonian(_two(), model="logit")
+    with pytest.raises(
+        ValueError, match="the fit is a logit fit but the config's model is 'case3'"
+    ):
+        uj.laplace_stderr(fit, _two())  # returned NaN
+    se = uj.laplace_stderr(fit, _two(), model="logit")
+    assert np.all(np.isfinite(np.asarray(se["mu"])))
