@@ -21,7 +21,7 @@ from utility_jax.outcomes import OutcomeSet
 from utility_jax.prompts import load_template, system_message
 from utility_jax.simulate import planted_utilities
 
-__all__ = ["build_backend", "build_agent", "store_config"]
+__all__ = ["build_backend", "build_agent", "store_config", "TRANSPORT_ONLY"]
 
 
 def build_backend(a: AgentConf, el: ElicitationConf):
@@ -62,11 +62,20 @@ def build_backend(a: AgentConf, el: ElicitationConf):
     raise ValueError(f"agent.kind={a.kind!r} has no LLM backend (hf, openai or jax)")
 
 
+#: agent settings that change how answers are fetched, never what they are: a resumed run may
+#: change them freely
+TRANSPORT_ONLY = frozenset(
+    {"concurrency", "max_retries", "timeout_s", "max_error_rate", "api_key_env", "batch_size"}
+)
+
+
 def store_config(cfg: ComputeUtilitiesConf) -> dict:
-    """The parts of a config that decide which questions are asked and how (for resume checks)."""
+    """The parts of a config that decide which questions are asked and what answers they get
+    (model, prompts, K, temperature, mode, graph, seed): a resumed run must not change them.
+    Transport settings (:data:`TRANSPORT_ONLY`) and the fit's settings are left out."""
     d = dataclasses.asdict(cfg)
     el = {k: v for k, v in d["elicitation"].items() if k not in ("store", "force")}
-    agent = {k: v for k, v in d["agent"].items() if k != "max_error_rate"}
+    agent = {k: v for k, v in d["agent"].items() if k not in TRANSPORT_ONLY}
     return {
         "outcomes": d["outcomes"],
         "agent": agent,
@@ -84,9 +93,10 @@ def _llm_agent(cfg: ComputeUtilitiesConf, outcomes, out_dir, progress, fields):
             "an LLM agent needs a run folder (out_dir) or elicitation.store for its answers"
         )
     path = Path(el.store) if shared else Path(out_dir) / "responses.sqlite"
+    backend = build_backend(cfg.agent, el)  # before the store: a bad backend holds no lock
     store = ResponseStore(path, config=store_config(cfg), force=el.force, shared=shared)
     return LLMAgent(
-        build_backend(cfg.agent, el),
+        backend,
         outcomes,
         load_template(el.template, text=el.template_text),
         system=system_message(el.system),

@@ -1,6 +1,9 @@
 """Glue from a (Hydra) config to a finished compute-utilities run folder; shared by the entry
 points, tests and notebooks."""
 
+import dataclasses
+import hashlib
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -9,8 +12,9 @@ import jax
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from utility_jax.agents import build_agent
+from utility_jax.agents import build_agent, store_config
 from utility_jax.config import validate
+from utility_jax.elicit.store import FolderLock, StoreConfigError
 from utility_jax.incidents import RunIncidentError
 from utility_jax.outcomes import load_outcomes
 from utility_jax.pipeline import ComputeUtilitiesResult, compute_utilities
@@ -22,11 +26,73 @@ __all__ = ["run_compute_utilities"]
 log = logging.getLogger("utility_jax")
 
 
+#: config sections that change only the fit, not a single answer
+FIT_ONLY = ("fitter", "uncertainty", "bayes", "n_triads", "x64", "plots")
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _plain(x):
+    return json.loads(json.dumps(x, default=str))
+
+
+def _output_folder(out: Path, conf) -> Path:
+    """Where this run's results go. A fresh folder, or a resume with the same settings: the run
+    folder itself. A resume that changes only the fit (fitter, uncertainty, bayes...): a new
+    ``refits/<hash>/`` sub-folder, so earlier results are never overwritten. A resume that
+    changes the questions or their answers (model, prompts, K, graph, seed...) is refused,
+    naming the keys (``elicitation.force=true`` overrides)."""
+    prev = out / "run_config.json"
+    if not prev.exists():
+        return out
+    old = json.loads(prev.read_text())
+    a, b = _flat(old.get("asked", {})), _flat(_plain(store_config(conf)))
+    changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    if changed and not conf.elicitation.force:
+        raise StoreConfigError(
+            f"{out}: this run folder holds a run that asked other questions (changed: "
+            f"{', '.join(changed)}); use a new folder, or elicitation.force=true to reuse it"
+        )
+    now = dataclasses.asdict(conf)
+    fit = _plain({k: now[k] for k in FIT_ONLY})
+    if old.get("fit") == fit:
+        return out
+    h = hashlib.sha256(json.dumps(fit, sort_keys=True).encode()).hexdigest()[:8]
+    return out / "refits" / f"{conf.fitter.model}-{h}"
+
+
+def _remember(out: Path, conf) -> None:
+    now = dataclasses.asdict(conf)
+    blob = {"asked": _plain(store_config(conf)), "fit": _plain({k: now[k] for k in FIT_ONLY})}
+    (out / "run_config.json").write_text(json.dumps(blob, indent=1))
+
+
 def run_compute_utilities(
     cfg: DictConfig | dict[str, Any], out_dir: str | Path
 ) -> ComputeUtilitiesResult:
-    """Validate ``cfg``, run the loop, and write the run folder ``out_dir``."""
+    """Validate ``cfg``, run the loop, and write the run folder ``out_dir``.
+
+    One process at a time per run folder (a lock naming the holder); a resume that changes only
+    the fit writes to ``refits/<hash>/`` (see :func:`_output_folder`).
+    """
     conf = validate(cfg)
+    out = Path(out_dir)
+    lock = FolderLock(out / ".run.lock", f"run folder {out}").acquire()
+    try:
+        return _run(cfg, conf, out)
+    finally:
+        lock.release()
+
+
+def _run(cfg, conf, out_dir: Path) -> ComputeUtilitiesResult:
     if conf.x64:
         jax.config.update("jax_enable_x64", True)
     key = jax.random.key(conf.seed)
@@ -34,6 +100,7 @@ def run_compute_utilities(
     outcomes = load_outcomes(conf.outcomes.path, limit=conf.outcomes.limit)
     progress = progress_factory(conf.progress)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
+    target = _output_folder(out_dir, conf)
     agent, truth = build_agent(conf, outcomes, k_agent, out_dir=out_dir, progress=progress)
     try:
         res = compute_utilities(
@@ -43,7 +110,11 @@ def run_compute_utilities(
         agent.close(export_dir=out_dir)
     full = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
     full.pop("hydra", None)
-    write_run(res, out_dir, config=full, plots=conf.plots)
+    if target != out_dir:
+        log.info("only the fit's settings changed: results go to %s", target)
+    write_run(res, target, config=full, plots=conf.plots)
+    if target == out_dir:
+        _remember(out_dir, conf)
     m = res.metrics
     inc = m["incidents"]
     if inc["error_rate_exceeded"]:

@@ -2,6 +2,7 @@
 behind a real server). Each case here crashed or misled before."""
 
 import json
+import os
 import socket
 
 import jax
@@ -253,3 +254,68 @@ def test_a_key_echoed_by_the_server_is_never_stored(tmp_path, monkeypatch):
     dump = "\n".join(sqlite3.connect(tmp_path / "r.sqlite").iterdump())
     assert "HTTP 401" in dump and "[REDACTED]" in dump
     assert "sk-very-secret-0123" not in dump and "sk-very-secret" not in agent.last_error
+
+
+def test_one_writer_per_store_and_the_first_answer_wins(tmp_path):
+    """Before: two processes shared a store, paid for prompts twice and overwrote answers."""
+    import subprocess
+    import sys
+
+    from utility_jax.elicit.store import ResponseStore, StoreLockedError
+
+    path = tmp_path / "r.sqlite"
+    s1 = ResponseStore(path)
+    code = f"from utility_jax.elicit.store import ResponseStore; ResponseStore({str(path)!r})"
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0
+    assert f"store {path} is in use by pid {os.getpid()}" in p.stderr
+    row = dict(request_key="k", sample_index=0, backend="b", model="m", settings={}, prompt=[])
+    s1.put([{**row, "raw_text": "A", "label": "A"}])
+    s1.put([{**row, "raw_text": "B", "label": "B"}])  # a late duplicate never replaces it
+    assert [r["label"] for r in s1.get("k")] == ["A"]
+    s1.close()
+    s2 = ResponseStore(path)  # released on close (and by the OS when a process dies)
+    assert s2.count() == 1
+    s2.close()
+    with pytest.raises(StoreLockedError, match="in use by pid"):
+        held = ResponseStore(path)
+        try:
+            ResponseStore(path)
+        finally:
+            held.close()
+
+
+def test_resume_rules_transport_free_fit_to_a_subfolder_answers_refused(tmp_path):
+    """Before: changing agent.concurrency was refused, while a changed fitter silently
+    overwrote votes, utilities and metrics in the same folder."""
+    from utility_jax.elicit.store import StoreConfigError
+
+    base = _smoke(**{"outcomes.limit": 10, "graph.edges_per_round": 10})
+    r1 = run_compute_utilities(base, tmp_path)
+    # transport settings: a plain resume into the same folder
+    r2 = run_compute_utilities({**base, "agent": {"concurrency": 3, "max_retries": 2}}, tmp_path)
+    assert not (tmp_path / "refits").exists()
+    np.testing.assert_array_equal(np.asarray(r2.fit.mu), np.asarray(r1.fit.mu))
+    metrics = (tmp_path / "metrics.json").read_text()
+    # the fit's settings: a new sub-folder; the first results stay as they were
+    r3 = run_compute_utilities({**base, "fitter": {"model": "logit"}}, tmp_path)
+    (sub,) = (tmp_path / "refits").iterdir()
+    assert sub.name.startswith("logit-") and (sub / "metrics.json").exists()
+    assert (tmp_path / "metrics.json").read_text() == metrics
+    assert r3.fit.link == "logit" and r1.fit.link == "probit"
+    # the questions or their answers: refused, naming the key
+    with pytest.raises(StoreConfigError, match=r"changed: elicitation.k"):
+        run_compute_utilities({**base, "elicitation": {"k": 3}}, tmp_path)
+    with pytest.raises(StoreConfigError, match=r"agent.position_bias"):
+        run_compute_utilities({**base, "agent": {"position_bias": 0.5}}, tmp_path)
+
+
+def test_one_process_per_run_folder(tmp_path):
+    from utility_jax.elicit.store import FolderLock, StoreLockedError
+
+    held = FolderLock(tmp_path / ".run.lock", f"run folder {tmp_path}").acquire()
+    try:
+        with pytest.raises(StoreLockedError, match=f"run folder {tmp_path} is in use by pid"):
+            run_compute_utilities(_smoke(), tmp_path)
+    finally:
+        held.release()

@@ -9,17 +9,26 @@ next run.
 A run folder's store remembers the run's config; opening it with a different config raises
 :class:`StoreConfigError` unless ``force=True``. A shared cache (``shared=True``) skips that check:
 its keys already carry every setting that changes an answer.
+
+One writer at a time: a store is locked (``<store>.lock``, an OS file lock released when its
+process ends, even by ``kill -9``) for as long as it is open; a second process is refused with
+:class:`StoreLockedError` naming the holder's pid and host (or waits ``lock_wait_s`` seconds
+for it). An answer, once stored, is never overwritten: the first answer wins, so replaying a
+store always gives the same votes.
 """
 
+import fcntl
 import hashlib
 import json
+import os
+import socket
 import sqlite3
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ResponseStore", "StoreConfigError", "request_key"]
+__all__ = ["ResponseStore", "StoreConfigError", "StoreLockedError", "FolderLock", "request_key"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -40,6 +49,52 @@ class StoreConfigError(RuntimeError):
     """The store was made by a run with another config."""
 
 
+class StoreLockedError(RuntimeError):
+    """Another process holds the store (or run folder)."""
+
+
+class FolderLock:
+    """An exclusive OS lock on ``path`` (created if needed) holding ``pid@host`` of its owner.
+
+    ``acquire(wait_s)`` retries for ``wait_s`` seconds, then raises :class:`StoreLockedError`
+    naming ``what`` and the holder. The lock ends with :meth:`release` or with the process.
+    """
+
+    def __init__(self, path: str | Path, what: str):
+        self.path, self.what, self.fh = Path(path), what, None
+
+    def acquire(self, wait_s: float = 0.0) -> "FolderLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(self.path, "a+")
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.monotonic() >= deadline:
+                    fh.seek(0)
+                    holder = fh.read().strip() or "another process"
+                    fh.close()
+                    raise StoreLockedError(
+                        f"{self.what} is in use by {holder} (lock {self.path}); wait for that "
+                        "run to finish, or use another folder/store"
+                    ) from None
+                time.sleep(0.2)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.ctime()}\n")
+        fh.flush()
+        self.fh = fh
+        return self
+
+    def release(self) -> None:
+        if self.fh is not None:
+            fcntl.flock(self.fh.fileno(), fcntl.LOCK_UN)
+            self.fh.close()
+            self.fh = None
+
+
 def request_key(backend: str, model: str, settings: dict, messages: Any) -> str:
     blob = json.dumps([backend, model, settings, messages], sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(blob.encode()).hexdigest()
@@ -57,15 +112,25 @@ class ResponseStore:
         config: dict | None = None,
         force: bool = False,
         shared: bool = False,
+        lock_wait_s: float = 0.0,
     ):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(self.path))
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.executescript(_SCHEMA)
-        self.db.commit()
+        self.lock = FolderLock(self.path.with_name(self.path.name + ".lock"), f"store {self.path}")
+        self.lock.acquire(lock_wait_s)
+        try:
+            self.db = sqlite3.connect(str(self.path))
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.executescript(_SCHEMA)
+            self.db.commit()
+        except sqlite3.Error as e:
+            self.lock.release()
+            raise StoreConfigError(f"{self.path}: not a usable answer store ({e})") from e
         if config is not None and not shared:
-            self._check_config(config, force)
+            try:
+                self._check_config(config, force)
+            except StoreConfigError:
+                self.close()
+                raise
 
     def _check_config(self, config: dict, force: bool) -> None:
         h = _config_hash(config)
@@ -131,7 +196,9 @@ class ResponseStore:
             for r in rows
         ]
         self.db.executemany(
-            "INSERT OR REPLACE INTO responses VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", data
+            # first answer wins: a stored answer is never replaced (replays stay identical)
+            "INSERT OR IGNORE INTO responses VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            data,
         )
         self.db.commit()
         return len(data)
@@ -182,6 +249,7 @@ class ResponseStore:
 
     def close(self) -> None:
         self.db.close()
+        self.lock.release()
 
 
 def _diff(a: Any, b: Any, prefix: str = "") -> str:
