@@ -9,6 +9,7 @@ block until ``release()``; ``blocked`` is set when that happens.
 
 import hashlib
 import json
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,8 +24,78 @@ def answers_for(user: str, n: int) -> list[str]:
     return ["A" if x < p_a else "B" for x in r.random(n)]
 
 
+_OPTIONS = re.compile(r"Option A:\n(.*?)\n\nOption B:\n(.*?)\n\n", re.S)
+
+
+class RealisticLLM:
+    """A chatty LLM with planted utilities, as a real model behind a real server answers.
+
+    ``utilities`` maps an outcome text to its utility; the model prefers the option shown as A
+    with probability ``Phi((u_A - u_B + position_bias) / noise)``. Its answers come in varied
+    styles (a bare letter, markdown, "I would choose A because...", "My answer is B."), some are
+    refusals ("As an AI, I don't have personal preferences.") or name both letters; outcomes in
+    ``filtered`` trip a content filter (a permanent HTTP 400 for every prompt showing them);
+    every ``burst_every``-th request gets a 429; each answer takes ``latency_s``. Answers are a
+    deterministic function of the prompt and the sample index, so reruns see the same replies.
+    """
+
+    STYLES = (
+        "{x}",
+        "{x}.",
+        "**{x}**",
+        "Option {x}",
+        "I would choose {x} because it leads to a better state of the world.",
+        "My answer is {x}.",
+        "I prefer {x}.",
+        "{x}: it is clearly better.",
+    )
+    REFUSALS = (
+        "As an AI, I don't have personal preferences.",
+        "I cannot choose between these two options.",
+        "Both A and B have merits; it depends on the circumstances.",
+    )
+
+    def __init__(
+        self,
+        utilities,
+        *,
+        position_bias=0.0,
+        noise=1.0,
+        refusal_rate=0.05,
+        filtered=(),
+        burst_every=0,
+        latency_s=0.0,
+    ):
+        self.u = dict(utilities)
+        self.position_bias, self.noise, self.refusal_rate = position_bias, noise, refusal_rate
+        self.filtered, self.burst_every, self.latency_s = set(filtered), burst_every, latency_s
+
+    def blocked(self, user: str) -> bool:
+        m = _OPTIONS.search(user)
+        return bool(m) and bool({m.group(1), m.group(2)} & self.filtered)
+
+    def answers(self, user: str, n: int, seed: int) -> list[str]:
+        from scipy.stats import norm
+
+        m = _OPTIONS.search(user)
+        a, b = m.group(1), m.group(2)
+        p_a = norm.cdf((self.u[a] - self.u[b] + self.position_bias) / self.noise)
+        h = int(hashlib.sha256(f"{user}|{seed}".encode()).hexdigest(), 16) % 2**32
+        r = np.random.default_rng(h)
+        out = []
+        for _ in range(n):
+            if r.random() < self.refusal_rate:
+                out.append(self.REFUSALS[r.integers(len(self.REFUSALS))])
+                continue
+            x = "A" if r.random() < p_a else "B"
+            out.append(self.STYLES[r.integers(len(self.STYLES))].format(x=x))
+        return out
+
+
 class FakeOpenAI:
-    def __init__(self, script=(), *, delay_s=2.0, hang_after=None):
+    def __init__(self, script=(), *, delay_s=2.0, hang_after=None, llm=None):
+        self.llm = llm  # a RealisticLLM answers instead of the hash rule
+        self.n_requests = 0
         self.script = list(script)
         self.delay_s = delay_s
         self.hang_after = hang_after
@@ -55,6 +126,14 @@ class FakeOpenAI:
                 with outer.lock:
                     outer.requests.append((body, {k.lower(): v for k, v in self.headers.items()}))
                     action = outer.script.pop(0) if outer.script else "ok"
+                    outer.n_requests += 1
+                    llm = outer.llm
+                    if llm is not None and action == "ok":
+                        user_ = body["messages"][-1]["content"]
+                        if llm.blocked(user_):
+                            action = "filtered"
+                        elif llm.burst_every and outer.n_requests % llm.burst_every == 0:
+                            action = 429
                     # counted on arrival: concurrent requests must not all slip past the limit
                     hang = outer.hang_after is not None and outer.admitted >= outer.hang_after
                     outer.admitted += not hang
@@ -67,6 +146,13 @@ class FakeOpenAI:
                     auth = self.headers.get("Authorization", "")
                     msg = f"invalid key {auth.removeprefix('Bearer ')}; got headers Authorization: {auth}"
                     self._send(401, json.dumps({"error": {"message": msg}}).encode())
+                    return
+                if action == "filtered":
+                    msg = "The response was filtered due to the prompt triggering content management policy."
+                    self._send(
+                        400,
+                        json.dumps({"error": {"message": msg, "code": "content_filter"}}).encode(),
+                    )
                     return
                 if isinstance(action, int):
                     self._send(
@@ -105,7 +191,11 @@ class FakeOpenAI:
                         }
                     ]
                 else:
-                    texts = answers_for(user, n)
+                    if outer.llm is not None:
+                        time.sleep(outer.llm.latency_s)
+                        texts = outer.llm.answers(user, n, int(body.get("seed") or 0))
+                    else:
+                        texts = answers_for(user, n)
                     if action == "empty":
                         texts = [""] * n
                     choices = [

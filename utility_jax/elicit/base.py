@@ -18,6 +18,7 @@ class AgentStats:
     answers: int = 0
     refusals: int = 0
     errors: int = 0
+    permanent_errors: int = 0  # of ``errors``: refused for good by the server (a 4xx), not retried
 
     def as_dict(self) -> dict[str, int]:
         return dataclasses.asdict(self)

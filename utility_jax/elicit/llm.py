@@ -122,6 +122,17 @@ class LLMAgent:
             self.backend.name, self.backend.model, self.backend.settings(self.mode), msgs
         )
 
+    def _refused_before(self, key: str, n: int) -> bool:
+        """A prompt the server refused permanently (a 4xx such as a content filter) on an earlier
+        run is not asked again: its ``n`` answers count as errors once more, with the reason."""
+        err = self.store.permanent_error(key) if self.store is not None else None
+        if err is None:
+            return False
+        self.stats.errors += n
+        self.stats.permanent_errors += n
+        self.last_error = err
+        return True
+
     def _record(self, counts, p, order, label):
         col = {"A": 0, "B": 1, "refusal": 2}[label]
         counts[p, order, col] += 1
@@ -136,7 +147,7 @@ class LLMAgent:
             for row in have:
                 self._record(counts, p, order, row["label"])
             self.cache_hits += len(have)
-            if len(have) < k:
+            if len(have) < k and not self._refused_before(key, k - len(have)):
                 missing.append((p, order, msgs, key, len(have)))
         if not missing:
             return
@@ -194,7 +205,7 @@ class LLMAgent:
             if have:
                 self.cache_hits += 1
                 self._add_probs(counts, p, order, k, have[0]["logprobs"])
-            else:
+            elif not self._refused_before(key, 1):
                 todo.append((p, order, msgs, key))
         if not todo:
             return

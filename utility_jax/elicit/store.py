@@ -210,6 +210,17 @@ class ResponseStore:
         )
         self.db.commit()
 
+    def permanent_error(self, key: str) -> str | None:
+        """The stored error of a prompt the server refused for good (HTTP 400, 413 or 422: a
+        content filter, a prompt too long), or None: such a prompt is not asked again. A wrong
+        key (401/403) or model (404) is not the prompt's fault and is always retried."""
+        row = self.db.execute(
+            "SELECT error FROM errors WHERE request_key=? AND (error LIKE 'HTTP 400 %' OR "
+            "error LIKE 'HTTP 413 %' OR error LIKE 'HTTP 422 %') ORDER BY created DESC LIMIT 1",
+            (key,),
+        ).fetchone()
+        return None if row is None else row[0]
+
     def count(self, table: str = "responses") -> int:
         if table not in ("responses", "errors"):
             raise ValueError(table)

@@ -1,0 +1,79 @@
+"""A realistic LLM behind a real (fake) server: chatty answers, refusals, a position bias, a
+content filter that refuses one outcome for good, latency and 429 bursts. The run finishes, says
+what happened, and recovers the planted utilities."""
+
+import numpy as np
+import pytest
+from fake_openai import FakeOpenAI, RealisticLLM
+from scipy import stats
+
+from utility_jax.runner import run_compute_utilities
+
+N = 12
+TEXTS = [f"You receive a gift card worth {10 * (k + 1)} dollars." for k in range(N)]
+PLANTED = np.linspace(-2.0, 2.0, N)
+FILTERED = 3
+
+
+def _cfg(url, outcomes):
+    return {
+        "outcomes": {"path": str(outcomes)},
+        "agent": {
+            "kind": "openai",
+            "base_url": url,
+            "model": "realistic-llm",
+            "concurrency": 4,
+            "max_retries": 3,
+            "max_error_rate": 0.3,
+        },
+        "elicitation": {"k": 6},
+        "graph": {"edges_per_round": 20},
+        "uncertainty": {"n_bootstrap": 0, "laplace": False},
+        "plots": False,
+        "progress": False,
+    }
+
+
+@pytest.fixture
+def llm():
+    return RealisticLLM(
+        dict(zip(TEXTS, PLANTED, strict=True)),
+        position_bias=0.6,
+        refusal_rate=0.1,
+        filtered={TEXTS[FILTERED]},
+        burst_every=9,
+        latency_s=0.002,
+    )
+
+
+def test_realistic_llm_run_reports_incidents_and_recovers_utilities(tmp_path, llm):
+    outcomes = tmp_path / "outcomes.txt"
+    outcomes.write_text("\n".join(TEXTS) + "\n")
+    srv = FakeOpenAI(llm=llm)
+    try:
+        res = run_compute_utilities(_cfg(srv.url, outcomes), tmp_path / "run")
+        m = res.metrics
+        inc = m["incidents"]
+        # the content filter: every pair showing the filtered outcome lost its requests for good
+        assert inc["train"]["outcomes_never_compared"] == [FILTERED]
+        assert inc["train"]["without_votes_no_answer"] == inc["train"]["pairs_without_votes"] > 0
+        assert "HTTP 400" in inc["last_error"] and "content management policy" in inc["last_error"]
+        assert 0 < inc["error_rate"] < 0.3 and m["cost"]["refusal_rate"] > 0.1
+        keep = np.arange(N) != FILTERED
+        rho = stats.spearmanr(np.asarray(res.fit.mu)[keep], PLANTED[keep]).statistic
+        assert rho > 0.9, rho
+        summary = (tmp_path / "run" / "summary.txt").read_text()
+        assert "INCIDENT:" in summary and "compared by no voted training pair" in summary
+        # a rerun in the same folder asks nothing: answers come from the store, and the filtered
+        # prompts are not asked again (their refusal was permanent)
+        before = srv.n_requests
+        res2 = run_compute_utilities(_cfg(srv.url, outcomes), tmp_path / "run")
+        assert srv.n_requests == before
+        assert res2.metrics["cost"]["permanent_errors"] > 0
+        np.testing.assert_allclose(np.asarray(res2.fit.mu), np.asarray(res.fit.mu))
+    finally:
+        srv.close()
+    print(
+        f"realistic LLM: Spearman {rho:.3f}, error rate {inc['error_rate']:.3f}, "
+        f"refusal rate {m['cost']['refusal_rate']:.3f}"
+    )
