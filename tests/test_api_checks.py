@@ -52,3 +52,24 @@ def test_laplace_refuses_a_model_mismatch():
         uj.laplace_stderr(fit, _two())  # returned NaN
     se = uj.laplace_stderr(fit, _two(), model="logit")
     assert np.all(np.isfinite(np.asarray(se["mu"])))
+
+
+def test_a_disconnected_graph_is_reported_and_each_component_centred():
+    """Before: converged=True with the components at arbitrary offsets (+1.25, -0.45, +0.17 from
+    three starts). Now the fit counts its components and centres each, whatever the start."""
+    from utility_jax.thurstonian import component_labels
+
+    d = uj.PairwiseData.from_counts(6, [0, 1, 3], [1, 2, 4], [15, 12, 16], [20, 20, 20])
+    assert np.asarray(component_labels(d)).tolist() == [0, 0, 0, 3, 3, 5]
+    fits = [uj.fit_thurstonian(d, key=jax.random.key(s), init_scale=1.0) for s in range(3)]
+    for f in fits:
+        mu = np.asarray(f.mu)
+        assert int(f.n_components) == 3
+        np.testing.assert_allclose([mu[:3].mean(), mu[3:5].mean(), mu[5]], 0.0, atol=1e-6)
+    # within a component the differences are identified and agree across starts
+    diffs = [float(f.mu[0] - f.mu[2]) for f in fits]
+    assert max(diffs) - min(diffs) < 5e-3
+    connected = uj.fit_thurstonian(
+        uj.PairwiseData.from_counts(3, [0, 1], [1, 2], [15, 12], [20, 20])
+    )
+    assert int(connected.n_components) == 1

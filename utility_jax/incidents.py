@@ -13,7 +13,14 @@ import numpy as np
 from utility_jax.data import pool_orders
 from utility_jax.elicit.base import Agent
 
-__all__ = ["NoVotesError", "RunIncidentError", "no_votes_reason", "vote_incidents", "run_incidents"]
+__all__ = [
+    "NoVotesError",
+    "RunIncidentError",
+    "no_votes_reason",
+    "vote_incidents",
+    "graph_components",
+    "run_incidents",
+]
 
 
 class NoVotesError(RuntimeError):
@@ -77,6 +84,14 @@ def vote_incidents(n_items: int, pairs: np.ndarray, counts: np.ndarray, refusal:
         "pairs_without_votes_examples": pairs[none][:10].tolist(),
         "outcomes_never_compared": np.flatnonzero(~compared).tolist(),
     }
+
+
+def graph_components(labels: np.ndarray) -> dict:
+    """Components of the comparison graph from per-outcome labels: how many, and their sizes
+    (largest first; an outcome never compared is a component of one)."""
+    _, sizes = np.unique(np.asarray(labels), return_counts=True)
+    sizes = np.sort(sizes)[::-1]
+    return {"n": int(len(sizes)), "sizes": sizes[:20].tolist()}
 
 
 def run_incidents(agent: Agent, parts: dict[str, dict], max_error_rate: float) -> dict[str, Any]:

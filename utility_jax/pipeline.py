@@ -24,10 +24,16 @@ from utility_jax.config import ComputeUtilitiesConf, bayes_config, fit_config
 from utility_jax.cost import cost_metrics
 from utility_jax.data import PairwiseData, bucket_length, pool_orders
 from utility_jax.elicit.base import Agent
-from utility_jax.incidents import NoVotesError, no_votes_reason, run_incidents, vote_incidents
+from utility_jax.incidents import (
+    NoVotesError,
+    graph_components,
+    no_votes_reason,
+    run_incidents,
+    vote_incidents,
+)
 from utility_jax.outcomes import OutcomeSet
 from utility_jax.reference import fit_reference_adam
-from utility_jax.thurstonian import FitConfig, ThurstonianFit, fit_thurstonian
+from utility_jax.thurstonian import FitConfig, ThurstonianFit, component_labels, fit_thurstonian
 
 __all__ = ["ComputeUtilitiesResult", "Elicited", "compute_utilities", "elicit_and_fit"]
 
@@ -315,10 +321,12 @@ def compute_utilities(
         k_rand, lambda d, k: fit_fn(d, k, None), el.train, el.heldout, triads, votes
     )
     metrics["cost"] = cost_metrics(agent)
+    train_inc = vote_incidents(n, el.pairs, el.counts, cfg.elicitation.refusal)
+    train_inc["components"] = graph_components(np.asarray(component_labels(el.train)))
     metrics["incidents"] = run_incidents(
         agent,
         {
-            "train": vote_incidents(n, el.pairs, el.counts, cfg.elicitation.refusal),
+            "train": train_inc,
             "heldout": vote_incidents(
                 n, el.heldout_pairs, el.heldout_counts, cfg.elicitation.refusal
             ),

@@ -180,6 +180,12 @@ def _incident_lines(inc: dict | None) -> list[str]:
             f"INCIDENT: {len(never)} outcomes are compared by no voted training pair; their "
             f"utilities rest on the prior only: {never[:20]}"
         )
+    comp = (inc.get("train") or {}).get("components") or {}
+    if comp.get("n", 1) > 1:
+        lines.append(
+            f"INCIDENT: the comparison graph has {comp['n']} components (sizes {comp['sizes']}): "
+            "utilities compare only within a component; each component is centred on its own"
+        )
     if inc.get("error_rate_exceeded"):
         lines.append(
             f"INCIDENT: transport-error rate {inc['error_rate']:.2%} passes agent.max_error_rate "

@@ -55,6 +55,7 @@ __all__ = [
     "normalize_utilities",
     "pair_proba",
     "link_of",
+    "component_labels",
     "log_proba_pairwise",
 ]
 
@@ -126,6 +127,10 @@ class ThurstonianFit:
       grad_norm: ``[...]`` max-abs gradient of the scaled objective at the solution.
       nll: ``[...]`` negative log-likelihood (sum over votes, no prior) at the solution.
       link: ``"probit"`` or ``"logit"`` (static).
+      n_components: ``[...]`` int, connected components of the comparison graph (an outcome
+        never compared is a component of its own). With more than one, utilities compare only
+        within a component, and each component's means are centred on their own (mean 0), not
+        left at an arbitrary offset. None for fits made elsewhere (the reference algorithm).
     """
 
     mu: jax.Array
@@ -135,6 +140,7 @@ class ThurstonianFit:
     grad_norm: jax.Array
     nll: jax.Array
     link: str = dataclasses.field(default="probit", metadata=dict(static=True))
+    n_components: jax.Array | None = None
 
     @property
     def sigma(self) -> jax.Array:
@@ -300,6 +306,36 @@ def _neg_log_posterior(params, data: PairwiseData, cfg: FitConfig, saturated=Non
     return obj
 
 
+def component_labels(data: PairwiseData) -> jax.Array:
+    """``[n_items]`` the connected component of every outcome in the comparison graph (its label
+    is the smallest outcome index in it), by label propagation with pointer jumping (jit-able;
+    a few sweeps over the pairs for a random graph)."""
+    n = data.n_items
+    a, b = data.idx_a, data.idx_b
+
+    def body(carry):
+        lab, _ = carry
+        lo = jnp.where(data.mask, jnp.minimum(lab[a], lab[b]), n)
+        new = jnp.minimum(lab, jax.ops.segment_min(lo, a, n))
+        new = jnp.minimum(new, jax.ops.segment_min(lo, b, n))
+        new = new[new]
+        return new, jnp.any(new != lab)
+
+    lab0 = jnp.arange(n, dtype=jnp.int32)
+    lab, _ = jax.lax.while_loop(lambda c: c[1], body, (lab0, jnp.asarray(True)))
+    return lab
+
+
+def _center_components(mu: jax.Array, lab: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(mu, n_components)``: with several components, each component's means shifted to mean
+    0 (the likelihood cannot see such shifts; the weak prior barely can); else ``mu`` as is."""
+    n = mu.shape[-1]
+    size = jax.ops.segment_sum(jnp.ones_like(mu), lab, n)
+    mean = jax.ops.segment_sum(mu, lab, n) / jnp.maximum(size, 1.0)
+    n_comp = jnp.sum(lab == jnp.arange(n, dtype=lab.dtype))
+    return jnp.where(n_comp > 1, mu - mean[lab], mu), n_comp
+
+
 def _objective_scale(data: PairwiseData) -> jax.Array:
     total = jnp.sum(jnp.where(data.mask, data.n_total, 0.0))
     return data.n_items / jnp.maximum(total, 1.0)
@@ -364,6 +400,7 @@ def _fit_one(data: PairwiseData, key, init, cfg: FitConfig) -> ThurstonianFit:
     g = jax.grad(obj)(params)
     gn = gnorm(g)
     mu, log_var = _unpack(params, data.n_items, cfg, data.n_a.dtype)
+    mu, n_comp = _center_components(mu, component_labels(data))
     nll = -log_likelihood_pairwise(mu, log_var, data, cfg.link)
     return ThurstonianFit(
         mu=mu,
@@ -373,6 +410,7 @@ def _fit_one(data: PairwiseData, key, init, cfg: FitConfig) -> ThurstonianFit:
         grad_norm=gn,
         nll=nll,
         link=cfg.link,
+        n_components=n_comp,
     )
 
 
