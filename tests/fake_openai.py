@@ -237,3 +237,26 @@ class FakeOpenAI:
         self.release()
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def compute_cmd(url: str, out, *, concurrency: int = 4) -> list[str]:
+    """The command line of a small compute run against a fake server at ``url`` (crash tests)."""
+    import sys
+
+    return [
+        sys.executable,
+        "-m",
+        "utility_jax",
+        "compute",
+        "agent=openai",
+        f"agent.base_url={url}",
+        "agent.model=fake",
+        f"agent.concurrency={concurrency}",
+        "outcomes.limit=10",
+        "graph.edges_per_round=10",
+        "elicitation.k=3",
+        "uncertainty=none",
+        "plots=false",
+        "progress=false",
+        f"hydra.run.dir={out}",
+    ]

@@ -316,26 +316,8 @@ def test_sigkill_mid_run_loses_nothing_and_repeats_no_call(fake, tmp_path):
     compare with an uninterrupted run: same votes, and every prompt answered exactly once."""
     import signal
     import subprocess
-    import sys
 
-    from conftest import ROOT
-
-    def cmd(url, out):
-        return [
-            sys.executable,
-            str(ROOT / "experiments" / "compute_utilities.py"),
-            "agent=openai",
-            f"agent.base_url={url}",
-            "agent.model=fake",
-            "agent.concurrency=4",
-            "outcomes.limit=10",
-            "graph.edges_per_round=10",
-            "elicitation.k=3",
-            "uncertainty=none",
-            "plots=false",
-            "progress=false",
-            f"hydra.run.dir={out}",
-        ]
+    from fake_openai import compute_cmd as cmd
 
     env = {**os.environ, "UTILITY_JAX_ANCHOR_DATA": str(ANCHOR)}
     crash = fake(hang_after=25)

@@ -5,34 +5,17 @@ import collections
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
-from fake_openai import FakeOpenAI
+from fake_openai import FakeOpenAI, compute_cmd
 
 CONCURRENCY = 4
 
 
 def _cmd(url, out):
-    return [
-        sys.executable,
-        "-m",
-        "utility_jax",
-        "compute",
-        "agent=openai",
-        f"agent.base_url={url}",
-        "agent.model=fake",
-        f"agent.concurrency={CONCURRENCY}",
-        "outcomes.limit=10",
-        "graph.edges_per_round=10",
-        "elicitation.k=3",
-        "uncertainty=none",
-        "plots=false",
-        "progress=false",
-        f"hydra.run.dir={out}",
-    ]
+    return compute_cmd(url, out, concurrency=CONCURRENCY)
 
 
 def _env():
