@@ -27,7 +27,7 @@ log = logging.getLogger("utility_jax")
 
 
 #: config sections that change only the fit, not a single answer
-FIT_ONLY = ("fitter", "uncertainty", "bayes", "n_triads", "x64", "plots")
+FIT_ONLY = ("fitter", "uncertainty", "bayes", "n_triads", "x64")
 
 
 def _flat(d: dict, prefix: str = "") -> dict:

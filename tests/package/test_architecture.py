@@ -6,7 +6,8 @@ Layers (a module may import from its own layer or below, never above):
    reference, outcomes, assets, prompts, config, progress, datasets, conf``;
 1. ``finetune`` (the NNX model, SFT) — below ``elicit``, which measures it;
 2. ``elicit`` (agents, backends, the response store);
-3. experiment shells: ``agents, pipeline, evaluation, uncertainty, cost, report, runner``;
+3. experiment shells: ``agents, pipeline, evaluation, uncertainty, cost, incidents, report,
+   runner``;
 4. ``control``, ``analysis`` (built on the shells; never on each other);
 5. the ``utility-jax`` command (``cli``, ``__main__``).
 
@@ -46,7 +47,17 @@ LAYER = {
     "finetune": 1,
     "elicit": 2,
     **dict.fromkeys(
-        ["agents", "pipeline", "evaluation", "uncertainty", "cost", "report", "runner"], 3
+        [
+            "agents",
+            "pipeline",
+            "evaluation",
+            "uncertainty",
+            "cost",
+            "incidents",
+            "report",
+            "runner",
+        ],
+        3,
     ),
     "control": 4,
     "analysis": 4,
