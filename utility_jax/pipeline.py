@@ -8,6 +8,7 @@ its inputs and writes its result (:mod:`~utility_jax.runner`).
 """
 
 import dataclasses
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -36,6 +37,8 @@ from utility_jax.reference import fit_reference_adam
 from utility_jax.thurstonian import FitConfig, ThurstonianFit, component_labels, fit_thurstonian
 
 __all__ = ["ComputeUtilitiesResult", "Elicited", "compute_utilities", "elicit_and_fit"]
+
+log = logging.getLogger("utility_jax")
 
 
 @dataclasses.dataclass
@@ -214,6 +217,15 @@ def elicit_and_fit(
         jax.block_until_ready(fit.mu)
         rec = _round_record(r, pairs, fit, time.perf_counter() - t0, heldout)
         rounds.append(rec)
+        log.info(
+            "round %d: %d pairs, %d answers (%d refusals, %d errors), held-out log loss %.4f",
+            r,
+            len(pairs),
+            agent.stats.answers,
+            agent.stats.refusals,
+            agent.stats.errors,
+            rec.get("heldout_log_loss", float("nan")),
+        )
         if bar is not None:
             _show(bar, agent, rec, len(pairs))
         if len(pairs) >= budget:

@@ -319,3 +319,22 @@ def test_one_process_per_run_folder(tmp_path):
             run_compute_utilities(_smoke(), tmp_path)
     finally:
         held.release()
+
+
+def test_http_requests_are_not_logged_at_info(caplog):
+    """Before: every HTTP request was an INFO line (702 for one smoke run). Now INFO carries the
+    per-round summary only; the requests stay at DEBUG."""
+    import logging
+
+    from fake_openai import FakeOpenAI
+
+    srv = FakeOpenAI()
+    try:
+        with caplog.at_level(logging.INFO):
+            res = compute_utilities(OUTCOMES, _agent(srv.url), _conf(), key=jax.random.key(0))
+    finally:
+        srv.close()
+    info = [r for r in caplog.records if r.levelno == logging.INFO]
+    assert not [r for r in info if "HTTP Request" in r.getMessage()]
+    rounds = [r for r in info if r.getMessage().startswith("round ")]
+    assert len(rounds) == len(res.rounds) >= 1

@@ -14,6 +14,7 @@
 """
 
 import asyncio
+import logging
 import math
 import os
 import random
@@ -25,6 +26,15 @@ from typing import Any
 from utility_jax.elicit.backend import AnswerDistribution, Completion
 
 __all__ = ["OpenAIBackend", "RequestError"]
+
+
+def _quiet_http_logs() -> None:
+    """One INFO line per HTTP request (httpx, the openai client) buries the progress of a run
+    (702 lines for one smoke run): those loggers go to DEBUG-only (WARNING and up still show)."""
+    for name in ("httpx", "httpx2", "httpcore", "httpcore2", "openai"):
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET or logger.level < logging.WARNING:
+            logger.setLevel(logging.WARNING)
 
 
 class RequestError(RuntimeError):
@@ -67,6 +77,7 @@ class OpenAIBackend:
         )
         self.requests_sent = 0
         self.retries = 0
+        _quiet_http_logs()
 
     def settings(self, mode: str) -> dict[str, Any]:
         if mode == "sample":
