@@ -28,6 +28,7 @@ commands:
             convergence|political|exchange_rates|discounting|power_seeking|corrigibility
   control   utility control: steer a model toward a citizen assembly by fine-tuning
   data      the paper's public inputs: 'utility-jax data fetch' (see 'utility-jax data --help')
+  collect   one table of every run under a folder: 'utility-jax collect SWEEP_DIR [--out DIR]'
 
 'utility-jax COMMAND --help' lists a command's config groups and options.
 """
@@ -116,6 +117,27 @@ def data_main(args: list[str]) -> int:
     return 0
 
 
+def collect_main(args: list[str]) -> int:
+    """``utility-jax collect SWEEP_DIR [--out DIR] [--parquet]``."""
+    import argparse
+
+    from utility_jax.collect import collect_runs
+
+    p = argparse.ArgumentParser(prog="utility-jax collect")
+    p.add_argument("root", help="a run folder, a sweep folder, or any folder of runs")
+    p.add_argument("--out", default=None, help="where to write the tables (default: root)")
+    p.add_argument("--parquet", action="store_true", help="also write Parquet files")
+    a = p.parse_args(args)
+    try:
+        written = collect_runs(a.root, a.out, parquet=a.parquet)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"utility-jax collect: {e}", file=sys.stderr)
+        return 1
+    for name, path in written.items():
+        print(f"{name}: {path}")
+    return 0
+
+
 #: command -> (primary config, task function)
 COMMANDS: dict[str, tuple[str, Callable]] = {
     "compute": ("config", _compute),
@@ -150,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     command, rest = args[0], args[1:]
     if command == "data":
         return data_main(rest)
+    if command == "collect":
+        return collect_main(rest)
     if command not in COMMANDS:
         print(f"utility-jax: unknown command {command!r}\n\n{USAGE}", end="", file=sys.stderr)
         return 2

@@ -56,6 +56,7 @@ LAYER = {
             "incidents",
             "report",
             "runner",
+            "collect",
         ],
         3,
     ),

@@ -1,0 +1,50 @@
+"""``utility-jax collect``: every run under a folder in one tidy table, read back by pandas."""
+
+import pandas as pd
+import pytest
+
+from utility_jax.cli import main
+from utility_jax.runner import run_compute_utilities
+
+
+def _cfg(seed, model):
+    return {
+        "outcomes": {"limit": 10},
+        "graph": {"edges_per_round": 10},
+        "fitter": {"model": model},
+        "uncertainty": {"n_bootstrap": 0, "laplace": False},
+        "seed": seed,
+        "plots": False,
+        "progress": False,
+    }
+
+
+def test_collect_a_sweep_into_tables_pandas_reads(tmp_path, capsys):
+    sweep = tmp_path / "sweep"
+    for job, (seed, model) in enumerate([(0, "case3"), (1, "logit")]):
+        run_compute_utilities(_cfg(seed, model), sweep / str(job))
+    assert main(["collect", str(sweep), "--parquet"]) == 0
+    assert "runs: " in capsys.readouterr().out
+    runs = pd.read_csv(sweep / "runs.csv", dtype={"run": str})
+    assert list(runs["run"]) == ["0", "1"]
+    assert list(runs["config.fitter.model"]) == ["case3", "logit"]
+    assert list(runs["config.seed"]) == [0, 1]
+    assert runs["metrics.heldout.accuracy"].between(0, 1).all()
+    assert (runs["metrics.n_outcomes"] == 10).all()
+    utils = pd.read_csv(sweep / "utilities.csv", dtype={"run": str})
+    assert len(utils) == 20 and set(utils["run"]) == {"0", "1"}
+    assert utils.groupby("run")["mu_normalized"].mean().abs().max() < 1e-5
+    assert pd.read_parquet(sweep / "runs.parquet").shape == runs.shape
+
+
+def test_collect_errors_name_the_folder(tmp_path, capsys):
+    assert main(["collect", str(tmp_path / "nope")]) == 1
+    assert "nope: no such folder" in capsys.readouterr().err
+    assert main(["collect", str(tmp_path)]) == 1
+    assert "no run folder" in capsys.readouterr().err
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "metrics.json").write_text("{")
+    with pytest.raises(ValueError, match=r"bad/metrics.json: not valid JSON"):
+        from utility_jax.collect import collect_runs
+
+        collect_runs(tmp_path)

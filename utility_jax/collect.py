@@ -1,0 +1,101 @@
+"""Gather finished runs into tidy tables: one row per run (its settings and metrics), and one row
+per run and outcome (its utilities). ``utility-jax collect SWEEP_DIR`` writes both as CSV (and
+Parquet with ``--parquet``), ready for pandas."""
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["find_runs", "run_row", "collect_runs"]
+
+# config sections that describe a run in the table (the rest is in each run's folder)
+_CONFIG_KEYS = (
+    "name",
+    "seed",
+    "outcomes",
+    "agent",
+    "fitter",
+    "graph",
+    "elicitation",
+    "uncertainty",
+    "bayes",
+)
+
+
+def find_runs(root: str | Path) -> list[Path]:
+    """Every run folder under ``root`` (a folder holding ``metrics.json``), sorted; refit
+    sub-folders count as runs of their own."""
+    root = Path(root)
+    if not root.exists():
+        raise FileNotFoundError(f"{root}: no such folder")
+    return sorted(p.parent for p in root.rglob("metrics.json"))
+
+
+def _flat(d: Any, prefix: str, out: dict) -> None:
+    if isinstance(d, dict):
+        for k, v in d.items():
+            _flat(v, f"{prefix}{k}.", out)
+    elif isinstance(d, (int, float, str, bool)) or d is None:
+        out[prefix[:-1]] = d
+
+
+def run_row(folder: Path, root: Path) -> dict[str, Any]:
+    """One run as a flat row: ``run`` (its path under ``root``), ``config.*`` and ``metrics.*``
+    scalars (lists such as per-round records are left in the run folder)."""
+    row: dict[str, Any] = {"run": str(folder.relative_to(root)) or "."}
+    cfg_file = folder / "config_resolved.yaml"
+    if cfg_file.exists():
+        cfg = yaml.safe_load(cfg_file.read_text()) or {}
+        _flat({k: cfg[k] for k in _CONFIG_KEYS if k in cfg}, "config.", row)
+    try:
+        metrics = json.loads((folder / "metrics.json").read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{folder / 'metrics.json'}: not valid JSON ({e})") from e
+    metrics = {k: v for k, v in metrics.items() if k != "rounds"}
+    _flat(metrics, "metrics.", row)
+    return row
+
+
+def _write_csv(rows: list[dict], path: Path) -> None:
+    cols: list[str] = []
+    for r in rows:
+        cols += [c for c in r if c not in cols]
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=cols)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def collect_runs(root: str | Path, out: str | Path | None = None, *, parquet: bool = False):
+    """Write ``runs.csv`` and ``utilities.csv`` (and ``.parquet``) for every run under ``root``
+    into ``out`` (default ``root``); returns the paths written."""
+    root = Path(root)
+    out = Path(out) if out is not None else root
+    runs = find_runs(root)
+    if not runs:
+        raise FileNotFoundError(f"{root}: no run folder (no metrics.json) below it")
+    rows = [run_row(f, root) for f in runs]
+    utils = []
+    for f, r in zip(runs, rows, strict=True):
+        u = f / "utilities.csv"
+        if u.exists():
+            with open(u, newline="") as fh:
+                utils += [{"run": r["run"], **x} for x in csv.DictReader(fh)]
+    out.mkdir(parents=True, exist_ok=True)
+    written = {"runs": out / "runs.csv", "utilities": out / "utilities.csv"}
+    _write_csv(rows, written["runs"])
+    if utils:
+        _write_csv(utils, written["utilities"])
+    else:
+        del written["utilities"]
+    if parquet:
+        import pandas as pd
+
+        for name in list(written):
+            p = out / f"{name}.parquet"
+            pd.read_csv(written[name]).to_parquet(p)
+            written[f"{name}_parquet"] = p
+    return written
