@@ -3,25 +3,21 @@ per run and outcome (its utilities). ``utility-jax collect SWEEP_DIR`` writes bo
 Parquet with ``--parquet``), ready for pandas."""
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from utility_jax.config import ComputeUtilitiesConf
+from utility_jax.report import flatten
+
 __all__ = ["find_runs", "run_row", "collect_runs"]
 
-# config sections that describe a run in the table (the rest is in each run's folder)
-_CONFIG_KEYS = (
-    "name",
-    "seed",
-    "outcomes",
-    "agent",
-    "fitter",
-    "graph",
-    "elicitation",
-    "uncertainty",
-    "bayes",
+# the run settings a table shows: every schema section but the display switches
+_CONFIG_KEYS = tuple(
+    f.name for f in dataclasses.fields(ComputeUtilitiesConf) if f.name not in ("plots", "progress")
 )
 
 
@@ -34,12 +30,12 @@ def find_runs(root: str | Path) -> list[Path]:
     return sorted(p.parent for p in root.rglob("metrics.json"))
 
 
-def _flat(d: Any, prefix: str, out: dict) -> None:
-    if isinstance(d, dict):
-        for k, v in d.items():
-            _flat(v, f"{prefix}{k}.", out)
-    elif isinstance(d, (int, float, str, bool)) or d is None:
-        out[prefix[:-1]] = d
+def _scalars(d: dict, prefix: str) -> dict[str, Any]:
+    return {
+        f"{prefix}{k}": v
+        for k, v in flatten(d).items()
+        if v is None or isinstance(v, (int, float, str, bool))
+    }
 
 
 def run_row(folder: Path, root: Path) -> dict[str, Any]:
@@ -49,13 +45,13 @@ def run_row(folder: Path, root: Path) -> dict[str, Any]:
     cfg_file = folder / "config_resolved.yaml"
     if cfg_file.exists():
         cfg = yaml.safe_load(cfg_file.read_text()) or {}
-        _flat({k: cfg[k] for k in _CONFIG_KEYS if k in cfg}, "config.", row)
+        row.update(_scalars({k: cfg[k] for k in _CONFIG_KEYS if k in cfg}, "config."))
     try:
         metrics = json.loads((folder / "metrics.json").read_text())
     except json.JSONDecodeError as e:
         raise ValueError(f"{folder / 'metrics.json'}: not valid JSON ({e})") from e
     metrics = {k: v for k, v in metrics.items() if k != "rounds"}
-    _flat(metrics, "metrics.", row)
+    row.update(_scalars(metrics, "metrics."))
     return row
 
 

@@ -309,7 +309,8 @@ def compute_utilities(
     )
     votes = 2 * cfg.elicitation.k
     # triads among the pairs that kept votes (a pair without votes has no empirical probability)
-    voted = np.stack([el.train.valid()["idx_a"], el.train.valid()["idx_b"]], 1)
+    v = el.train.valid()
+    voted = np.stack([v["idx_a"], v["idx_b"]], 1)
     triads = M.sample_triads(voted, cfg.n_triads, np.random.default_rng([int(cfg.seed), 7]))
     ev = E.evaluate_run(el.fit, el.train, el.heldout, triads)
     metrics: dict[str, Any] = {

@@ -11,7 +11,7 @@ from utility_jax.pipeline import ComputeUtilitiesResult
 from utility_jax.thurstonian import predict_proba
 from utility_jax.uncertainty import preferred
 
-__all__ = ["write_run", "utilities_table", "summary_text", "jsonable"]
+__all__ = ["write_run", "utilities_table", "summary_text", "jsonable", "flatten"]
 
 
 def jsonable(x: Any) -> Any:
@@ -27,6 +27,17 @@ def jsonable(x: Any) -> Any:
     if isinstance(x, float) and not np.isfinite(x):
         return None
     return x
+
+
+def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    """A nested dict as one level, keys joined by dots: ``{"a": {"b": 1}}`` -> ``{"a.b": 1}``."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
 
 
 def utilities_table(res: ComputeUtilitiesResult) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ from utility_jax.incidents import RunIncidentError
 from utility_jax.outcomes import load_outcomes
 from utility_jax.pipeline import ComputeUtilitiesResult, compute_utilities
 from utility_jax.progress import progress_factory
-from utility_jax.report import write_run
+from utility_jax.report import flatten, write_run
 
 __all__ = ["run_compute_utilities"]
 
@@ -30,18 +30,12 @@ log = logging.getLogger("utility_jax")
 FIT_ONLY = ("fitter", "uncertainty", "bayes", "n_triads", "x64")
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-def _plain(x):
-    return json.loads(json.dumps(x, default=str))
+def _fingerprint(conf) -> dict[str, dict]:
+    """What a run folder remembers of its run: the settings that decide the questions and their
+    answers (``asked``) and those that decide only the fit (``fit``), as plain JSON values."""
+    now = dataclasses.asdict(conf)
+    blob = {"asked": store_config(conf), "fit": {k: now[k] for k in FIT_ONLY}}
+    return json.loads(json.dumps(blob, default=str))
 
 
 def _output_folder(out: Path, conf) -> Path:
@@ -53,26 +47,22 @@ def _output_folder(out: Path, conf) -> Path:
     prev = out / "run_config.json"
     if not prev.exists():
         return out
-    old = json.loads(prev.read_text())
-    a, b = _flat(old.get("asked", {})), _flat(_plain(store_config(conf)))
+    old, new = json.loads(prev.read_text()), _fingerprint(conf)
+    a, b = flatten(old.get("asked", {})), flatten(new["asked"])
     changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
     if changed and not conf.elicitation.force:
         raise StoreConfigError(
             f"{out}: this run folder holds a run that asked other questions (changed: "
             f"{', '.join(changed)}); use a new folder, or elicitation.force=true to reuse it"
         )
-    now = dataclasses.asdict(conf)
-    fit = _plain({k: now[k] for k in FIT_ONLY})
-    if old.get("fit") == fit:
+    if old.get("fit") == new["fit"]:
         return out
-    h = hashlib.sha256(json.dumps(fit, sort_keys=True).encode()).hexdigest()[:8]
+    h = hashlib.sha256(json.dumps(new["fit"], sort_keys=True).encode()).hexdigest()[:8]
     return out / "refits" / f"{conf.fitter.model}-{h}"
 
 
 def _remember(out: Path, conf) -> None:
-    now = dataclasses.asdict(conf)
-    blob = {"asked": _plain(store_config(conf)), "fit": _plain({k: now[k] for k in FIT_ONLY})}
-    (out / "run_config.json").write_text(json.dumps(blob, indent=1))
+    (out / "run_config.json").write_text(json.dumps(_fingerprint(conf), indent=1))
 
 
 def run_compute_utilities(

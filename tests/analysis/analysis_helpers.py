@@ -3,8 +3,8 @@
 import json
 
 import jax
-from conftest import ANCHOR, ROOT
-from hydra import compose, initialize_config_dir
+from conftest import ANCHOR
+from test_configs import _compose
 
 import utility_jax as uj
 from utility_jax.analysis.registry import run_analysis
@@ -15,11 +15,6 @@ EXP = ANCHOR / "utility_analysis" / "experiments"
 def templates_json() -> dict:
     """The paper's prompt templates as extracted from the reference's source (derived/)."""
     return json.loads((ANCHOR / "derived" / "prompt_templates.json").read_text())
-
-
-def _compose(*overrides):
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
 
 
 def _run(tmp_path, name, *overrides):

@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS responses (
 CREATE TABLE IF NOT EXISTS errors (
   request_key TEXT, backend TEXT, model TEXT, prompt TEXT, error TEXT, created REAL
 );
+CREATE INDEX IF NOT EXISTS errors_by_key ON errors (request_key);
 """
 
 
