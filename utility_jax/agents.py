@@ -74,7 +74,7 @@ def store_config(cfg: ComputeUtilitiesConf) -> dict:
     (model, prompts, K, temperature, mode, graph, seed): a resumed run must not change them.
     Transport settings (:data:`TRANSPORT_ONLY`) and the fit's settings are left out."""
     d = dataclasses.asdict(cfg)
-    el = {k: v for k, v in d["elicitation"].items() if k not in ("store", "force")}
+    el = {k: v for k, v in d["elicitation"].items() if k not in ("store", "force", "parser")}
     agent = {k: v for k, v in d["agent"].items() if k not in TRANSPORT_ONLY}
     return {
         "outcomes": d["outcomes"],
@@ -104,6 +104,8 @@ def _llm_agent(cfg: ComputeUtilitiesConf, outcomes, out_dir, progress, fields):
         store=store,
         progress=progress,
         fields=fields,
+        parser=el.parser,
+        orders=el.orders,
     )
 
 
@@ -134,6 +136,11 @@ def build_agent(
     else:
         mu, sigma = reference_utilities(a.utilities, outcomes)
     agent = SimulatedAgent(
-        mu, sigma, link=a.link, position_bias=a.position_bias, refusal_rate=a.refusal_rate
+        mu,
+        sigma,
+        link=a.link,
+        position_bias=a.position_bias,
+        refusal_rate=a.refusal_rate,
+        orders=cfg.elicitation.orders,
     )
     return agent, (mu, sigma)

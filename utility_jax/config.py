@@ -107,6 +107,8 @@ class ElicitationConf:
     system: str | None = "default"  # a system message name or text; null for none
     store: str | None = None  # null: responses.sqlite in the run folder; a path: a shared cache
     force: bool = False  # reuse a run folder's store made with another config
+    parser: str = "reference"  # reference (the paper's answer rule) | strict
+    orders: str = "both"  # both | first (the reference's no-flip ablation: one order only)
 
 
 @dataclasses.dataclass
@@ -159,6 +161,8 @@ _CHOICES = {
     ("elicitation", "refusal"): ("half", "drop"),
     ("agent", "kind"): ("simulated", "hf", "openai", "jax"),
     ("elicitation", "mode"): ("sample", "logprob"),
+    ("elicitation", "parser"): ("reference", "strict"),
+    ("elicitation", "orders"): ("both", "first"),
     ("agent", "link"): ("probit", "logit"),
     ("bayes", "method"): ("none", "nuts", "svi"),
     ("bayes", "svi_guide"): ("normal", "lowrank"),

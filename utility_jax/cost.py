@@ -18,6 +18,9 @@ def cost_metrics(agent: Agent) -> dict[str, Any]:
         "error_rate": s["errors"] / max(s["answers"] + s["errors"], 1),
         "cache_hits": int(agent.cache_hits),
     }
+    parser = getattr(agent, "parser", None)  # free-text agents only
+    if parser is not None and getattr(agent, "mode", "sample") == "sample":
+        out["parser"] = parser
     if agent.other_mass:
         out["mean_probability_outside_AB"] = float(np.mean(agent.other_mass))
     return out

@@ -118,6 +118,13 @@ def summary_text(res: ComputeUtilitiesResult) -> str:
         f"{c['errors']} (rate {c['error_rate']:.4f}); model calls {c['model_calls']}, forward passes "
         f"{c['forward_passes']}, tokens {c['tokens']}, answers reused from the store {c.get('cache_hits', 0)}"
     )
+    if "parser" in c:
+        other = "strict" if c["parser"] == "reference" else "reference"
+        lines.append(
+            f"answer rule: {c['parser']}; {c['parser_disagreements']} answers "
+            f"({c['parser_disagreements'] / max(c['answers'], 1):.2%}) would be read "
+            f"differently by the {other} rule (elicitation.parser={other})"
+        )
     lines += _incident_lines(m.get("incidents"))
     lines += [f"WARNING: {w}" for w in m.get("warnings", [])]
     if "mean_probability_outside_AB" in c:

@@ -34,7 +34,9 @@ def _fingerprint(conf) -> dict[str, dict]:
     """What a run folder remembers of its run: the settings that decide the questions and their
     answers (``asked``) and those that decide only the fit (``fit``), as plain JSON values."""
     now = dataclasses.asdict(conf)
-    blob = {"asked": store_config(conf), "fit": {k: now[k] for k in FIT_ONLY}}
+    fit = {k: now[k] for k in FIT_ONLY}
+    fit["parser"] = now["elicitation"]["parser"]  # stored answers are re-parsed, never re-asked
+    blob = {"asked": store_config(conf), "fit": fit}
     return json.loads(json.dumps(blob, default=str))
 
 

@@ -29,44 +29,6 @@ OUTCOMES = OutcomeSet.from_texts(
 )
 
 
-@pytest.mark.parametrize(
-    "text,want",
-    [
-        ("A", "A"),
-        ("B", "B"),
-        (" A\n", "A"),
-        ("A.", "A"),
-        ("**B**", "B"),
-        ("Option A", "A"),
-        ('"B"', "B"),
-        ("(A)", "A"),
-        ("B) because it is better", "B"),
-        ("Answer: B", "B"),
-        ("I prefer Option B.", "B"),
-        ("A world where everyone is happy.", "refusal"),
-        ("A storm is bad", "refusal"),
-        ("Option A or Option B", "refusal"),
-        ("", "refusal"),
-        (None, "refusal"),
-        ("a", "refusal"),
-        ("I cannot choose between these.", "refusal"),
-        ("A. The first one.", "A"),
-        ("B\nBecause...", "B"),
-    ],
-)
-def test_parse_answer(text, want):
-    assert parse_answer(text) == want
-
-
-def test_parse_reasoning_mode_takes_the_last_answer_line():
-    assert (
-        parse_answer("Option A seems good... Answer: A. Hmm, actually Answer: B", reasoning=True)
-        == "B"
-    )
-    assert parse_answer("A", reasoning=True) == "refusal"  # the format was asked for
-    assert parse_answer('Thinking.\n\n"Answer: A"', reasoning=True) == "A"
-
-
 def test_paper_templates_are_exact():
     ref = json.loads((ANCHOR / "derived" / "prompt_templates.json").read_text())["templates"]
     assert (
@@ -389,9 +351,14 @@ def test_parser_corpus_of_realistic_replies():
         "article",
         "reasoning",
     } <= kinds
-    wrong = [
-        (c["text"], c["label"], parse_answer(c["text"], reasoning=c.get("reasoning", False)))
-        for c in corpus
-        if parse_answer(c["text"], reasoning=c.get("reasoning", False)) != c["label"]
-    ]
+    wrong = []
+    for c in corpus:
+        r = c.get("reasoning", False)
+        got = (
+            parse_answer(c["text"], reasoning=r, rule="strict"),
+            parse_answer(c["text"], reasoning=r),
+        )
+        want = (c["label"], c.get("label_reference", c["label"]))
+        if got != want:
+            wrong.append((c["text"], want, got))
     assert not wrong, wrong

@@ -58,7 +58,10 @@ def test_realistic_llm_run_reports_incidents_and_recovers_utilities(tmp_path, ll
         assert inc["train"]["outcomes_never_compared"] == [FILTERED]
         assert inc["train"]["without_votes_no_answer"] == inc["train"]["pairs_without_votes"] > 0
         assert "HTTP 400" in inc["last_error"] and "content management policy" in inc["last_error"]
-        assert 0 < inc["error_rate"] < 0.3 and m["cost"]["refusal_rate"] > 0.1
+        # the reference answer rule reads "I prefer A." as a vote: refusals stay near the planted
+        # 10% (plus the "Both A and B..." replies), not the strict rule's 40%
+        assert 0 < inc["error_rate"] < 0.3 and 0.05 < m["cost"]["refusal_rate"] < 0.2
+        assert m["cost"]["parser"] == "reference" and m["cost"]["parser_disagreements"] > 0
         keep = np.arange(N) != FILTERED
         rho = stats.spearmanr(np.asarray(res.fit.mu)[keep], PLANTED[keep]).statistic
         assert rho > 0.9, rho
@@ -71,6 +74,16 @@ def test_realistic_llm_run_reports_incidents_and_recovers_utilities(tmp_path, ll
         assert srv.n_requests == before
         assert res2.metrics["cost"]["permanent_errors"] > 0
         np.testing.assert_allclose(np.asarray(res2.fit.mu), np.asarray(res.fit.mu))
+        # the strict rule on the same folder: stored replies are re-parsed (nothing asked), the
+        # result goes to a refits/ folder, and the two rules disagree on the same answers
+        strict = _cfg(srv.url, outcomes)
+        strict["elicitation"]["parser"] = "strict"
+        res3 = run_compute_utilities(strict, tmp_path / "run")
+        assert srv.n_requests == before
+        c3 = res3.metrics["cost"]
+        assert c3["refusal_rate"] > 0.3, c3["refusal_rate"]
+        assert c3["parser_disagreements"] == res2.metrics["cost"]["parser_disagreements"]
+        assert list((tmp_path / "run" / "refits").glob("*/summary.txt"))
     finally:
         srv.close()
     print(

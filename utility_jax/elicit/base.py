@@ -19,6 +19,7 @@ class AgentStats:
     refusals: int = 0
     errors: int = 0
     permanent_errors: int = 0  # of ``errors``: refused for good by the server (a 4xx), not retried
+    parser_disagreements: int = 0  # answers the reference and strict rules classify differently
 
     def as_dict(self) -> dict[str, int]:
         return dataclasses.asdict(self)

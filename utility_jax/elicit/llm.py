@@ -7,7 +7,7 @@ import numpy as np
 
 from utility_jax.elicit.backend import Backend
 from utility_jax.elicit.base import AgentStats
-from utility_jax.elicit.parse import parse_answer
+from utility_jax.elicit.parse import RULES, parse_answer
 from utility_jax.elicit.store import ResponseStore, request_key
 from utility_jax.outcomes import OutcomeSet
 from utility_jax.prompts import PromptTemplate, render_pair
@@ -18,8 +18,10 @@ __all__ = ["LLMAgent"]
 class LLMAgent:
     """Asks an LLM backend forced-choice questions about outcome pairs.
 
-    Both presentation orders are always asked. ``mode="sample"``: ``k`` answers per order at the
-    backend's temperature, parsed into A / B / refusal. ``mode="logprob"``: one forward pass per
+    Both presentation orders are asked (``orders="first"``: only the first, the reference's
+    no-flip ablation). ``mode="sample"``: ``k`` answers per order at the backend's temperature,
+    parsed into A / B / refusal by ``parser`` (:mod:`~utility_jax.elicit.parse`; stored answers
+    are re-parsed from their raw text, so changing the rule asks nothing again). ``mode="logprob"``: one forward pass per
     order; P(A) and P(B) from the next-token distribution renormalised over {A, B}, counted as
     ``k`` fractional votes so both modes weigh a pair alike; the mass outside {A, B} is reported
     as the refusal signal (``stats.other_mass``), not counted as votes.
@@ -40,7 +42,14 @@ class LLMAgent:
         batch_size: int = 64,
         progress=None,
         fields: dict[str, str] | None = None,
+        parser: str = "reference",
+        orders: str = "both",
     ):
+        if parser not in RULES:
+            raise ValueError(f"parser must be one of {RULES}, got {parser!r}")
+        if orders not in ("both", "first"):
+            raise ValueError(f"orders must be 'both' or 'first', got {orders!r}")
+        self.parser, self.orders = parser, orders
         if mode not in ("sample", "logprob"):
             raise ValueError(f"mode must be 'sample' or 'logprob', got {mode!r}")
         if mode == "logprob" and template.reasoning:
@@ -91,7 +100,8 @@ class LLMAgent:
         reqs = []  # (pair index, order, messages)
         for p, (i, j) in enumerate(pairs.tolist()):
             reqs.append((p, 0, self.messages(i, j)))
-            reqs.append((p, 1, self.messages(j, i)))
+            if self.orders == "both":
+                reqs.append((p, 1, self.messages(j, i)))
         seed = int(jax.random.randint(key, (), 0, 2**31 - 1))
         bar = (
             self.progress(total=len(reqs), desc=f"asking {self.name}", unit="prompt", leave=False)
@@ -133,6 +143,15 @@ class LLMAgent:
         self.last_error = err
         return True
 
+    def _parse(self, text: str | None) -> str:
+        reasoning = self.template.reasoning
+        label = parse_answer(text, reasoning=reasoning, rule=self.parser)
+        other = "strict" if self.parser == "reference" else "reference"
+        self.stats.parser_disagreements += label != parse_answer(
+            text, reasoning=reasoning, rule=other
+        )
+        return label
+
     def _record(self, counts, p, order, label):
         col = {"A": 0, "B": 1, "refusal": 2}[label]
         counts[p, order, col] += 1
@@ -145,7 +164,7 @@ class LLMAgent:
             key = self._key(msgs)
             have = self.store.get(key)[:k] if self.store is not None else []
             for row in have:
-                self._record(counts, p, order, row["label"])
+                self._record(counts, p, order, self._parse(row["raw_text"]))
             self.cache_hits += len(have)
             if len(have) < k and not self._refused_before(key, k - len(have)):
                 missing.append((p, order, msgs, key, len(have)))
@@ -174,7 +193,7 @@ class LLMAgent:
                 for s, c in enumerate(comps):
                     if c.error is not None:
                         continue
-                    label = parse_answer(c.text, reasoning=self.template.reasoning)
+                    label = self._parse(c.text)
                     self._record(counts, p, order, label)
                     self.stats.tokens += c.tokens_in + c.tokens_out
                     rows.append(

@@ -54,6 +54,7 @@ class SimulatedAgent:
         position_bias: float = 0.0,
         refusal_rate: float = 0.0,
         name: str = "simulated",
+        orders: str = "both",
     ):
         self.mu = np.asarray(mu, dtype=np.float64)
         self.sigma = np.asarray(sigma, dtype=np.float64)
@@ -62,7 +63,9 @@ class SimulatedAgent:
         if not np.all(self.sigma > 0):
             raise ValueError("sigma must be positive")
         self.link, self.position_bias, self.refusal_rate = link, position_bias, refusal_rate
-        self.name = name
+        if orders not in ("both", "first"):
+            raise ValueError(f"orders must be 'both' or 'first', got {orders!r}")
+        self.name, self.orders = name, orders
         self.stats = AgentStats()
         self.cache_hits = 0  # no store: nothing is reused
         self.other_mass: list[float] = []
@@ -92,6 +95,8 @@ class SimulatedAgent:
             refusal_rate=self.refusal_rate,
         )
         counts = np.asarray(counts, dtype=np.float64)[:n]
+        if self.orders == "first":  # the no-flip ablation: the second order is never asked
+            counts[:, 1] = 0.0
         self.stats.answers += int(counts.sum())
         self.stats.refusals += int(counts[..., 2].sum())
         return counts
