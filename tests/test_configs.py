@@ -122,7 +122,8 @@ def test_default_experiment_runs_end_to_end(tmp_path):
     assert m["recovery"]["spearman_mu"] > 0.95
     assert m["fit"]["converged"]
     assert (
-        m["transitivity"]["log10_p_cycle"] < m["random_responder"]["transitivity"]["log10_p_cycle"]
+        m["training_graph_transitivity"]["log10_p_cycle"]
+        < m["random_responder"]["training_graph_transitivity"]["log10_p_cycle"]
     )
     assert (
         len(m["rounds"]) >= 2

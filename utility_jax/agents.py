@@ -21,7 +21,7 @@ from utility_jax.outcomes import OutcomeSet
 from utility_jax.prompts import load_template, system_message
 from utility_jax.simulate import planted_utilities
 
-__all__ = ["build_backend", "build_agent", "store_config", "TRANSPORT_ONLY"]
+__all__ = ["build_backend", "build_agent", "simulated_truth", "store_config", "TRANSPORT_ONLY"]
 
 
 def build_backend(a: AgentConf, el: ElicitationConf):
@@ -109,6 +109,19 @@ def _llm_agent(cfg: ComputeUtilitiesConf, outcomes, out_dir, progress, fields):
     )
 
 
+def simulated_truth(
+    cfg: ComputeUtilitiesConf, outcomes: OutcomeSet, key: jax.Array
+) -> tuple[np.ndarray, np.ndarray]:
+    """The simulated agent's true ``(mu, sigma)`` on ``outcomes``: planted from ``key``, or a
+    reference model's fitted utilities (``agent.utilities`` = a results file)."""
+    a = cfg.agent
+    if a.utilities == "planted":
+        return planted_utilities(
+            outcomes, key, mu_scale=a.mu_scale, sigma_range=(a.sigma_min, a.sigma_max)
+        )
+    return reference_utilities(a.utilities, outcomes)
+
+
 def build_agent(
     cfg: ComputeUtilitiesConf,
     outcomes: OutcomeSet,
@@ -129,12 +142,8 @@ def build_agent(
         return _llm_agent(cfg, outcomes, out_dir, progress, fields), None
     if truth is not None:
         mu, sigma = (np.asarray(x, dtype=np.float64) for x in truth)
-    elif a.utilities == "planted":
-        mu, sigma = planted_utilities(
-            outcomes, key, mu_scale=a.mu_scale, sigma_range=(a.sigma_min, a.sigma_max)
-        )
     else:
-        mu, sigma = reference_utilities(a.utilities, outcomes)
+        mu, sigma = simulated_truth(cfg, outcomes, key)
     agent = SimulatedAgent(
         mu,
         sigma,

@@ -181,7 +181,7 @@ _RANGES: dict[tuple[str | None, str], tuple[Any, Any]] = {
     ("agent", "batch_size"): (1, None),
     ("agent", "refusal_rate"): (0.0, 1.0),
     ("agent", "max_error_rate"): (0.0, 1.0),
-    ("agent", "mu_scale"): ("0<", None),
+    ("agent", "mu_scale"): (0.0, None),  # 0: a random responder
     ("agent", "sigma_min"): ("0<", None),
     ("agent", "sigma_max"): ("0<", None),
     ("fitter", "mu_prior_scale"): ("0<", None),

@@ -40,7 +40,7 @@ def evaluate_run(
 ) -> dict[str, Any]:
     """Training and held-out metrics and transitivity (on ``triads``) of the final fit."""
     out: dict[str, Any] = {"train": M.evaluate_pairwise(fit, train), "tie_rule": TIE_RULE}
-    out["transitivity"] = M.transitivity(train, triads)
+    out["training_graph_transitivity"] = M.transitivity(train, triads)
     if heldout is not None:
         out["heldout"] = M.evaluate_pairwise(fit, heldout)
     return out
@@ -92,7 +92,7 @@ def random_responder(
     rand = {
         "average_confidence_closed_form": M.random_responder_confidence(votes_per_pair),
         "train": M.evaluate_pairwise(rfit, rtrain),
-        "transitivity": M.transitivity(rtrain, triads),
+        "training_graph_transitivity": M.transitivity(rtrain, triads),
     }
     if heldout is not None:
         rand["heldout"] = M.evaluate_pairwise(rfit, random_like(kr2, heldout))

@@ -105,13 +105,14 @@ def summary_text(res: ComputeUtilitiesResult) -> str:
         m["train"]["average_confidence"],
         rr["average_confidence_closed_form"],
     )
-    row("log10 P(cycle)", m["transitivity"]["log10_p_cycle"], rr["transitivity"]["log10_p_cycle"])
-    row(
-        "hard cycle rate",
-        m["transitivity"]["hard_cycle_rate"],
-        rr["transitivity"]["hard_cycle_rate"],
+    t, rt = m["training_graph_transitivity"], rr["training_graph_transitivity"]
+    row("log10 P(cycle), training graph", t["log10_p_cycle"], rt["log10_p_cycle"])
+    row("hard cycle rate, training graph", t["hard_cycle_rate"], rt["hard_cycle_rate"])
+    lines.append(
+        f"(cycles on {t['n_triads']} triangles of the asked graph, which active learning fills "
+        "with near-indifferent pairs: NOT the paper's protocol; for that, fresh uniform triads: "
+        f"utility-jax analyze experiment=transitivity; tie rule: {m['tie_rule']})"
     )
-    lines.append(f"(triads: {m['transitivity']['n_triads']}; tie rule: {m['tie_rule']})")
     c = m["cost"]
     lines.append(
         f"answers: {c['answers']} (refusal rate {c['refusal_rate']:.4f}), transport errors "

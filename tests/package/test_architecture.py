@@ -31,6 +31,7 @@ LAYER = {
             "simulate",
             "metrics",
             "graph",
+            "triads",
             "bayes",
             "reference",
             "outcomes",

@@ -46,7 +46,7 @@ def test_pairs_without_votes_are_reported_and_the_run_finishes(tmp_path):
     assert inc["train"]["pairs_without_votes"] >= 1
     assert inc["train"]["without_votes_only_refusals"] == inc["train"]["pairs_without_votes"]
     assert inc["train"]["without_votes_no_answer"] == 0
-    assert res.metrics["transitivity"]["n_triads"] > 0
+    assert res.metrics["training_graph_transitivity"]["n_triads"] > 0
     text = (tmp_path / "summary.txt").read_text()
     assert "INCIDENT:" in text and "have no votes and are left out" in text
     assert json.loads((tmp_path / "metrics.json").read_text())["incidents"]["train"]["n_pairs"] > 0

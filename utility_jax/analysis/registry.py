@@ -16,6 +16,7 @@ from utility_jax.analysis import (
     maximization,
     political,
     power,
+    transitivity,
 )
 from utility_jax.analysis.harness import Context, analysis_config, write_analysis
 from utility_jax.config import validate
@@ -34,6 +35,7 @@ ANALYSES = {
     "discounting": discounting,
     "power_seeking": power,
     "corrigibility": corrigibility,
+    "transitivity": transitivity,
 }
 
 
