@@ -116,7 +116,7 @@ def test_reference_rule_returns_all_when_few_remain():
 
 
 def test_variance_rule_prefers_uncertain_pairs_between_poorly_known_outcomes():
-    n = 30
+    n = 60
     mu = np.linspace(-3, 3, n)
     sigma = np.ones(n)
     # outcomes 0..14 are well known (asked against each other many times), 15..29 barely
@@ -135,3 +135,68 @@ def test_variance_rule_prefers_uncertain_pairs_between_poorly_known_outcomes():
     s2 = sigma.copy()
     s2[20] = 5.0
     assert not np.array_equal(uj.select_pairs_variance(mu, s2, queried, 40, 0), new)
+
+
+def test_pseudolabel_counts_on_a_planted_fit_match_scipy():
+    import jax.numpy as jnp
+    from scipy import stats
+
+    rng = np.random.default_rng(3)
+    n = 40
+    mu, sigma = rng.normal(0, 1.5, n), rng.uniform(0.3, 1.0, n)
+    fit = uj.ThurstonianFit(
+        jnp.asarray(mu, jnp.float32),
+        jnp.asarray(np.log(sigma**2), jnp.float32),
+        jnp.asarray(True),
+        jnp.asarray(0),
+        jnp.asarray(0.0),
+        jnp.asarray(0.0),
+    )
+    asked = uj.random_regular_pairs(n, 3, 0)
+    cand = G.candidate_pairs(n, asked)
+    p = np.asarray(uj.predict_proba(fit, cand[:, 0], cand[:, 1]))
+    pairs, labels = G.pseudolabels(p, cand, 0.95)
+    # the reference's rule, written out with scipy: Phi((mu_a - mu_b) / sqrt(var_a + var_b))
+    z = (mu[cand[:, 0]] - mu[cand[:, 1]]) / np.sqrt(sigma[cand[:, 0]] ** 2 + sigma[cand[:, 1]] ** 2)
+    q = stats.norm.cdf(z)
+    sure = (q >= 0.95) | (q <= 0.05)
+    margin = np.abs(np.abs(q - 0.5) - 0.45) > 1e-4  # float32 may flip a pair on the threshold
+    assert abs(len(pairs) - sure.sum()) <= (~margin).sum()
+    assert 0 < len(pairs) < len(cand)
+    got = {tuple(r): lab for r, lab in zip(pairs.tolist(), labels.tolist(), strict=True)}
+    for (a, b), qq, m in zip(cand.tolist(), q, margin, strict=True):
+        if m and (qq >= 0.95 or qq <= 0.05):
+            assert got[(a, b)] == float(qq >= 0.95)
+    d = uj.simulate_pairwise(__import__("jax").random.key(0), mu, sigma, asked, k=10)
+    d2 = G.with_pseudolabels(d, pairs, labels, weight=2.0)
+    v = d2.valid()
+    assert len(v["idx_a"]) == len(asked) + len(pairs)
+    np.testing.assert_allclose(v["n_total"][len(asked) :], 2.0 * 20)  # 2 x an asked pair's votes
+    with pytest.raises(ValueError, match="threshold"):
+        G.pseudolabels(p, cand, 0.4)
+
+
+def test_pseudolabel_run_reports_both_fits(tmp_path):
+    from test_configs import _compose
+
+    from utility_jax.runner import run_compute_utilities
+
+    over = ("progress=false", "plots=false", "uncertainty.n_bootstrap=0", "outcomes.limit=60")
+    r = run_compute_utilities(_compose(*over, "fitter.pseudolabels=true"), tmp_path / "pl")
+    pl = r.metrics["pseudolabels"]
+    n = 60
+    assert (
+        pl["n_candidates"]
+        == n * (n - 1) // 2 - r.metrics["n_train_pairs"] - r.metrics["n_heldout_pairs"]
+    )
+    assert 0 < pl["n_added"] <= pl["n_candidates"]
+    # the reported training accuracy counting pseudolabels is the reference's inflated number
+    assert pl["with"]["train_accuracy_with_pseudolabels"] > pl["with"]["train_accuracy"]
+    assert r.metrics["heldout"]["accuracy"] == pytest.approx(pl["with"]["heldout_accuracy"])
+    assert (
+        "pseudolabels (the reference's final fit)" in (tmp_path / "pl" / "summary.txt").read_text()
+    )
+    # off: no pseudolabel block, and the held-out metrics are the "without" fit's
+    r0 = run_compute_utilities(_compose(*over), tmp_path / "nopl")
+    assert "pseudolabels" not in r0.metrics
+    assert r0.metrics["heldout"]["log_loss"] == pytest.approx(pl["without"]["heldout_log_loss"])

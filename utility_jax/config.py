@@ -80,6 +80,10 @@ class FitterConf:
     memory_size: int = 10  # L-BFGS history length
     init_scale: float = 0.01  # sd of random initial means (the reference's init)
     warm_start: bool = True
+    # the reference's final fit: hard labels on unasked pairs the fit predicts with p >= threshold
+    pseudolabels: bool = False
+    pseudolabel_threshold: float = 0.95
+    pseudolabel_weight: float = 1.0  # one pseudolabel weighs this many average asked pairs
 
 
 @dataclasses.dataclass
@@ -190,6 +194,8 @@ _RANGES: dict[tuple[str | None, str], tuple[Any, Any]] = {
     ("fitter", "gtol"): ("0<", None),
     ("fitter", "memory_size"): (1, None),
     ("fitter", "init_scale"): (0.0, None),
+    ("fitter", "pseudolabel_threshold"): ("0.5<", 1.0),
+    ("fitter", "pseudolabel_weight"): ("0<", None),
     ("graph", "holdout_fraction"): (0.0, 0.5),
     ("graph", "holdout_max"): (0, None),
     ("graph", "initial_degree"): (1, None),
@@ -286,7 +292,9 @@ def validate(cfg: DictConfig | dict[str, Any]) -> ComputeUtilitiesConf:
 
 #: schema fields that only the shell reads (no core config has them), by schema
 SHELL_ONLY: dict[type, frozenset[str]] = {
-    FitterConf: frozenset({"solver", "warm_start"}),
+    FitterConf: frozenset(
+        {"solver", "warm_start", "pseudolabels", "pseudolabel_threshold", "pseudolabel_weight"}
+    ),
     BayesConf: frozenset({"method", "hdi_prob"}),
 }
 

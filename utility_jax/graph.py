@@ -9,6 +9,8 @@ Pairs are ``[n, 2]`` int arrays with the smaller index first.
 
 import numpy as np
 
+from utility_jax.data import PairwiseData
+
 __all__ = [
     "canonical_pairs",
     "sample_holdout_pairs",
@@ -18,6 +20,8 @@ __all__ = [
     "select_pairs_random",
     "candidate_pairs",
     "pair_degrees",
+    "pseudolabels",
+    "with_pseudolabels",
 ]
 
 
@@ -282,3 +286,35 @@ def select_pairs_variance(
         np.add.at(prec, a[idx], gain_c[idx])
         np.add.at(prec, b[idx], gain_c[idx])
     return cand[np.flatnonzero(chosen)]
+
+
+def pseudolabels(p_first, pairs, threshold: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Hard labels where a fit is confident (the reference's final-fit pseudolabels).
+
+    ``p_first``: ``[n]`` the fit's predicted probability that ``pairs[:, 0]`` is preferred, on
+    the candidate pairs (the reference uses every unasked, non-held-out pair). Returns the pairs
+    with ``p >= threshold`` or ``p <= 1 - threshold`` and their labels (1.0: the first outcome
+    wins, 0.0: the second), as the reference's ``generate_pseudolabels``.
+    """
+    if not 0.5 < threshold <= 1.0:
+        raise ValueError(f"pseudolabel threshold must be in (0.5, 1], got {threshold}")
+    p = np.asarray(p_first, dtype=np.float64)
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    keep = (p >= threshold) | (p <= 1.0 - threshold)
+    return pairs[keep], (p[keep] >= threshold).astype(np.float64)
+
+
+def with_pseudolabels(data, pairs, labels, weight: float = 1.0):
+    """``data`` plus one row per pseudolabel, each weighing ``weight`` times an average asked
+    pair (``weight * mean(n_total)`` votes, all for the labelled winner): with ``weight=1`` a
+    pseudolabel counts as much as an asked pair, as in the reference's per-edge loss."""
+    if weight <= 0:
+        raise ValueError(f"pseudolabel weight must be positive, got {weight}")
+    v = data.valid()
+    if len(pairs) == 0:
+        return data
+    w = weight * float(np.mean(v["n_total"]))
+    extra = PairwiseData.from_counts(
+        data.n_items, pairs[:, 0], pairs[:, 1], w * np.asarray(labels), np.full(len(pairs), w)
+    )
+    return data.concat(extra)

@@ -34,7 +34,13 @@ from utility_jax.incidents import (
 )
 from utility_jax.outcomes import OutcomeSet
 from utility_jax.reference import fit_reference_adam
-from utility_jax.thurstonian import FitConfig, ThurstonianFit, component_labels, fit_thurstonian
+from utility_jax.thurstonian import (
+    FitConfig,
+    ThurstonianFit,
+    component_labels,
+    fit_thurstonian,
+    predict_proba,
+)
 
 __all__ = ["ComputeUtilitiesResult", "Elicited", "compute_utilities", "elicit_and_fit"]
 
@@ -247,6 +253,50 @@ def elicit_and_fit(
     )
 
 
+#: candidate pairs above this count make pseudolabels refuse (the reference lists them all)
+MAX_PSEUDOLABEL_CANDIDATES = 50_000_000
+
+
+def _point_metrics(fit, train, heldout) -> dict[str, float]:
+    tr = M.evaluate_pairwise(fit, train)
+    out = {"train_accuracy": tr["accuracy"], "train_log_loss": tr["log_loss"]}
+    if heldout is not None:
+        ho = M.evaluate_pairwise(fit, heldout)
+        out.update(heldout_accuracy=ho["accuracy"], heldout_log_loss=ho["log_loss"])
+    return out
+
+
+def _pseudolabel_fit(cfg, el: Elicited, fit_fn, key) -> tuple[Elicited, dict[str, Any]]:
+    """The reference's final fit: the asked data plus hard labels on every unasked, non-held-out
+    pair the fit predicts with ``p >= threshold``. Returns the elicitation with that fit and data
+    (for the intervals) and the metrics with and without pseudolabels."""
+    f, n = cfg.fitter, el.train.n_items
+    if n * (n - 1) // 2 > MAX_PSEUDOLABEL_CANDIDATES:
+        raise ValueError(
+            f"fitter.pseudolabels: {n} outcomes have {n * (n - 1) // 2} pairs, more than "
+            f"{MAX_PSEUDOLABEL_CANDIDATES} candidates; turn pseudolabels off"
+        )
+    cand = G.candidate_pairs(n, el.pairs, el.heldout_pairs)
+    p = np.asarray(predict_proba(el.fit, cand[:, 0], cand[:, 1]), dtype=np.float64)
+    pairs, labels = G.pseudolabels(p, cand, f.pseudolabel_threshold)
+    train_pl = G.with_pseudolabels(el.train, pairs, labels, f.pseudolabel_weight)
+    t0 = time.perf_counter()
+    fit_pl = fit_fn(train_pl, key, el.fit)
+    with_pl = _point_metrics(fit_pl, el.train, el.heldout)
+    with_pl["train_accuracy_with_pseudolabels"] = M.evaluate_pairwise(fit_pl, train_pl)["accuracy"]
+    info = {
+        "threshold": f.pseudolabel_threshold,
+        "weight": f.pseudolabel_weight,
+        "n_candidates": int(len(cand)),
+        "n_added": int(len(pairs)),
+        "fit_seconds": time.perf_counter() - t0,
+        "converged": bool(fit_pl.converged),
+        "without": _point_metrics(el.fit, el.train, el.heldout),
+        "with": with_pl,
+    }
+    return dataclasses.replace(el, fit=fit_pl, train=train_pl), info
+
+
 def _uncertainty(cfg, el: Elicited, fcfg, k_boot, key, progress):
     """Every configured kind of interval: ``({kind: UtilityDraws}, posterior or None)``."""
     u, found, post = cfg.uncertainty, {}, None
@@ -307,6 +357,10 @@ def compute_utilities(
     el = elicit_and_fit(
         n, agent, cfg, fit_fn, key_heldout=k_hold, key_rounds=k_rounds, progress=progress
     )
+    pl_info, el_fit = None, el  # el_fit: the data and fit the intervals are drawn around
+    if cfg.fitter.pseudolabels:
+        el_fit, pl_info = _pseudolabel_fit(cfg, el, fit_fn, jax.random.fold_in(key, 17))
+        el = dataclasses.replace(el, fit=el_fit.fit)  # metrics on the asked pairs, final fit
     votes = 2 * cfg.elicitation.k
     # triads among the pairs that kept votes (a pair without votes has no empirical probability)
     v = el.train.valid()
@@ -346,7 +400,9 @@ def compute_utilities(
         },
         cfg.agent.max_error_rate,
     )
-    found, posterior = _uncertainty(cfg, el, fcfg, k_boot, key, progress)
+    if pl_info is not None:
+        metrics["pseudolabels"] = pl_info
+    found, posterior = _uncertainty(cfg, el_fit, fcfg, k_boot, key, progress)
     for kind, u in found.items():
         metrics["bayes" if kind == "posterior" else kind] = u.metrics
     if len(found) > 1:

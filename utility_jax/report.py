@@ -81,10 +81,10 @@ def summary_text(res: ComputeUtilitiesResult) -> str:
         f"iterations={fit['n_iter']}, grad_norm={fit['grad_norm']:.2e}"
     )
     rr = m["random_responder"]
-    lines.append(f"{'metric':<28}{'model':>10}{'random 50/50':>14}")
+    lines.append(f"{'metric':<34}{'model':>10}{'random 50/50':>14}")
 
     def row(name, a, b):
-        lines.append(f"{name:<28}{a:>10.4f}{b:>14.4f}")
+        lines.append(f"{name:<34}{a:>10.4f}{b:>14.4f}")
 
     if "heldout" in m:
         row("held-out accuracy", m["heldout"]["accuracy"], rr["heldout"]["accuracy"])
@@ -113,6 +113,8 @@ def summary_text(res: ComputeUtilitiesResult) -> str:
         "with near-indifferent pairs: NOT the paper's protocol; for that, fresh uniform triads: "
         f"utility-jax analyze experiment=transitivity; tie rule: {m['tie_rule']})"
     )
+    if "pseudolabels" in m:
+        lines += _pseudolabel_lines(m["pseudolabels"])
     c = m["cost"]
     lines.append(
         f"answers: {c['answers']} (refusal rate {c['refusal_rate']:.4f}), transport errors "
@@ -177,6 +179,23 @@ def summary_text(res: ComputeUtilitiesResult) -> str:
             f"[{r['category']}] {r['text']}"
         )
     return "\n".join(lines) + "\n"
+
+
+def _pseudolabel_lines(pl: dict) -> list[str]:
+    w, wo = pl["with"], pl["without"]
+
+    def pair(key):
+        return f"{wo.get(key, float('nan')):.4f} without, {w.get(key, float('nan')):.4f} with"
+
+    return [
+        f"pseudolabels (the reference's final fit): {pl['n_added']} of {pl['n_candidates']} "
+        f"unasked pairs labelled (p >= {pl['threshold']}, weight {pl['weight']}); the utilities "
+        "above are the fit with them",
+        f"  held-out accuracy {pair('heldout_accuracy')}; held-out log loss "
+        f"{pair('heldout_log_loss')}",
+        f"  training accuracy (asked pairs) {pair('train_accuracy')}; with the pseudolabels "
+        f"counted, as the reference reports it: {w['train_accuracy_with_pseudolabels']:.4f}",
+    ]
 
 
 def _incident_lines(inc: dict | None) -> list[str]:
