@@ -59,6 +59,7 @@ class Task:
     fields: dict[str, str] = dataclasses.field(default_factory=dict)  # {entity}, {scenario}...
     system: str | None = None  # a system message name/text; None: the run's
     truth: tuple[np.ndarray, np.ndarray] | None = None  # planted (mu, sigma): simulated agents
+    elicitation: dict = dataclasses.field(default_factory=dict)  # e.g. {"orders": "first"}
 
 
 @dataclasses.dataclass
@@ -98,6 +99,7 @@ class Context:
             template_text=None if task.template else el.template_text,
             system=task.system if task.system is not None else el.system,
         )
+        el = dataclasses.replace(el, **task.elicitation)
         return dataclasses.replace(self.conf, elicitation=el, name=task.name, plots=False)
 
     def agent(self, task: Task, folder: Path):

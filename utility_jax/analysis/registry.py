@@ -14,6 +14,7 @@ from utility_jax.analysis import (
     instrumental,
     lotteries,
     maximization,
+    no_flip,
     political,
     power,
     transitivity,
@@ -36,6 +37,7 @@ ANALYSES = {
     "power_seeking": power,
     "corrigibility": corrigibility,
     "transitivity": transitivity,
+    "no_flip": no_flip,
 }
 
 

@@ -1,0 +1,20 @@
+"""The no-flip ablation: one presentation order, half the requests, position bias uncancelled."""
+
+import pytest
+from analysis_helpers import _run
+
+
+def test_no_flip_halves_requests_and_lets_position_bias_in(tmp_path):
+    n = _run(tmp_path, "no_flip", "outcomes.limit=40", "agent.position_bias=1.0")
+    b, f = n["both_orders"], n["first_order_only"]
+    assert f["requests"] * 2 == b["requests"]
+    # a bias of 1.0 is cancelled by pooling both orders, not by one order
+    assert b["spearman_to_truth"] > f["spearman_to_truth"] + 0.01
+    assert 0.5 < n["agreement"]["pearson_r"]["estimate"] < 0.999
+    assert "first only" in (tmp_path / "summary.txt").read_text()
+
+
+def test_without_position_bias_one_order_recovers_as_well(tmp_path):
+    n = _run(tmp_path, "no_flip", "outcomes.limit=40", "agent.position_bias=0", "plots=false")
+    b, f = n["both_orders"], n["first_order_only"]
+    assert f["spearman_to_truth"] == pytest.approx(b["spearman_to_truth"], abs=0.03)
