@@ -205,4 +205,9 @@ def write_analysis(out: Path, name: str, numbers: dict, raw_config: dict, module
         fig = module.plot(numbers)
         fig.savefig(out / f"{name}.png", dpi=120)
         plt.close(fig)
+        extra = getattr(module, "per_metric_figures", None)  # more figures, in out/<name>/
+        for key, f in (extra(numbers) if extra else {}).items():
+            (out / name).mkdir(exist_ok=True)
+            f.savefig(out / name / f"{_slug(key)}.png", dpi=110)
+            plt.close(f)
     log.info("%s done; files in %s", name, out)

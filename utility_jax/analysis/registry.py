@@ -10,6 +10,7 @@ from utility_jax.analysis import (
     convergence,
     corrigibility,
     discounting,
+    emergence,
     exchange_rates,
     instrumental,
     lotteries,
@@ -38,6 +39,7 @@ ANALYSES = {
     "corrigibility": corrigibility,
     "transitivity": transitivity,
     "no_flip": no_flip,
+    "emergence": emergence,
 }
 
 
