@@ -23,6 +23,7 @@ GROUPS = [
     "uncertainty",
     "bayes",
     "experiment",
+    "preset",
 ]
 
 
@@ -224,3 +225,18 @@ def test_paper_experiment_reproduces_llama2_heldout_accuracy(tmp_path):
     )
     assert res.metrics["n_train_pairs"] == 9510 and res.metrics["n_heldout_pairs"] == 1000
     assert abs(res.metrics["heldout"]["accuracy"] - 0.742) < 0.06
+
+
+def test_preset_paper_turns_on_every_reference_behaviour_in_one_override():
+    from utility_jax.config import validate
+
+    for extra in ((), ("experiment=transitivity",), ("experiment=no_flip",)):
+        c = validate(_compose(*extra, "preset=paper"))
+        assert c.fitter.solver == "reference_adam" and c.fitter.edge_weight == "uniform"
+        assert c.fitter.mu_prior_scale is None and c.fitter.logvar_prior_scale is None
+        assert c.fitter.pseudolabels and c.fitter.pseudolabel_threshold == 0.95
+        assert c.elicitation.parser == "reference" and c.elicitation.orders == "both"
+        assert c.elicitation.refusal == "half"
+    d = validate(_compose())
+    assert d.fitter.solver == "lbfgs" and not d.fitter.pseudolabels
+    assert (ROOT / "docs" / "fidelity.md").exists()
