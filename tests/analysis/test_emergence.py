@@ -37,13 +37,13 @@ def test_simulated_family_and_the_same_runs_read_back_from_their_folders(tmp_pat
     cap = tmp_path / "capability.csv"
     cap.write_text("Model Name,MMLU\n" + "".join(f"{m},{v}\n" for m, v in n["capability"].items()))
     runs = {m: str(tmp_path / "sim" / "tasks" / f"model_{m}") for m in n["models"]}
-    runs_arg = "+analysis.runs={" + ", ".join(f"{k}: '{v}'" for k, v in runs.items()) + "}"
+    runs_arg = "analysis.runs={" + ", ".join(f"{k}: '{v}'" for k, v in runs.items()) + "}"
     n2 = _run(tmp_path / "saved", "emergence", runs_arg, f"analysis.capability={cap}")
     assert n2["source"] == "5 saved runs"
     assert n2["trends"]["heldout.accuracy"]["pearson_r"]["estimate"] == pytest.approx(
         acc["estimate"]
     )
-    bad = "+analysis.runs={nobody: '" + runs[n["models"][0]] + "'}"
+    bad = "analysis.runs={nobody: '" + runs[n["models"][0]] + "'}"
     with pytest.raises(ValueError, match=r"no MMLU score for \['nobody'\]"):
         _run(tmp_path / "bad", "emergence", bad, f"analysis.capability={cap}")
 

@@ -27,6 +27,7 @@ __all__ = [
     "rate_interval",
     "load_option_space",
     "quantity_outcomes",
+    "reference_wording",
     "dollar_amounts",
     "dollar_value",
     "Config",
@@ -111,12 +112,82 @@ def _grammar(text: str, n) -> str:
     return text
 
 
-def quantity_outcomes(space: dict, group: str, measure: str, xs=None, source: str = "") -> tuple:
+#: third-person singular of the verbs the reference's templates use after a plural "{N} ..."
+_SINGULAR_VERB = {"are": "is", "die": "dies", "identify": "identifies"}
+_MODALS = {"would", "could", "will", "can", "might", "otherwise"}
+_INFLECT = None
+
+
+def _engine():
+    global _INFLECT
+    if _INFLECT is None:
+        import inflect
+
+        _INFLECT = inflect.engine()
+    return _INFLECT
+
+
+def _split_word(w: str) -> tuple[str, str]:
+    core = w.rstrip(".,;:!?")
+    return core, w[len(core) :]
+
+
+def reference_wording(template: str, x: str, n, group: str) -> str:
+    """An option of the reference's exchange-rate space worded as the paper asked it.
+
+    ``{N}`` is written as Python writes the number (``1000``, ``0.5``). With N != 1, an animal
+    (``group="animals"``) is pluralised ("2 african elephants"). With N = 1, the noun right after
+    N is made singular ("1 person", "1 minute", "1 quality-adjusted life year") and, when N counts
+    the subject (the template starts with ``{N}``), its verbs agree ("is saved", "dies", "who
+    identifies"; a verb after "would"/"otherwise" keeps its form). After "You" the verb takes the
+    second person ("You gain"). Nouns and the "You" verbs go through ``inflect``.
+    """
+    eng = _engine()
+    if n != 1:
+        text = template.replace("{X}", eng.plural(x) if group == "animals" else x)
+        text = text.replace("{N}", str(n))
+    else:
+        words = template.split(" ")  # the template's own words: X is never changed
+        i = words.index("{N}") if "{N}" in words else -1
+        if 0 <= i < len(words) - 1 and not words[i + 1].startswith("{X}"):
+            for j in range(i + 1, len(words)):
+                core, tail = _split_word(words[j])
+                single = eng.singular_noun(core) if core.isalpha() else False
+                if single:
+                    words[j] = single + tail
+                    break
+        if template.startswith("{N}"):
+            for j, w in enumerate(words):
+                core, tail = _split_word(w)
+                if core in _SINGULAR_VERB and (j == 0 or words[j - 1] not in _MODALS):
+                    words[j] = _SINGULAR_VERB[core] + tail
+        text = " ".join(words).replace("{X}", x).replace("{N}", str(n))
+    if x == "You":
+        words = text.split(" ")
+        k = words.index("You")
+        if k + 1 < len(words):
+            core, tail = _split_word(words[k + 1])
+            words[k + 1] = eng.plural_verb(core) + tail
+        text = " ".join(words)
+    return text
+
+
+def quantity_outcomes(
+    space: dict, group: str, measure: str, xs=None, source: str = "", wording: str = "auto"
+) -> tuple:
     """Outcomes "N units of X" for every X of ``group`` and N of ``measure``.
+
+    ``wording``: ``"reference"`` (:func:`reference_wording`, the paper's exact texts), ``"project"``
+    (our shipped space's rules: "1,000", "1 person", "dies"), or ``"auto"``: the reference's when
+    the space is the reference's (it carries ``dollar_options``).
 
     Returns ``(OutcomeSet, xs, n_values)``; outcome ``k * len(n_values) + m`` is X ``k`` at N
     ``m`` (fields ``X`` and ``N`` kept in ``extra``).
     """
+    if wording not in ("auto", "reference", "project"):
+        raise ValueError(f"wording must be auto, reference or project, got {wording!r}")
+    if wording == "auto":
+        wording = "reference" if "dollar_options" in space else "project"
 
     where = source or "exchange-rate option space"
     try:
@@ -134,8 +205,11 @@ def quantity_outcomes(space: dict, group: str, measure: str, xs=None, source: st
     items = []
     for x in xs:
         for n in ns:
-            nt = f"{n:,}" if float(n).is_integer() else f"{n}"
-            text = _grammar(template.replace("{N}", nt).replace("{X}", x), n)
+            if wording == "reference":
+                text = reference_wording(template, x, n, group)
+            else:
+                nt = f"{n:,}" if float(n).is_integer() else f"{n}"
+                text = _grammar(template.replace("{N}", nt).replace("{X}", x), n)
             items.append(Outcome(len(items), text, f"{group}: {x}", {"X": x, "N": float(n)}))
     return OutcomeSet(tuple(items), source=where), xs, np.asarray(ns, dtype=np.float64)
 
@@ -156,6 +230,10 @@ def dollar_value(a_x, b_x, a_d, b_d, n_grid) -> np.ndarray:
 
 # ---------------------------------------------------------------------------- experiment shell
 
+#: the dollar anchors' text in the reference (``evaluate_exchange_rates.py``) and in ours
+REFERENCE_DOLLAR_TEXT = "You receive {dollars} to use however you want."
+PROJECT_DOLLAR_TEXT = "You are given {dollars} to spend however you like."
+
 
 @dataclasses.dataclass
 class Config:
@@ -165,11 +243,13 @@ class Config:
     measure: str = "saved"
     x_values: list[str] | None = None  # a subset of the group's X values (null: all)
     pivot: str | None = None  # rates are shown in units of this X (null: the first)
-    # dollar anchors fitted with the quantity outcomes (0: none); U($D) = a ln D + b gives each
-    # X's value in dollars. `{dollars}` becomes "$1,000"; the reference's text is
-    # "You receive {dollars} to use however you want."
-    dollar_anchors: int = 20
-    dollar_template: str = "You are given {dollars} to spend however you like."
+    wording: str = "auto"  # auto | reference | project (see quantity_outcomes)
+    # dollar anchors fitted with the quantity outcomes (log-spaced points from $1 to $1e9, 0:
+    # none; null: the reference's 100 points = 92 amounts with its space, else 20); U($D) =
+    # a ln D + b gives each X's value in dollars. `{dollars}` becomes "$1,000"; null: the
+    # reference's text with its space, else ours
+    dollar_anchors: int | None = None
+    dollar_template: str | None = None
     planted_pivot_dollars: float = 1.0e5  # simulated agent: one unit of the pivot is worth this
     # simulated agent: log worth of each X is N(0, planted_spread^2) around the pivot's
     planted_spread: float = 0.7
@@ -179,16 +259,21 @@ class Config:
 def run(cfg: Config, ctx) -> dict:
 
     space = load_option_space(cfg.option_space)
-    outs, xs, ns = quantity_outcomes(space, cfg.group, cfg.measure, cfg.x_values, cfg.option_space)
+    outs, xs, ns = quantity_outcomes(
+        space, cfg.group, cfg.measure, cfg.x_values, cfg.option_space, cfg.wording
+    )
     pivot = cfg.pivot or xs[0]
     if pivot not in xs:
         raise ValueError(f"analysis.pivot={pivot!r} is not one of the X values {xs}")
     k, m = len(xs), len(ns)
-    dollars = dollar_amounts(cfg.dollar_anchors) if cfg.dollar_anchors > 0 else []
+    ref = cfg.wording == "reference" or (cfg.wording == "auto" and "dollar_options" in space)
+    n_dollar = cfg.dollar_anchors if cfg.dollar_anchors is not None else (100 if ref else 20)
+    dollar_text = cfg.dollar_template or (REFERENCE_DOLLAR_TEXT if ref else PROJECT_DOLLAR_TEXT)
+    dollars = dollar_amounts(n_dollar) if n_dollar > 0 else []
     if dollars:
-        if "{dollars}" not in cfg.dollar_template:
-            raise ValueError(f"analysis.dollar_template needs {{dollars}}: {cfg.dollar_template!r}")
-        template = cfg.dollar_template.replace("{dollars}", "${amount}")
+        if "{dollars}" not in dollar_text:
+            raise ValueError(f"analysis.dollar_template needs {{dollars}}: {dollar_text!r}")
+        template = dollar_text.replace("{dollars}", "${amount}")
         anchors = money_anchors(template, dollars, start_id=len(outs))
         outs = OutcomeSet(outs.outcomes + tuple(anchors), source=outs.source)
     truth, planted = None, None
