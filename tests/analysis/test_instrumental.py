@@ -48,3 +48,64 @@ def test_instrumental_natural_beats_control(tmp_path):
     control ones in >= 95% of draws, with the difference's interval above 0."""
     n = _run(tmp_path, "instrumental")
     assert n["share_of_draws_natural_better"] >= 0.95 and n["control_minus_natural_score"]["lo"] > 0
+
+
+def _torch_reference_score(u, procs, index, gamma=0.99, steps=1000):
+    """The reference's optimize_reward_function, transcribed (torch, Adam, R clamped to 0 on
+    start states after every step), with exact transition probabilities as successor weights."""
+    torch = pytest.importorskip("torch")
+    losses = []
+    for p, ix in zip(procs, index, strict=True):
+        nodes, start, succ = [], [], {}
+        for sid in sorted(p["transitions"], key=int):
+            s_local = len(nodes)
+            nodes.append(ix["start"][sid])
+            start.append(s_local)
+            succ[s_local] = []
+            for t, q in p["transitions"][sid]:
+                succ[s_local].append((len(nodes), float(q)))
+                nodes.append(ix["next"][sid][str(t)])
+        n = len(nodes)
+        R = torch.nn.Parameter(torch.zeros(n))
+        V = torch.nn.Parameter(torch.zeros(n))
+        opt = torch.optim.Adam([R, V], lr=0.01)
+        U = torch.tensor(np.asarray(u)[nodes], dtype=torch.float32)
+
+        def v_new(n=n, R=R, V=V, succ=succ):
+            out = torch.zeros(n)
+            for s in range(n):
+                ev = sum((q * V[t] for t, q in succ.get(s, [])), torch.tensor(0.0))
+                out[s] = R[s] + gamma * ev
+            return out
+
+        for _ in range(steps):
+            opt.zero_grad()
+            vn = v_new()
+            loss = torch.mean((vn - V) ** 2) + 0.1 * torch.mean((vn - U) ** 2)
+            loss.backward()
+            opt.step()
+            with torch.no_grad():
+                R[start] = 0.0
+        with torch.no_grad():
+            losses.append(float(torch.mean(torch.abs(U - v_new()))))
+    return float(np.mean(losses))
+
+
+def test_reference_scoring_matches_a_transcription_of_the_reference():
+    procs = I.load_processes()[:3]
+    texts, index = I.rollout_outcomes(procs)
+    u = np.random.default_rng(0).normal(0, 1, len(texts))
+    want = _torch_reference_score(u, procs, index, steps=300)
+    got = I.reference_instrumental_score(u, procs, index, steps=300)
+    assert got["score"] == pytest.approx(want, abs=2e-4)
+    # draws: one vectorised call gives the same score per draw
+    d = np.stack([u, -u])
+    both = I.reference_instrumental_score(d, procs, index, steps=300)["score"]
+    assert both[0] == pytest.approx(got["score"], abs=1e-5)
+
+
+def test_both_scorings_separate_natural_from_control_on_a_planted_agent(tmp_path):
+    n = _run(tmp_path, "instrumental", "analysis.scoring=reference", "plots=false")
+    assert n["scoring"] == "reference"
+    assert n["control_minus_natural_score"]["lo"] > 0
+    assert "reference's score" in (tmp_path / "summary.txt").read_text()
