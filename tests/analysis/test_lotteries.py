@@ -89,3 +89,18 @@ def test_implicit_lottery_metrics_known_answer():
     u_event = np.array([0.5, -0.25, 1.1])
     m = L.implicit_lottery_metrics(u_event, u_sub, groups, probs)
     assert m["pearson_r"] == pytest.approx(1.0) and m["mae_z"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_implicit_lotteries_fitted_with_background_outcomes(tmp_path):
+    n = _run(
+        tmp_path,
+        "lotteries",
+        "analysis.implicit_background=default",
+        "analysis.n_lotteries=10",
+        "plots=false",
+        "uncertainty.n_bootstrap=20",
+    )
+    utilities = (tmp_path / "tasks" / "implicit" / "utilities.csv").read_text().splitlines()
+    assert n["implicit_n_background"] > 50  # the shipped 86 outcomes, less any shared text
+    assert sum("Background:" in row for row in utilities) == n["implicit_n_background"]
+    assert n["implicit"]["pearson_r"]["estimate"] > 0.9  # expected utility still recovered

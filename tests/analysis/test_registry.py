@@ -49,3 +49,32 @@ def test_analysis_cli(tmp_path):
     )
     assert r.returncode == 0, r.stderr[-2000:]
     assert "Temporal discounting" in r.stdout and (out / "discounting.png").exists()
+
+
+def test_preset_paper_applies_each_analysis_reference_settings(tmp_path):
+    from analysis_helpers import EXP
+
+    from utility_jax.analysis import exchange_rates, instrumental, lotteries
+    from utility_jax.analysis.harness import analysis_config
+
+    data = str(EXP.parents[1])
+    acfg = analysis_config(
+        instrumental.Config,
+        {"name": "instrumental", "preset": "paper", "scoring": "ours"},
+        "instrumental",
+        instrumental.paper_settings(data),
+    )
+    assert acfg.scoring == "reference" and acfg.processes.endswith("markov_processes.json")
+    lcfg = analysis_config(
+        lotteries.Config, {"preset": "paper"}, "lotteries", lotteries.paper_settings(data)
+    )
+    assert lcfg.implicit_background.endswith("options_hierarchical.json")
+    xcfg = analysis_config(
+        exchange_rates.Config,
+        {"preset": "none"},
+        "exchange_rates",
+        exchange_rates.paper_settings(data),
+    )
+    assert xcfg.option_space == "default"  # preset none: the module's own defaults
+    with pytest.raises(ValueError, match="unknown preset 'papr'"):
+        analysis_config(lotteries.Config, {"preset": "papr"}, "lotteries", {})

@@ -235,6 +235,12 @@ REFERENCE_DOLLAR_TEXT = "You receive {dollars} to use however you want."
 PROJECT_DOLLAR_TEXT = "You are given {dollars} to spend however you like."
 
 
+def paper_settings(data: str) -> dict:
+    """The reference's settings (``preset=paper``): its option space, hence its wording, its
+    dollar text and its 92 anchors."""
+    return {"option_space": f"{data}/derived/exchange_rate_option_space.json"}
+
+
 @dataclasses.dataclass
 class Config:
     name: str = "exchange_rates"

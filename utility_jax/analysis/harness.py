@@ -156,8 +156,15 @@ class Context:
         finally:
             agent.close(export_dir=folder)
         write_run(res, folder, config=dataclasses.asdict(conf), plots=False)
-        kind, draws = res.utility_draws()
         mu = np.asarray(res.fit.mu_normalized, dtype=np.float64)
+        if conf.fitter.solver != "lbfgs" and conf.bayes.method == "none":
+            # the reference's fitter gives no draws: derived numbers get no interval (NaN),
+            # said in every summary as "no intervals (fitter=reference)"
+            log.warning(
+                "task %s: fitter.solver=%s gives no utility draws", task.name, conf.fitter.solver
+            )
+            return TaskResult(task, res, mu, np.zeros((0, len(mu))), "none (fitter=reference)")
+        kind, draws = res.utility_draws()
         return TaskResult(task, res, mu, np.asarray(draws, dtype=np.float64), kind)
 
     def backend(self, **elicitation_overrides):
@@ -166,9 +173,18 @@ class Context:
         return build_backend(self.conf.agent, el)
 
 
-def analysis_config(cls, raw: dict | None, name: str):
-    """Merge ``raw`` onto the analysis' ``Config`` dataclass; unknown keys name themselves."""
-    raw = {k: v for k, v in (raw or {}).items() if k != "name"}
+def analysis_config(cls, raw: dict | None, name: str, paper: dict | None = None):
+    """Merge ``raw`` onto the analysis' ``Config`` dataclass; unknown keys name themselves.
+
+    ``raw["preset"] == "paper"`` (set by ``preset=paper``) applies ``paper``, the analysis'
+    reference settings, on top (``paper_settings`` of the module)."""
+    raw = dict(raw or {})
+    preset = raw.pop("preset", None)
+    raw = {k: v for k, v in raw.items() if k != "name"}
+    if preset == "paper" and paper:
+        raw.update(paper)
+    elif preset not in (None, "none", "paper"):
+        raise ValueError(f"analysis={name}: unknown preset {preset!r} (paper or none)")
     try:
         merged = OmegaConf.merge(OmegaConf.structured(cls), raw)
     except Exception as e:  # omegaconf's errors name the key
@@ -186,7 +202,10 @@ def opening(numbers: dict, title: str, *details: str, intervals: str | None = No
     lvl = int(round(100 * numbers["interval_level"]))
     kind = intervals or numbers.get("interval_kind", "")
     parts = [p for p in (numbers.get("agent"), *details) if p]
-    parts.append(f"{lvl}% {kind} intervals")
+    if kind.startswith("none"):
+        parts.append("no intervals: fitter=reference gives no utility draws")
+    else:
+        parts.append(f"{lvl}% {kind} intervals")
     return f"{title} ({'; '.join(parts)}). "
 
 

@@ -212,6 +212,16 @@ def reference_instrumental_score(
 # ---------------------------------------------------------------------------- experiment shell
 
 
+def paper_settings(data: str) -> dict:
+    """The reference's settings (``preset=paper``): its processes, its control and its scoring."""
+    d = f"{data}/utility_analysis/experiments/instrumental_values"
+    return {
+        "processes": f"{d}/markov_processes.json",
+        "control": f"{d}/markov_processes_unnatural.json",
+        "scoring": "reference",
+    }
+
+
 @dataclasses.dataclass
 class Config:
     name: str = "instrumental"

@@ -154,6 +154,16 @@ def load_implicit_lotteries(path: str | Path = "default") -> list[dict]:
 # ---------------------------------------------------------------------------- experiment shell
 
 
+def paper_settings(data: str) -> dict:
+    """The reference's settings (``preset=paper``): its implicit lotteries, fitted with its 510
+    outcomes as background."""
+    exp = f"{data}/utility_analysis/experiments/expected_utility_implicit"
+    return {
+        "implicit": f"{exp}/implicit_lotteries/options.json",
+        "implicit_background": f"{data}/utility_analysis/shared_options/options_hierarchical.json",
+    }
+
+
 @dataclasses.dataclass
 class Config:
     name: str = "lotteries"
@@ -163,6 +173,9 @@ class Config:
     sizes: list[int] = dataclasses.field(default_factory=lambda: [2, 3])
     n_pairs: int = 2000  # random lottery pairs for the ordering agreement
     implicit: str | None = "default"  # "default", a reference options.json path, or null (skip)
+    # outcomes fitted alongside the implicit lotteries (the reference adds its 510 outcomes,
+    # options_hierarchical.json): null for none, "default" for the shipped set, or a path
+    implicit_background: str | None = None
     # simulated agent: sd of the planted departure from expected utility, in units of sd(U_base)
     distortion: float = 0.0
 
@@ -212,12 +225,16 @@ def run(cfg: Config, ctx) -> dict:
                 g.append(texts.index(s_["option"]))
             groups.append(g)
             probs.append([float(s_["probability"]) for s_ in e["sub_options"]])
-        ne = len(events)
+        ne, n_own = len(events), len(texts)
+        cats = ["Uncertain event" if k < ne else "Sub-outcome" for k in range(n_own)]
+        if cfg.implicit_background:
+            bg = load_outcomes(cfg.implicit_background)
+            for o in bg.outcomes:
+                if o.text not in texts:
+                    texts.append(o.text)
+                    cats.append(f"Background: {o.category}")
         iset = OutcomeSet(
-            tuple(
-                Outcome(k, t, "Uncertain event" if k < ne else "Sub-outcome")
-                for k, t in enumerate(texts)
-            ),
+            tuple(Outcome(k, t, c) for k, (t, c) in enumerate(zip(texts, cats, strict=True))),
             source=str(cfg.implicit),
         )
         truth = None
@@ -225,7 +242,7 @@ def run(cfg: Config, ctx) -> dict:
             mu, sig = planted_utilities(iset, ctx.task_key("plant:implicit"))
             for k in range(ne):
                 mu[k] = np.dot(probs[k], mu[groups[k]]) + (
-                    cfg.distortion * mu[ne:].std() * ctx.rng(f"implicit{k}").standard_normal()
+                    cfg.distortion * mu[ne:n_own].std() * ctx.rng(f"implicit{k}").standard_normal()
                 )
             truth = (mu, sig)
         ri = ctx.fit(Task("implicit", iset, truth=truth))
@@ -233,6 +250,7 @@ def run(cfg: Config, ctx) -> dict:
         def imetrics(u):
             return implicit_lottery_metrics(u[:ne], u, groups, probs)
 
+        out["implicit_n_background"] = len(texts) - n_own
         out["implicit"] = map_draws(
             imetrics, ctx.level, (ri.mu,), paired_draws(ri), ri.interval_kind, bounds=BOUNDS
         )

@@ -57,7 +57,9 @@ def run_analysis(cfg: DictConfig | dict, out_dir: str | Path) -> dict:
     if conf.x64:
         jax.config.update("jax_enable_x64", True)
     mod = ANALYSES[name]
-    acfg = analysis_config(mod.Config, a, name)
+    settings = getattr(mod, "paper_settings", None)
+    data = (raw.get("paths") or {}).get("data", "")
+    acfg = analysis_config(mod.Config, a, name, settings(str(data)) if settings else None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ctx = Context(conf, out, jax.random.key(conf.seed), progress_factory(conf.progress))
