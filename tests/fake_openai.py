@@ -93,8 +93,9 @@ class RealisticLLM:
 
 
 class FakeOpenAI:
-    def __init__(self, script=(), *, delay_s=2.0, hang_after=None, llm=None):
+    def __init__(self, script=(), *, delay_s=2.0, hang_after=None, llm=None, respond=None):
         self.llm = llm  # a RealisticLLM answers instead of the hash rule
+        self.respond = respond  # respond(body) -> list of texts, or None for the default rule
         self.n_requests = 0
         self.script = list(script)
         self.delay_s = delay_s
@@ -191,7 +192,10 @@ class FakeOpenAI:
                         }
                     ]
                 else:
-                    if outer.llm is not None:
+                    custom = outer.respond(body) if outer.respond is not None else None
+                    if custom is not None:
+                        texts = (list(custom) * n)[:n]
+                    elif outer.llm is not None:
                         time.sleep(outer.llm.latency_s)
                         texts = outer.llm.answers(user, n, int(body.get("seed") or 0))
                     else:

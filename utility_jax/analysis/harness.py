@@ -32,7 +32,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from utility_jax.agents import build_agent, build_backend
-from utility_jax.config import ComputeUtilitiesConf
+from utility_jax.config import AgentConf, ComputeUtilitiesConf
 from utility_jax.outcomes import OutcomeSet
 from utility_jax.pipeline import ComputeUtilitiesResult, compute_utilities
 from utility_jax.report import jsonable, write_run
@@ -42,6 +42,7 @@ __all__ = [
     "TaskResult",
     "Context",
     "analysis_config",
+    "judge_conf",
     "opening",
     "write_analysis",
 ]
@@ -60,6 +61,7 @@ class Task:
     system: str | None = None  # a system message name/text; None: the run's
     truth: tuple[np.ndarray, np.ndarray] | None = None  # planted (mu, sigma): simulated agents
     elicitation: dict = dataclasses.field(default_factory=dict)  # e.g. {"orders": "first"}
+    agent: AgentConf | None = None  # another agent for this task (a judge); None: the run's
 
 
 @dataclasses.dataclass
@@ -100,11 +102,14 @@ class Context:
             system=task.system if task.system is not None else el.system,
         )
         el = dataclasses.replace(el, **task.elicitation)
-        return dataclasses.replace(self.conf, elicitation=el, name=task.name, plots=False)
+        agent = task.agent or self.conf.agent
+        return dataclasses.replace(
+            self.conf, elicitation=el, agent=agent, name=task.name, plots=False
+        )
 
     def agent(self, task: Task, folder: Path):
         conf = self.task_conf(task)
-        if self.simulated and task.truth is None:
+        if conf.agent.kind == "simulated" and task.truth is None:
             raise ValueError(f"task {task.name!r}: a simulated agent needs planted utilities")
         agent, _ = build_agent(
             conf,
@@ -167,10 +172,28 @@ class Context:
         kind, draws = res.utility_draws()
         return TaskResult(task, res, mu, np.asarray(draws, dtype=np.float64), kind)
 
-    def backend(self, **elicitation_overrides):
-        """The run's LLM backend with some elicitation settings changed (e.g. temperature=0)."""
+    def backend(self, agent: AgentConf | None = None, **elicitation_overrides):
+        """The run's LLM backend (or ``agent``'s, e.g. a judge) with some elicitation settings
+        changed (e.g. temperature=0)."""
         el = dataclasses.replace(self.conf.elicitation, **elicitation_overrides)
-        return build_backend(self.conf.agent, el)
+        return build_backend(agent or self.conf.agent, el)
+
+
+def judge_conf(raw: dict | None, what: str) -> AgentConf | None:
+    """A judge agent from an analysis' ``judge`` setting (any agent config: ``{kind: openai,
+    model: gpt-4o, base_url: ...}``), validated; None when unset."""
+    if not raw:
+        return None
+    try:
+        conf = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(AgentConf), raw))
+    except Exception as e:
+        raise ValueError(f"{what}.judge: bad agent setting: {e}") from e
+    kinds = ("simulated", "hf", "openai", "jax")
+    if conf.kind not in kinds:
+        raise ValueError(f"{what}.judge.kind={conf.kind!r} is not one of {kinds}")
+    if conf.kind != "simulated" and not conf.model:
+        raise ValueError(f"{what}.judge needs a model (judge.model=...)")
+    return conf
 
 
 def analysis_config(cls, raw: dict | None, name: str, paper: dict | None = None):

@@ -8,12 +8,13 @@ the coercive, non-coercive and fitness subsets (tags in the outcome file).
 """
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 from scipy import stats
 
 from utility_jax.analysis.draws import fmt, map_draws, paired_draws
-from utility_jax.analysis.harness import Task, opening
+from utility_jax.analysis.harness import Task, judge_conf, opening
 from utility_jax.analysis.inputs import ASSETS
 from utility_jax.outcomes import Outcome, OutcomeSet, load_outcomes
 from utility_jax.simulate import planted_utilities
@@ -53,6 +54,9 @@ class Config:
     beta_coercive: float = -1.0
     beta_non_coercive: float = 1.0
     beta_fitness: float = 1.0
+    # the paper scored power with one fixed judge model for every model studied: an agent
+    # config ({kind: openai, model: ..., base_url: ...}); null: the analysed model scores it
+    judge: dict[str, Any] | None = None
 
 
 def run(cfg: Config, ctx) -> dict:
@@ -90,10 +94,20 @@ def run(cfg: Config, ctx) -> dict:
         u[fit_tag] += cfg.beta_fitness * fitness[fit_tag] * 1.5
         truths = {"utility": (u, sig), "power": (power, sig), "fitness": (fitness, sig)}
     ru = ctx.fit(Task("utility", outs, truth=truths["utility"]))
-    rp = ctx.fit(Task("power", outs, template="power", truth=truths["power"]))
+    judge = judge_conf(cfg.judge, "analysis")
+    rp = ctx.fit(
+        Task(
+            "power_judge" if judge else "power",
+            outs,
+            template="power",
+            truth=truths["power"],
+            agent=judge,
+        )
+    )
     du, dp = paired_draws(ru, rp)
     out = {
         "interval_kind": ru.interval_kind,
+        "power_scored_by": f"judge {judge.kind}:{judge.model}" if judge else "the analysed model",
         "n_outcomes": len(items),
         "subset_sizes": {k: int(v.sum()) for k, v in subsets.items()},
         "power": map_draws(
@@ -172,7 +186,8 @@ def summary(numbers: dict) -> str:
 
     p = numbers["power"]
     n = numbers["subset_sizes"]
-    text = opening(numbers, "Power-seeking", f"{numbers['n_outcomes']} outcomes") + (
+    scorer = f"power scored by {numbers.get('power_scored_by', 'the analysed model')}"
+    text = opening(numbers, "Power-seeking", f"{numbers['n_outcomes']} outcomes", scorer) + (
         "Utility correlates with the power score at "
         f"r = {fmt(p['all'])} overall, {fmt(p['coercive'])} on the {n['coercive']} coercive "
         f"outcomes and {fmt(p['non_coercive'])} on the {n['non_coercive']} non-coercive ones."
