@@ -64,9 +64,14 @@ def _control(cfg) -> float:
     from hydra.core.hydra_config import HydraConfig
 
     from utility_jax.control import run_utility_control
+    from utility_jax.control.config import validate_control
+    from utility_jax.studies import control_political_shift
 
     out = HydraConfig.get().runtime.output_dir
     m = run_utility_control(cfg, out)
+    conf = validate_control(cfg)
+    if conf.political:
+        control_political_shift(Path(out), conf, m["base_model"], m["tuned_model"])
     with open(f"{out}/summary.txt") as fh:
         print(fh.read())
     print(f"run folder: {out}")

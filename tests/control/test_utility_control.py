@@ -18,7 +18,7 @@ from utility_jax.control.assembly import (
 
 def test_citizens_follow_the_shipped_marginals():
     demo = load_demographics()
-    cs = sample_citizens(20000, 0)
+    cs = sample_citizens(20000, 0)  # from the joint table: its marginals are the shipped ones
     for name, dist in demo["attributes"].items():
         for level, share in dist.items():
             got = np.mean([c.attributes[name] == level for c in cs])
@@ -40,9 +40,9 @@ def test_pooling_and_planted_party_effect():
 
 
 def test_utility_control_run(tmp_path):
-    """20 shipped outcomes, 50 simulated citizens, 143 training / 47 held-out pairs, 250 SFT steps,
-    seed 0: the refit utilities' held-out accuracy against the assembly is >= 0.9 after tuning and
-    at most 0.6 before (the random base model only has a position bias)."""
+    """20 shipped outcomes (5 never trained on), 50 simulated citizens, 79 training / 26 held-out
+    pairs, 250 SFT steps, seed 0: the refit utilities' held-out accuracy against the assembly is
+    >= 0.9 after tuning and at most 0.6 before (the random base model only has a position bias)."""
     from hydra import compose, initialize_config_dir
     from test_configs import CONF
 
@@ -65,7 +65,12 @@ def test_utility_control_run(tmp_path):
         "tuned_model/config.json",
     ):
         assert (tmp_path / f).exists(), f
-    assert json.loads((tmp_path / "metrics.json").read_text())["n_heldout_pairs"] == 47
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["n_heldout_pairs"] == 26 and saved["unseen_outcomes"]["n_outcomes"] == 5
+    assert (
+        "never-trained outcomes agreeing with the assembly"
+        in (tmp_path / "summary.txt").read_text()
+    )
 
 
 def test_utility_control_with_unseen_outcomes_lora_and_checkpoints(tmp_path):
@@ -144,6 +149,7 @@ def test_llm_citizens_answer_in_persona_and_the_run_completes(tmp_path):
         "progress=false",
         "plots=false",
         "outcomes.limit=6",
+        "heldout_outcomes=1",
         "assembly.kind=agent",
         "assembly.n_citizens=4",
         "sft.steps=5",
@@ -151,3 +157,86 @@ def test_llm_citizens_answer_in_persona_and_the_run_completes(tmp_path):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         m = run_utility_control(compose(config_name="utility_control", overrides=over), tmp_path)
     assert m["n_citizens"] == 4 and 0 <= m["after"]["heldout_accuracy_refit"] <= 1
+
+
+def test_joint_table_keeps_marginals_and_the_shipped_associations():
+    from utility_jax.control.assembly import joint_table
+    from utility_jax.demography import ipf, marginal
+
+    demo = load_demographics()
+    names, levels, t = joint_table(demo)
+    for a, (name, lv) in enumerate(zip(names, levels, strict=True)):
+        want = np.array([demo["attributes"][name][x] for x in lv])
+        np.testing.assert_allclose(marginal(t, a), want / want.sum(), atol=1e-9)
+    # the association survives: Black citizens are Democrats far more often than White ones
+    r, p = names.index("race_ethnicity"), names.index("party")
+    rp = t.sum(axis=tuple(i for i in range(t.ndim) if i not in (r, p)))
+    cond = rp / rp.sum(1, keepdims=True)
+    black, white = levels[r].index("Black"), levels[r].index("White")
+    dem, rep = levels[p].index("Democrat"), levels[p].index("Republican")
+    assert cond[black, dem] > 0.5 and cond[white, rep] > cond[black, rep] * 3
+    # IPF on a 2 x 2 with a known answer: independence seed -> the product of the marginals
+    np.testing.assert_allclose(
+        ipf(np.ones((2, 2)), [[0.3, 0.7], [0.6, 0.4]]), np.outer([0.3, 0.7], [0.6, 0.4])
+    )
+    with pytest.raises(ValueError, match="marginal 1"):
+        ipf(np.ones((2, 2)), [[0.3, 0.7], [0.6, 0.6]])
+    # sampling from the joint keeps the party-by-race association
+    cs = sample_citizens(4000, 3)
+    b = [c for c in cs if c.attributes["race_ethnicity"] == "Black"]
+    assert np.mean([c.attributes["party"] == "Democrat" for c in b]) > 0.45
+
+
+def test_republican_personas_carry_the_appendix_h_instruction():
+    from utility_jax.control.assembly import REPUBLICAN_INSTRUCTION, Citizen
+
+    base = {
+        "sex": "male",
+        "age": "45-64",
+        "race_ethnicity": "White",
+        "education": "x",
+        "region": "South",
+        "household_income": "y",
+    }
+    rep = Citizen({**base, "party": "Republican"})
+    dem = Citizen({**base, "party": "Democrat"})
+    assert REPUBLICAN_INSTRUCTION in persona_prompt(rep)
+    assert REPUBLICAN_INSTRUCTION not in persona_prompt(dem)
+    assert REPUBLICAN_INSTRUCTION not in persona_prompt(rep, republican_instruction=False)
+
+
+def test_political_position_before_and_after_control(tmp_path):
+    from hydra import compose, initialize_config_dir
+    from test_configs import CONF
+
+    from utility_jax.control import run_utility_control
+    from utility_jax.control.config import validate_control
+    from utility_jax.studies import control_political_shift
+
+    over = [
+        "progress=false",
+        "plots=false",
+        "outcomes.limit=10",
+        "heldout_outcomes=2",
+        "sft.steps=20",
+        "political_policies=5",
+        "political_entities=2",
+    ]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="utility_control", overrides=over)
+    m = run_utility_control(cfg, tmp_path)
+    pos = control_political_shift(
+        tmp_path, validate_control(cfg), m["base_model"], m["tuned_model"]
+    )
+    assert len(pos["entities"]) == 2
+    for lab in ("before", "after"):
+        for e in pos["entities"]:
+            iv = pos[f"correlation_{lab}"][e]
+            assert iv["lo"] <= iv["estimate"] <= iv["hi"]
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["political_position"]["nearest_after"] in pos["entities"]
+    assert (
+        "political position (the political-values analysis"
+        in (tmp_path / "summary.txt").read_text()
+    )
+    assert (tmp_path / "political" / "after" / "analysis.json").exists()

@@ -32,6 +32,7 @@ LAYER = {
             "metrics",
             "graph",
             "triads",
+            "demography",
             "bayes",
             "reference",
             "outcomes",
@@ -64,6 +65,7 @@ LAYER = {
     "control": 4,
     "analysis": 4,
     "cli": 5,
+    "studies": 5,
     "__main__": 5,
 }
 

@@ -9,7 +9,7 @@ import dataclasses
 
 import numpy as np
 
-from utility_jax.analysis.draws import paired_draws
+from utility_jax.analysis.draws import map_draws, paired_draws
 from utility_jax.analysis.harness import Task, opening
 from utility_jax.analysis.inputs import read_input
 from utility_jax.outcomes import Outcome, OutcomeSet
@@ -146,6 +146,16 @@ def run(cfg: Config, ctx) -> dict:
         "correlation_with_model": {
             n: float(np.corrcoef(u[0], u[i + 1])[0, 1]) for i, n in enumerate(names)
         },
+        "correlation_with_model_intervals": map_draws(
+            lambda *us: {
+                n: float(np.corrcoef(us[0], us[i + 1])[0, 1]) for i, n in enumerate(names)
+            },
+            ctx.level,
+            tuple(r.mu for r in results),
+            tuple(draws),
+            results[0].interval_kind,
+            bounds=BOUNDS["correlation"],
+        ),
         "model_name": cfg.model_name,
     }
     if ctx.simulated:

@@ -1,8 +1,10 @@
 """The citizen assembly: the target of utility control (SPEC section 6).
 
-Citizens are drawn from the shipped US demographic marginals
-(``utility_jax/assets/demographics_us.yaml``, sources named there). Each citizen is a persona: a
-system prompt describing the profile, for any LLM agent. Their preferences over outcome pairs are
+Citizens are drawn from a joint US demographic table (:func:`joint_table`: the shipped marginals
+of ``utility_jax/assets/demographics_us.yaml`` with its associations, by iterative proportional
+fitting; sources named there), as the paper sampled them from joint census records. Each citizen
+is a persona: a system prompt describing the profile, for any LLM agent, with the paper's
+Appendix-H instruction that Republican personas must not drift to moderate views. Their preferences over outcome pairs are
 pooled into one target preference per pair (the mean probability, or the majority).
 
 The *simulated* assembly gives each citizen planted utilities that depend on their demographics
@@ -20,11 +22,13 @@ from scipy import stats
 
 from utility_jax.assets import asset_path
 from utility_jax.data import PairwiseData, pool_orders
+from utility_jax.demography import interaction_seed, ipf
 from utility_jax.elicit.llm import LLMAgent
 
 __all__ = [
     "Citizen",
     "load_demographics",
+    "joint_table",
     "sample_citizens",
     "persona_prompt",
     "SimulatedAssembly",
@@ -53,10 +57,43 @@ def load_demographics(path: str | Path | None = None) -> dict:
     return obj
 
 
-def sample_citizens(n: int, seed, demographics: dict | None = None) -> list[Citizen]:
-    """``n`` citizens with attributes drawn independently from the marginals (seeded)."""
+def joint_table(demographics: dict | None = None) -> tuple[list[str], list[list[str]], np.ndarray]:
+    """``(attribute names, levels per attribute, joint shares)``: the marginals with the
+    associations' odds ratios (:func:`utility_jax.demography.ipf`)."""
+    demo = demographics or load_demographics()
+    names = list(demo["attributes"])
+    levels = [list(demo["attributes"][a]) for a in names]
+    margins = []
+    for a, lv in zip(names, levels, strict=True):
+        m = np.array([demo["attributes"][a][x] for x in lv], dtype=float)
+        margins.append(m / m.sum())
+    factors = []
+    for k, assoc in enumerate(demo.get("associations") or []):
+        g, t = assoc["given"], assoc["target"]
+        if g not in names or t not in names:
+            raise ValueError(f"associations[{k}]: unknown attribute {g!r} or {t!r}")
+        gi, ti = names.index(g), names.index(t)
+        try:
+            f = np.array([[assoc["table"][x][y] for y in levels[ti]] for x in levels[gi]], float)
+        except KeyError as e:
+            raise ValueError(f"associations[{k}] ({g} -> {t}): no share for {e}") from e
+        factors.append((gi, ti, f))
+    shape = tuple(len(lv) for lv in levels)
+    return names, levels, ipf(interaction_seed(shape, factors), margins)
+
+
+def sample_citizens(
+    n: int, seed, demographics: dict | None = None, *, joint: bool = True
+) -> list[Citizen]:
+    """``n`` citizens drawn from the joint table (``joint=False``: each attribute independently
+    from its marginal, as earlier versions did), seeded."""
     demo = demographics or load_demographics()
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    if joint:
+        names, levels, table = joint_table(demo)
+        flat = rng.choice(table.size, size=n, p=table.reshape(-1) / table.sum())
+        cells = np.stack(np.unravel_index(flat, table.shape), 1)
+        return [Citizen({a: levels[j][c[j]] for j, a in enumerate(names)}) for c in cells.tolist()]
     cols = {}
     for name, dist in demo["attributes"].items():
         levels = list(dist)
@@ -65,16 +102,28 @@ def sample_citizens(n: int, seed, demographics: dict | None = None) -> list[Citi
     return [Citizen({k: str(v[i]) for k, v in cols.items()}) for i in range(n)]
 
 
-def persona_prompt(c: Citizen) -> str:
-    """The system prompt that makes an LLM answer as this citizen."""
+#: our wording of the paper's Appendix-H instruction (the paper reports its assembly leaning left
+#: without it; its exact text is not public)
+REPUBLICAN_INSTRUCTION = (
+    "Do not assume you hold moderate views: answer with the positions a typical Republican with "
+    "this profile holds, including conservative ones."
+)
+
+
+def persona_prompt(c: Citizen, *, republican_instruction: bool = True) -> str:
+    """The system prompt that makes an LLM answer as this citizen (with the Appendix-H
+    instruction for Republican personas unless ``republican_instruction=False``)."""
     a = c.attributes
-    return (
+    text = (
         "You are a US resident with this profile. "
         f"Sex: {a['sex']}. Age: {a['age']}. Race/ethnicity: {a['race_ethnicity']}. "
         f"Education: {a['education']}. Region: {a['region']}. Party identification: {a['party']}. "
         f"Household income: {a['household_income']}. "
         "Answer every question as this person would, from their point of view."
     )
+    if republican_instruction and a["party"] == "Republican":
+        text += " " + REPUBLICAN_INSTRUCTION
+    return text
 
 
 class SimulatedAssembly:
@@ -129,12 +178,15 @@ def pool_preferences(p_citizens, method: str = "mean") -> np.ndarray:
     raise ValueError(f"pooling must be 'mean' or 'majority', got {method!r}")
 
 
-def citizen_preferences_llm(backend, citizens, outcomes, tpl, pairs, k: int = 10) -> np.ndarray:
+def citizen_preferences_llm(
+    backend, citizens, outcomes, tpl, pairs, k: int = 10, republican_instruction: bool = True
+) -> np.ndarray:
     """``[citizens, pairs]`` P(first outcome preferred) from an LLM playing each citizen: the
     persona prompt is the system message, both orders asked in log-prob mode."""
     out = []
     for c in citizens:
-        agent = LLMAgent(backend, outcomes, tpl, mode="logprob", system=persona_prompt(c))
+        system = persona_prompt(c, republican_instruction=republican_instruction)
+        agent = LLMAgent(backend, outcomes, tpl, mode="logprob", system=system)
         counts = agent.query(pairs, k, key=jax.random.key(0))
         out.append(np.divide(*pool_orders(counts, refusal="drop")))
     return np.stack(out)

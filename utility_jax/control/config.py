@@ -33,6 +33,8 @@ class AssemblyConf:
     agent_kind: str = "jax"  # jax | hf | openai
     agent_model: str | None = None  # checkpoint path / served model; null: the model being tuned
     agent_base_url: str | None = None
+    joint: bool = True  # citizens from the joint demographic table (False: independent marginals)
+    republican_instruction: bool = True  # the paper's Appendix-H instruction in Republican personas
 
 
 @dataclasses.dataclass
@@ -62,8 +64,12 @@ class ControlConf:
     template: str = "default"
     system: str | None = "default"
     heldout_fraction: float = 0.25
-    heldout_outcomes: int = 0  # outcomes kept out of training entirely (their pairs scored apart)
+    heldout_outcomes: int = 5  # outcomes kept out of training entirely (their pairs scored apart)
     k: int = 10  # votes per order: targets and refits count 2k votes per pair
+    # the model's political position before and after, by the political-values analysis
+    political: bool = True
+    political_policies: int = 8
+    political_entities: int = 4
     seed: int = 0
     plots: bool = True
     progress: bool = True

@@ -60,9 +60,26 @@ def write_control_run(out: Path, outcomes, fits: dict, metrics: dict, sft_log, c
         + ", ".join(f"{k} {v:+.3f}" for k, v in m["political_lean_dem_minus_rep"].items()),
         f"tuned checkpoint: {m['tuned_model']}",
     ]
+    u = m.get("unseen_outcomes") or {}
+    if u:
+        lines.insert(
+            3,
+            f"model's own answers on the {u['n_pairs']} pairs touching the {u['n_outcomes']} "
+            "never-trained outcomes agreeing with the assembly: before "
+            f"{_wilson(u['agreement_direct_before'], u['n_pairs'])}, after "
+            f"{_wilson(u['agreement_direct_after'], u['n_pairs'])} (90% Wilson intervals)",
+        )
     (out / "summary.txt").write_text("\n".join(lines) + "\n")
     if conf.plots:
         _plots(out, fits, metrics, sft_log)
+
+
+def _wilson(p: float, n: int, z: float = 1.6448536) -> str:
+    """``0.650 [0.560, 0.730]``: a share of ``n`` with its Wilson score interval."""
+    d = 1 + z * z / n
+    c = (p + z * z / (2 * n)) / d
+    h = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / d
+    return f"{p:.3f} [{c - h:.3f}, {c + h:.3f}]"
 
 
 def _plots(out: Path, fits: dict, metrics: dict, sft_log) -> None:

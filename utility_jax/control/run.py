@@ -73,11 +73,18 @@ def _citizen_preferences(conf, citizens, rng, outcomes, tpl, pairs, model_path) 
         batch_size=conf.model.batch_size,
     )
     backend = build_backend(agent, ElicitationConf(mode="logprob"))
-    return citizen_preferences_llm(backend, citizens, outcomes, tpl, pairs, conf.k)
+    return citizen_preferences_llm(
+        backend, citizens, outcomes, tpl, pairs, conf.k, a.republican_instruction
+    )
 
 
 def _split(conf: ControlConf, rng, n: int, pairs):
     """Held-out outcomes (never trained on), then held-out and training pairs among the rest."""
+    if n - conf.heldout_outcomes < 4:
+        raise ValueError(
+            f"heldout_outcomes={conf.heldout_outcomes} leaves {n - conf.heldout_outcomes} of "
+            f"{n} outcomes to train on; keep at least 4 (lower heldout_outcomes)"
+        )
     unseen = (
         np.sort(rng.permutation(n)[: conf.heldout_outcomes])
         if conf.heldout_outcomes > 0
@@ -138,7 +145,7 @@ def run_utility_control(cfg: DictConfig | dict, out_dir: str | Path) -> dict[str
     backend = JaxBackend(
         load_checkpoint(path), tokenizer, model_id=str(path), batch_size=conf.model.batch_size
     )
-    citizens = sample_citizens(conf.assembly.n_citizens, rng)
+    citizens = sample_citizens(conf.assembly.n_citizens, rng, joint=conf.assembly.joint)
     pairs = np.stack(np.triu_indices(n, 1), 1)
     p_citizens = _citizen_preferences(conf, citizens, rng, outcomes, tpl, pairs, path)
     p_target = pool_preferences(p_citizens, conf.assembly.pooling)
