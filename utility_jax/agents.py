@@ -14,6 +14,7 @@ import jax
 import numpy as np
 
 from utility_jax.config import AgentConf, ComputeUtilitiesConf, ElicitationConf
+from utility_jax.cost import budget_guard
 from utility_jax.elicit.llm import LLMAgent
 from utility_jax.elicit.simulated import SimulatedAgent, reference_utilities
 from utility_jax.elicit.store import ResponseStore
@@ -85,8 +86,23 @@ def store_config(cfg: ComputeUtilitiesConf) -> dict:
     }
 
 
-def _llm_agent(cfg: ComputeUtilitiesConf, outcomes, out_dir, progress, fields):
+def _llm_agent(cfg: ComputeUtilitiesConf, outcomes, out_dir, progress, fields, ledger=None):
     el = cfg.elicitation
+    if cfg.dry_run:  # every prompt rendered and counted; nothing sent, nothing stored
+        from utility_jax.elicit.dry_run import DryRunBackend, Ledger
+
+        return LLMAgent(
+            DryRunBackend(cfg.agent, el, ledger if ledger is not None else Ledger(), seed=cfg.seed),
+            outcomes,
+            load_template(el.template, text=el.template_text),
+            system=system_message(el.system),
+            mode=el.mode,
+            store=None,
+            progress=progress,
+            fields=fields,
+            parser=el.parser,
+            orders=el.orders,
+        )
     shared = el.store is not None
     if out_dir is None and not shared:
         raise ValueError(
@@ -106,6 +122,7 @@ def _llm_agent(cfg: ComputeUtilitiesConf, outcomes, out_dir, progress, fields):
         fields=fields,
         parser=el.parser,
         orders=el.orders,
+        budget=budget_guard(cfg),
     )
 
 
@@ -131,6 +148,7 @@ def build_agent(
     *,
     fields: dict[str, str] | None = None,
     truth: tuple[np.ndarray, np.ndarray] | None = None,
+    ledger=None,
 ):
     """The agent and, for simulated agents, its true ``(mu, sigma)`` (else None).
 
@@ -138,8 +156,8 @@ def build_agent(
     agent its utilities (analyses plant them from the outcomes' structure).
     """
     a = cfg.agent
-    if a.kind != "simulated":
-        return _llm_agent(cfg, outcomes, out_dir, progress, fields), None
+    if a.kind != "simulated" or cfg.dry_run:
+        return _llm_agent(cfg, outcomes, out_dir, progress, fields, ledger), None
     if truth is not None:
         mu, sigma = (np.asarray(x, dtype=np.float64) for x in truth)
     else:

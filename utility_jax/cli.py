@@ -37,10 +37,20 @@ commands:
 def _compute(cfg) -> float:
     from hydra.core.hydra_config import HydraConfig
 
+    from utility_jax.cost import plan_text
+    from utility_jax.elicit.budget import BudgetExceeded
     from utility_jax.runner import run_compute_utilities
 
     out = HydraConfig.get().runtime.output_dir
-    res = run_compute_utilities(cfg, out)
+    try:
+        res = run_compute_utilities(cfg, out)
+    except BudgetExceeded as e:
+        print(f"stopped at the budget: {e}")
+        return float("nan")
+    if isinstance(res, dict):  # dry_run=true: the plan
+        print(plan_text(res))
+        print(f"plan: {out}/plan.json")
+        return float("nan")
     with open(f"{out}/summary.txt") as fh:
         print(fh.read().split("\noutcomes by utility")[0])
     print(f"run folder: {out}")
@@ -54,7 +64,13 @@ def _analyze(cfg) -> None:
     from utility_jax.analysis.registry import run_analysis
 
     out = HydraConfig.get().runtime.output_dir
-    run_analysis(cfg, out)
+    res = run_analysis(cfg, out)
+    if "token_count" in res:  # dry_run=true: the plan
+        from utility_jax.cost import plan_text
+
+        print(plan_text(res))
+        print(f"plan: {out}/plan.json")
+        return
     with open(f"{out}/summary.txt") as fh:
         print(fh.read())
     print(f"run folder: {out}")

@@ -141,6 +141,15 @@ class BayesConf:
 
 
 @dataclasses.dataclass
+class BudgetConf:
+    max_requests: int | None = None  # stop cleanly after this many requests (resumable)
+    max_usd: float | None = None  # stop cleanly once this much is spent (at the prices below)
+    # US$ per million tokens; null: the shipped table (utility_jax/assets/prices.yaml) by model
+    price_input_per_mtok: float | None = None
+    price_output_per_mtok: float | None = None
+
+
+@dataclasses.dataclass
 class ComputeUtilitiesConf:
     outcomes: OutcomesConf = field(default_factory=OutcomesConf)
     agent: AgentConf = field(default_factory=AgentConf)
@@ -149,6 +158,8 @@ class ComputeUtilitiesConf:
     elicitation: ElicitationConf = field(default_factory=ElicitationConf)
     uncertainty: UncertaintyConf = field(default_factory=UncertaintyConf)
     bayes: BayesConf = field(default_factory=BayesConf)
+    budget: BudgetConf = field(default_factory=BudgetConf)
+    dry_run: bool = False  # render and count every request, send none, print the plan
     seed: int = 0
     n_triads: int = 2000
     plots: bool = True
@@ -196,6 +207,10 @@ _RANGES: dict[tuple[str | None, str], tuple[Any, Any]] = {
     ("fitter", "init_scale"): (0.0, None),
     ("fitter", "pseudolabel_threshold"): ("0.5<", 1.0),
     ("fitter", "pseudolabel_weight"): ("0<", None),
+    ("budget", "max_requests"): (0, None),
+    ("budget", "max_usd"): (0.0, None),
+    ("budget", "price_input_per_mtok"): (0.0, None),
+    ("budget", "price_output_per_mtok"): (0.0, None),
     ("graph", "holdout_fraction"): (0.0, 0.5),
     ("graph", "holdout_max"): (0, None),
     ("graph", "initial_degree"): (1, None),

@@ -14,6 +14,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from utility_jax.agents import build_agent, store_config
 from utility_jax.config import validate
+from utility_jax.cost import plan, plan_text
+from utility_jax.elicit.budget import BudgetExceeded
 from utility_jax.elicit.store import FolderLock, StoreConfigError
 from utility_jax.incidents import RunIncidentError
 from utility_jax.outcomes import load_outcomes
@@ -21,7 +23,7 @@ from utility_jax.pipeline import ComputeUtilitiesResult, compute_utilities
 from utility_jax.progress import progress_factory
 from utility_jax.report import flatten, write_run
 
-__all__ = ["run_compute_utilities"]
+__all__ = ["run_compute_utilities", "dry_run_plan"]
 
 log = logging.getLogger("utility_jax")
 
@@ -77,11 +79,34 @@ def run_compute_utilities(
     """
     conf = validate(cfg)
     out = Path(out_dir)
+    if conf.dry_run:
+        return dry_run_plan(conf, out)
     lock = FolderLock(out / ".run.lock", f"run folder {out}").acquire()
     try:
         return _run(cfg, conf, out)
     finally:
         lock.release()
+
+
+def dry_run_plan(conf, out_dir: Path) -> dict:
+    """``dry_run=true``: the whole loop against a counting backend (nothing sent, no store);
+    writes ``plan.json`` and returns the plan."""
+    from utility_jax.elicit.dry_run import Ledger
+
+    key = jax.random.key(conf.seed)
+    k_agent, k_run = jax.random.split(key)
+    outcomes = load_outcomes(conf.outcomes.path, limit=conf.outcomes.limit)
+    ledger = Ledger()
+    agent, _ = build_agent(conf, outcomes, k_agent, ledger=ledger)
+    quiet = dataclasses.replace(
+        conf, uncertainty=dataclasses.replace(conf.uncertainty, n_bootstrap=0, laplace=False)
+    )
+    compute_utilities(outcomes, agent, quiet, key=k_run, progress=progress_factory(conf.progress))
+    pl = plan(ledger, conf)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    (Path(out_dir) / "plan.json").write_text(json.dumps(pl, indent=1))
+    log.debug("%s", plan_text(pl))
+    return pl
 
 
 def _run(cfg, conf, out_dir: Path) -> ComputeUtilitiesResult:
@@ -98,6 +123,13 @@ def _run(cfg, conf, out_dir: Path) -> ComputeUtilitiesResult:
         res = compute_utilities(
             outcomes, agent, conf, key=k_run, progress=progress, true_utilities=truth
         )
+    except BudgetExceeded as e:
+        _remember(out_dir, conf)  # the store holds every answer: the same command resumes
+        raise BudgetExceeded(
+            f"{e}. Every answer so far is stored in {out_dir}; to continue, rerun the same "
+            f"command with hydra.run.dir={out_dir} and a higher limit (or budget.max_requests="
+            "null budget.max_usd=null)"
+        ) from None
     finally:
         agent.close(export_dir=out_dir)
     full = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)

@@ -83,6 +83,7 @@ class Context:
     def __init__(self, conf: ComputeUtilitiesConf, out_dir: Path, key: jax.Array, progress=None):
         self.conf, self.out_dir, self.key, self.progress = conf, Path(out_dir), key, progress
         self.simulated = conf.agent.kind == "simulated"
+        self.ledger = None  # dry_run=true: what every task would send (set by the registry)
         self.level = conf.uncertainty.level
         self._folders: dict[str, str] = {}  # task folder -> task name
 
@@ -109,7 +110,7 @@ class Context:
 
     def agent(self, task: Task, folder: Path):
         conf = self.task_conf(task)
-        if conf.agent.kind == "simulated" and task.truth is None:
+        if conf.agent.kind == "simulated" and task.truth is None and not conf.dry_run:
             raise ValueError(f"task {task.name!r}: a simulated agent needs planted utilities")
         agent, _ = build_agent(
             conf,
@@ -119,6 +120,7 @@ class Context:
             progress=self.progress,
             fields=task.fields,
             truth=task.truth,
+            ledger=self.ledger,
         )
         return agent
 
@@ -176,6 +178,10 @@ class Context:
         """The run's LLM backend (or ``agent``'s, e.g. a judge) with some elicitation settings
         changed (e.g. temperature=0)."""
         el = dataclasses.replace(self.conf.elicitation, **elicitation_overrides)
+        if self.conf.dry_run:
+            from utility_jax.elicit.dry_run import DryRunBackend
+
+            return DryRunBackend(agent or self.conf.agent, el, self.ledger, seed=self.conf.seed)
         return build_backend(agent or self.conf.agent, el)
 
 

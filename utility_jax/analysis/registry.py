@@ -1,6 +1,7 @@
 """The analyses by name (explicit imports: every analysis module is listed here once) and the
 run that executes one (``utility-jax analyze experiment=<name>``)."""
 
+import dataclasses
 from pathlib import Path
 
 import jax
@@ -43,6 +44,28 @@ ANALYSES = {
 }
 
 
+def _dry_run(conf, mod, acfg, out: Path) -> dict:
+    """Every task of the analysis against a counting backend in a scratch folder (nothing sent,
+    nothing kept but ``plan.json``)."""
+    import json
+    import tempfile
+
+    from utility_jax.cost import plan
+    from utility_jax.elicit.dry_run import Ledger
+
+    # a few cheap draws: the analyses need some, and their numbers are not the point here
+    conf = dataclasses.replace(
+        conf, uncertainty=dataclasses.replace(conf.uncertainty, n_bootstrap=2, laplace=False)
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        ctx = Context(conf, Path(tmp), jax.random.key(conf.seed), progress_factory(conf.progress))
+        ctx.ledger = Ledger()
+        mod.run(acfg, ctx)
+    pl = plan(ctx.ledger, conf)
+    (out / "plan.json").write_text(json.dumps(pl, indent=1))
+    return pl
+
+
 def run_analysis(cfg: DictConfig | dict, out_dir: str | Path) -> dict:
     """Run the analysis named by ``cfg.analysis.name``; write analysis.json, a plot and summary."""
     raw = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
@@ -62,6 +85,8 @@ def run_analysis(cfg: DictConfig | dict, out_dir: str | Path) -> dict:
     acfg = analysis_config(mod.Config, a, name, settings(str(data)) if settings else None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if conf.dry_run:
+        return _dry_run(conf, mod, acfg, out)
     ctx = Context(conf, out, jax.random.key(conf.seed), progress_factory(conf.progress))
     numbers = mod.run(acfg, ctx)
     numbers = {

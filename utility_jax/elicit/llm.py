@@ -7,6 +7,7 @@ import numpy as np
 
 from utility_jax.elicit.backend import Backend
 from utility_jax.elicit.base import AgentStats
+from utility_jax.elicit.budget import BudgetExceeded, BudgetGuard
 from utility_jax.elicit.parse import RULES, parse_answer
 from utility_jax.elicit.store import ResponseStore, request_key
 from utility_jax.outcomes import OutcomeSet
@@ -44,12 +45,14 @@ class LLMAgent:
         fields: dict[str, str] | None = None,
         parser: str = "reference",
         orders: str = "both",
+        budget: BudgetGuard | None = None,
     ):
         if parser not in RULES:
             raise ValueError(f"parser must be one of {RULES}, got {parser!r}")
         if orders not in ("both", "first"):
             raise ValueError(f"orders must be 'both' or 'first', got {orders!r}")
         self.parser, self.orders = parser, orders
+        self.budget = budget or BudgetGuard()
         if mode not in ("sample", "logprob"):
             raise ValueError(f"mode must be 'sample' or 'logprob', got {mode!r}")
         if mode == "logprob" and template.reasoning:
@@ -181,6 +184,9 @@ class LLMAgent:
                 # record and commit each prompt's answers as soon as they arrive
                 p, order, msgs, key, have = items[i]
                 self.stats.model_calls += 1
+                self.budget.spent(
+                    sum(c.tokens_in for c in comps[:1]), sum(c.tokens_out for c in comps)
+                )
                 rows = []
                 errors = [c.error for c in comps if c.error is not None]
                 if errors:  # answers lost to transport errors: counted, one error row per request
@@ -214,7 +220,14 @@ class LLMAgent:
                 if self.store is not None and rows:
                     self.store.put(rows)
 
+            allowed = self.budget.allow(len(items))
+            items = items[:allowed]
             self.backend.sample([m[2] for m in items], n_new, seed=seed, on_result=on_result)
+            if allowed < len(groups[n_new]):
+                raise BudgetExceeded(
+                    f"budget.max_requests={self.budget.max_requests} reached "
+                    f"(${self.budget.usd:.4f} spent)"
+                )
 
     def _logprob(self, chunk, k, counts):
         todo = []
@@ -234,6 +247,7 @@ class LLMAgent:
             p, order, msgs, key = todo[i]
             self.stats.forward_passes += 1
             self.stats.model_calls += 1
+            self.budget.spent(d.tokens_in, 1)
             if d.error is not None:
                 self.stats.errors += 1
                 self.last_error = d.error
@@ -263,7 +277,14 @@ class LLMAgent:
                     ]
                 )
 
+        allowed = self.budget.allow(len(todo))
+        n_todo, todo = len(todo), todo[:allowed]
         self.backend.answer_probs([t[2] for t in todo], on_result=on_result)
+        if allowed < n_todo:
+            raise BudgetExceeded(
+                f"budget.max_requests={self.budget.max_requests} reached "
+                f"(${self.budget.usd:.4f} spent)"
+            )
 
     def _add_probs(self, counts, p, order, k, lp):
         s = lp["p_a"] + lp["p_b"]
