@@ -151,6 +151,12 @@ def test_bayes_svi_run_writes_posterior(tmp_path):
     assert "sigma_hdi_lo" in summary[0] and len(summary) == 1 + m["n_outcomes"]
     draws = __import__("numpy").load(tmp_path / "posterior_draws.npz")
     assert draws["mu"].shape == (1000, m["n_outcomes"])
+    import arviz as az  # the same draws as InferenceData, read back
+
+    idata = az.from_netcdf(tmp_path / "posterior.nc", engine="h5netcdf")
+    assert idata.posterior["mu"].shape == (1, 1000, m["n_outcomes"])
+    __import__("numpy").testing.assert_allclose(idata.posterior["mu"].values[0], draws["mu"])
+    assert str(idata.constant_data["outcome_text"].values[0]) == res.outcomes.texts[0]
     rows = json.loads((tmp_path / "utilities.json").read_text())
     assert all(r["posterior_lo"] <= r["posterior_mean"] <= r["posterior_hi"] for r in rows)
     assert res.posterior is not None

@@ -347,6 +347,7 @@ def _write_posterior(res: ComputeUtilitiesResult, out: Path) -> dict[str, str]:
         for i, o in enumerate(res.outcomes.outcomes):
             w.writerow([i, o.text, *[f"{float(v[i]):.6g}" for v in summ.values()]])
     written["posterior_summary.csv"] = str(out / "posterior_summary.csv")
+    written.update(_write_inference_data(res, out))
     if post.inference_data is not None:
         import warnings
 
@@ -358,6 +359,39 @@ def _write_posterior(res: ComputeUtilitiesResult, out: Path) -> dict[str, str]:
         table.to_csv(out / "posterior_diagnostics.csv")
         written["posterior_diagnostics.csv"] = str(out / "posterior_diagnostics.csv")
     return written
+
+
+def _write_inference_data(res: ComputeUtilitiesResult, out: Path) -> dict[str, str]:
+    """The posterior as ArviZ InferenceData (``posterior.nc``, netCDF4 through h5netcdf): ``mu``
+    and ``log_sigma`` with dims ``(chain, draw, outcome)``, NUTS sample stats when there are any,
+    and the outcome texts as constant data. ``arviz.from_netcdf`` reads it back."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        import arviz as az
+
+    post = res.posterior
+    ch = max(int(post.chains), 1)
+    n = post.mu.shape[1]
+
+    def shaped(x):
+        return np.asarray(x).reshape(ch, -1, n)
+
+    stats = {}
+    src = post.inference_data
+    if src is not None and hasattr(src, "sample_stats") and "diverging" in src.sample_stats:
+        stats["diverging"] = np.asarray(src.sample_stats["diverging"])
+    idata = az.from_dict(
+        posterior={"mu": shaped(post.mu), "log_sigma": shaped(post.log_sigma)},
+        sample_stats=stats or None,
+        constant_data={"outcome_text": np.array(res.outcomes.texts, dtype=object)},
+        coords={"outcome": np.arange(n)},
+        dims={"mu": ["outcome"], "log_sigma": ["outcome"], "outcome_text": ["outcome"]},
+        attrs={"method": post.method, "link": post.link, "inference_library": "utility_jax"},
+    )
+    idata.to_netcdf(str(out / "posterior.nc"), engine="h5netcdf")
+    return {"posterior.nc": str(out / "posterior.nc")}
 
 
 def write_run(
