@@ -25,10 +25,13 @@ USAGE = """usage: utility-jax COMMAND [hydra options and overrides...]
 commands:
   compute   elicit and fit utilities (default: the simulated agent on the shipped outcomes)
   analyze   one of the paper's analyses: experiment=lotteries|instrumental|maximization|
-            convergence|political|exchange_rates|discounting|power_seeking|corrigibility
+            convergence|political|exchange_rates|discounting|power_seeking|corrigibility|
+            transitivity|no_flip|emergence
+  (compute and analyze take dry_run=true: count requests, tokens and cost; send nothing)
   control   utility control: steer a model toward a citizen assembly by fine-tuning
   data      the paper's public inputs: 'utility-jax data fetch' (see 'utility-jax data --help')
   collect   one table of every run under a folder: 'utility-jax collect SWEEP_DIR [--out DIR]'
+  compare   runs side by side, table and figures: 'utility-jax compare RUN_OR_SWEEP... [--out DIR]'
 
 'utility-jax COMMAND --help' lists a command's config groups and options.
 """
@@ -159,6 +162,26 @@ def collect_main(args: list[str]) -> int:
     return 0
 
 
+def compare_main(args: list[str]) -> int:
+    """``utility-jax compare RUN_OR_SWEEP... [--out DIR]``."""
+    import argparse
+
+    from utility_jax.compare import compare_runs, table_text
+
+    p = argparse.ArgumentParser(prog="utility-jax compare")
+    p.add_argument("paths", nargs="+", help="run folders, sweep folders, or folders of runs")
+    p.add_argument("--out", default="compare", help="where to write the table and figures")
+    a = p.parse_args(args)
+    try:
+        res = compare_runs(a.paths, a.out)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"utility-jax compare: {e}", file=sys.stderr)
+        return 1
+    print(table_text(res))
+    print(f"table and figures: {a.out}/compare.csv, compare_metrics.png, compare_utilities.png")
+    return 0
+
+
 #: command -> (primary config, task function)
 COMMANDS: dict[str, tuple[str, Callable]] = {
     "compute": ("config", _compute),
@@ -195,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
         return data_main(rest)
     if command == "collect":
         return collect_main(rest)
+    if command == "compare":
+        return compare_main(rest)
     if command not in COMMANDS:
         print(f"utility-jax: unknown command {command!r}\n\n{USAGE}", end="", file=sys.stderr)
         return 2

@@ -59,6 +59,7 @@ LAYER = {
             "report",
             "runner",
             "collect",
+            "compare",
         ],
         3,
     ),

@@ -48,3 +48,35 @@ def test_collect_errors_name_the_folder(tmp_path, capsys):
         from utility_jax.collect import collect_runs
 
         collect_runs(tmp_path)
+
+
+def test_compare_two_runs_and_a_sweep(tmp_path, capsys):
+    import numpy as np
+
+    sweep = tmp_path / "sweep"
+    for job, (seed, model) in enumerate([(0, "case3"), (0, "logit")]):
+        run_compute_utilities(
+            {**_cfg(seed, model), "uncertainty": {"n_bootstrap": 20}}, sweep / str(job)
+        )
+    single = tmp_path / "single"
+    run_compute_utilities({**_cfg(0, "case3"), "uncertainty": {"n_bootstrap": 20}}, single)
+    out = tmp_path / "cmp"
+    assert main(["compare", str(single), str(sweep), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "vs the first run" in text and "ho_acc" in text
+    table = pd.read_csv(out / "compare.csv")
+    assert len(table) == 3 and list(table["fitter"]) == ["case3", "case3", "logit"]
+    assert (table["ho_acc_lo"] <= table["ho_acc"]).all() and (
+        table["ho_acc"] <= table["ho_acc_hi"]
+    ).all()
+    # the same seed and settings: the sweep's case3 run equals the single run exactly
+    from utility_jax.compare import compare_runs
+
+    res = compare_runs([single, sweep], out)
+    same = res["pairs"][0]
+    assert same["n_shared"] == 10 and same["pearson_r"] == pytest.approx(1.0)
+    assert np.isnan(same["lo"])  # |r| = 1: no Fisher interval, said as NaN
+    assert res["pairs"][1]["pearson_r"] > 0.9  # case III vs Bradley-Terry on the same answers
+    for f in ("compare_metrics.png", "compare_utilities.png"):
+        assert (out / f).stat().st_size > 5000
+    assert main(["compare", str(tmp_path / "nothing")]) == 1
