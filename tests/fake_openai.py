@@ -5,6 +5,11 @@ see the same replies). ``script`` holds what to do with the first requests: an H
 (429, 500, 400...), "echo401" (a 401 whose body repeats the key), "timeout" (answer after ``delay_s``), "badjson" (200 with a body that is not
 JSON), "empty" (content ""), "none" (content null). ``hang_after=M`` makes request M+1 and later
 block until ``release()``; ``blocked`` is set when that happens.
+
+The Batch API (``/v1/files``, ``/v1/batches``, ``/v1/files/{id}/content``) answers each line as
+the live endpoint would; a batch reports ``in_progress`` for ``batch_polls`` polls, and for as
+long as ``hold_batches`` is set; every ``batch_fail_every``-th line fails (HTTP 500 inside);
+``batch_lines`` counts the lines answered (what a provider bills).
 """
 
 import hashlib
@@ -93,8 +98,14 @@ class RealisticLLM:
 
 
 class FakeOpenAI:
-    def __init__(self, script=(), *, delay_s=2.0, hang_after=None, llm=None, respond=None):
+    def __init__(
+        self, script=(), *, delay_s=2.0, hang_after=None, llm=None, respond=None, batch_polls=1
+    ):
         self.llm = llm  # a RealisticLLM answers instead of the hash rule
+        self.files, self.batches, self.batch_lines = {}, {}, 0
+        self.batch_polls, self.batch_fail_every = batch_polls, 0
+        self.hold_batches = threading.Event()  # set: batches stay in_progress
+        self.batch_polled = threading.Event()  # set at the first poll of an unfinished batch
         self.respond = respond  # respond(body) -> list of texts, or None for the default rule
         self.n_requests = 0
         self.script = list(script)
@@ -122,8 +133,15 @@ class FakeOpenAI:
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
+            def do_GET(self):
+                outer._batch_get(self)
+
             def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                raw = self.rfile.read(int(self.headers["Content-Length"]))
+                if "/files" in self.path or "/batches" in self.path:
+                    outer._batch_post(self, raw)
+                    return
+                body = json.loads(raw)
                 with outer.lock:
                     outer.requests.append((body, {k.lower(): v for k, v in self.headers.items()}))
                     action = outer.script.pop(0) if outer.script else "ok"
@@ -232,6 +250,114 @@ class FakeOpenAI:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
+
+    # ------------------------------------------------------------------ Batch API
+    def _answer_line(self, body) -> dict:
+        user = body["messages"][-1]["content"]
+        n = int(body.get("n") or 1)
+        if self.llm is not None:
+            texts = self.llm.answers(user, n, int(body.get("seed") or 0))
+        else:
+            texts = answers_for(user, n)
+        return {
+            "id": "cmpl-b",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body["model"],
+            "choices": [
+                {
+                    "index": i,
+                    "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": t},
+                }
+                for i, t in enumerate(texts)
+            ],
+            "usage": {"prompt_tokens": 50, "completion_tokens": n, "total_tokens": 50 + n},
+        }
+
+    def _batch_post(self, h, raw: bytes) -> None:
+        with self.lock:
+            if h.path.endswith("/files"):
+                boundary = h.headers["Content-Type"].split("boundary=")[1].encode()
+                part = [p for p in raw.split(b"--" + boundary) if b'name="file"' in p][0]
+                content = part.split(b"\r\n\r\n", 1)[1].rsplit(b"\r\n", 1)[0]
+                fid = f"file-{len(self.files)}"
+                self.files[fid] = content
+                obj = {
+                    "id": fid,
+                    "object": "file",
+                    "bytes": len(content),
+                    "created_at": 0,
+                    "filename": "requests.jsonl",
+                    "purpose": "batch",
+                    "status": "processed",
+                }
+            else:
+                req = json.loads(raw)
+                bid = f"batch_{len(self.batches)}"
+                self.batches[bid] = {"input": req["input_file_id"], "polls": 0, "out": None}
+                obj = self._batch_obj(bid, "validating")
+        h._send(200, json.dumps(obj).encode())
+
+    def _batch_obj(self, bid, status, out=None, err=None) -> dict:
+        return {
+            "id": bid,
+            "object": "batch",
+            "endpoint": "/v1/chat/completions",
+            "input_file_id": self.batches[bid]["input"],
+            "completion_window": "24h",
+            "status": status,
+            "created_at": 0,
+            "output_file_id": out,
+            "error_file_id": err,
+        }
+
+    def _batch_get(self, h) -> None:
+        parts = h.path.rstrip("/").split("/")
+        with self.lock:
+            if parts[-1] == "content":
+                h._send(200, self.files[parts[-2]])
+                return
+            bid = parts[-1]
+            b = self.batches[bid]
+            b["polls"] += 1
+            if self.hold_batches.is_set() or b["polls"] <= self.batch_polls:
+                self.batch_polled.set()
+                obj = self._batch_obj(bid, "in_progress")
+            else:
+                if b["out"] is None:  # answered (and billed) once, when the batch completes
+                    ok, bad = [], []
+                    for line in self.files[b["input"]].decode().splitlines():
+                        rec = json.loads(line)
+                        self.batch_lines += 1
+                        if self.batch_fail_every and self.batch_lines % self.batch_fail_every == 0:
+                            bad.append(
+                                {
+                                    "custom_id": rec["custom_id"],
+                                    "response": {
+                                        "status_code": 500,
+                                        "body": {"error": {"message": "boom"}},
+                                    },
+                                }
+                            )
+                        else:
+                            ok.append(
+                                {
+                                    "custom_id": rec["custom_id"],
+                                    "response": {
+                                        "status_code": 200,
+                                        "body": self._answer_line(rec["body"]),
+                                    },
+                                }
+                            )
+                    b["out"] = f"file-{len(self.files)}"
+                    self.files[b["out"]] = "\n".join(json.dumps(x) for x in ok).encode()
+                    b["err"] = None
+                    if bad:
+                        b["err"] = f"file-{len(self.files)}"
+                        self.files[b["err"]] = "\n".join(json.dumps(x) for x in bad).encode()
+                obj = self._batch_obj(bid, "completed", b["out"], b["err"])
+        h._send(200, json.dumps(obj).encode())
 
     def release(self):
         self.hang_after = None

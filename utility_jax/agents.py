@@ -59,6 +59,8 @@ def build_backend(a: AgentConf, el: ElicitationConf):
             max_retries=a.max_retries,
             temperature=el.temperature,
             max_tokens=el.max_new_tokens,
+            batch=a.batch,
+            batch_poll_s=a.batch_poll_s,
         )
     raise ValueError(f"agent.kind={a.kind!r} has no LLM backend (hf, openai or jax)")
 
@@ -66,7 +68,16 @@ def build_backend(a: AgentConf, el: ElicitationConf):
 #: agent settings that change how answers are fetched, never what they are: a resumed run may
 #: change them freely
 TRANSPORT_ONLY = frozenset(
-    {"concurrency", "max_retries", "timeout_s", "max_error_rate", "api_key_env", "batch_size"}
+    {
+        "concurrency",
+        "max_retries",
+        "timeout_s",
+        "max_error_rate",
+        "api_key_env",
+        "batch_size",
+        "batch",
+        "batch_poll_s",
+    }
 )
 
 

@@ -222,7 +222,17 @@ class LLMAgent:
 
             allowed = self.budget.allow(len(items))
             items = items[:allowed]
-            self.backend.sample([m[2] for m in items], n_new, seed=seed, on_result=on_result)
+            if getattr(self.backend, "batch", False) and self.store is not None:
+                self.backend.sample_batch(
+                    [m[2] for m in items],
+                    [m[3] for m in items],
+                    n_new,
+                    seed=seed,
+                    store=self.store,
+                    on_result=on_result,
+                )
+            else:
+                self.backend.sample([m[2] for m in items], n_new, seed=seed, on_result=on_result)
             if allowed < len(groups[n_new]):
                 raise BudgetExceeded(
                     f"budget.max_requests={self.budget.max_requests} reached "

@@ -10,7 +10,12 @@
 * ``None`` or empty content is an answer to classify (a refusal), never a crash;
 * each prompt's answers are handed to ``on_result`` as soon as they arrive, so the caller can
   commit them before the next one lands (nothing paid for is lost on a crash);
-* the API key comes from the environment variable named by ``api_key_env`` and is never logged.
+* the API key comes from the environment variable named by ``api_key_env`` and is never logged;
+* ``batch=True``: sampling goes through the provider's Batch API (:meth:`OpenAIBackend.sample_batch`,
+  about half the price on OpenAI): a JSONL file of requests is uploaded, a batch created (its id
+  committed to the store first), polled, and its output parsed into the same answers; a restart
+  finds the submitted batch in the store and resumes polling it, so no prompt is paid twice;
+  requests the batch failed are retried through the live endpoint.
 """
 
 import asyncio
@@ -59,6 +64,8 @@ class OpenAIBackend:
         max_tokens: int = 10,
         top_logprobs: int = 20,
         use_n: bool = True,
+        batch: bool = False,
+        batch_poll_s: float = 30.0,
     ):
         if not base_url:
             raise ValueError(
@@ -77,6 +84,7 @@ class OpenAIBackend:
         )
         self.requests_sent = 0
         self.retries = 0
+        self.batch, self.batch_poll_s = batch, batch_poll_s
         _quiet_http_logs()
 
     def settings(self, mode: str) -> dict[str, Any]:
@@ -200,6 +208,138 @@ class OpenAIBackend:
             return got
 
         return self._run(one, prompts, on_result)
+
+    # ------------------------------------------------------------------ Batch API
+    def _batch_body(self, msgs, n: int, seed: int) -> dict:
+        return {
+            "model": self.model,
+            "messages": msgs,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "n": n,
+            "seed": seed,
+        }
+
+    def _sync_client(self):
+        import openai
+
+        key = os.environ.get(self.api_key_env) or "EMPTY"
+        return openai.OpenAI(
+            base_url=self.base_url,
+            api_key=key,
+            max_retries=self.max_retries,
+            timeout=self.timeout_s,
+        )
+
+    def _submit(self, client, prompts, keys, n, seed) -> str:
+        import json
+
+        lines = [
+            json.dumps(
+                {
+                    "custom_id": k,
+                    "method": "POST",
+                    "url": "/v1/chat/completions",
+                    "body": self._batch_body(m, n, seed + i),
+                }
+            )
+            for i, (m, k) in enumerate(zip(prompts, keys, strict=True))
+        ]
+        f = client.files.create(file=("requests.jsonl", "\n".join(lines).encode()), purpose="batch")
+        b = client.batches.create(
+            input_file_id=f.id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+        return b.id
+
+    def _wait(self, client, batch_id: str):
+        """Poll until the batch ends; its final object."""
+        while True:
+            b = client.batches.retrieve(batch_id)
+            if b.status in ("completed", "failed", "expired", "cancelled"):
+                return b
+            logging.getLogger("utility_jax").info("batch %s: %s", batch_id, b.status)
+            time.sleep(self.batch_poll_s)
+
+    def _results(self, client, b) -> dict[str, list[Completion] | str]:
+        """``{custom_id: completions}`` for answered requests, ``{custom_id: error}`` else."""
+        import json
+
+        out: dict[str, list[Completion] | str] = {}
+        for fid in (getattr(b, "output_file_id", None), getattr(b, "error_file_id", None)):
+            if not fid:
+                continue
+            for line in client.files.content(fid).text.splitlines():
+                if not line.strip():
+                    continue
+                rec = json.loads(line)
+                resp = rec.get("response") or {}
+                body = resp.get("body") or {}
+                if resp.get("status_code") != 200 or not body.get("choices"):
+                    err = rec.get("error") or body.get("error") or resp
+                    out[rec["custom_id"]] = f"batch request failed: {str(err)[:300]}"
+                    continue
+                usage = body.get("usage") or {}
+                t_in = int(usage.get("prompt_tokens") or 0)
+                t_out = int(usage.get("completion_tokens") or 0) // len(body["choices"])
+                out[rec["custom_id"]] = [
+                    Completion((c.get("message") or {}).get("content") or "", t_in, t_out)
+                    for c in body["choices"]
+                ]
+        return out
+
+    def sample_batch(self, prompts, keys, n: int, *, seed: int, store, on_result=None) -> None:
+        """``n`` answers per prompt through the Batch API (see the module docstring);
+        ``keys`` are the prompts' store keys (the batch's custom ids)."""
+        client = self._sync_client()
+        index = {k: i for i, k in enumerate(keys)}
+        done: set[str] = set()
+        try:
+            for pend in store.pending_batches():  # submitted before a crash: resume, never resubmit
+                mine = [k for k in pend["keys"] if k in index]
+                if mine:
+                    done |= self._collect(
+                        client, pend["batch_id"], prompts, index, n, seed, store, on_result
+                    )
+            todo = [k for k in keys if k not in done]
+            if todo:
+                bid = self._submit(client, [prompts[index[k]] for k in todo], todo, n, seed)
+                store.put_batch(bid, todo, n)
+                self._collect(client, bid, prompts, index, n, seed, store, on_result)
+        finally:
+            client.close()
+
+    def _collect(self, client, bid, prompts, index, n, seed, store, on_result) -> set[str]:
+        b = self._wait(client, bid)
+        res = self._results(client, b) if b.status == "completed" else {}
+        failed = [k for k in index if k in res and isinstance(res[k], str)]
+        got = set()
+        for k, comps in res.items():
+            if k in index and not isinstance(comps, str):
+                if on_result is not None:
+                    on_result(index[k], comps[:n])
+                got.add(k)
+        # failed requests, and the whole batch if it did not complete: the live endpoint
+        keys_in_batch = {
+            k for p in store.pending_batches() if p["batch_id"] == bid for k in p["keys"]
+        }
+        retry = [k for k in index if k in keys_in_batch and k not in got]
+        retry = sorted(set(retry) | set(failed), key=index.get)
+        if retry:
+            logging.getLogger("utility_jax").warning(
+                "batch %s (%s): %d requests retried through the live endpoint",
+                bid,
+                b.status,
+                len(retry),
+            )
+
+            def live(i, comps, order=retry):
+                if on_result is not None:
+                    on_result(index[order[i]], comps)
+
+            self.sample([prompts[index[k]] for k in retry], n, seed=seed, on_result=live)
+            got |= set(retry)
+        store.set_batch_status(bid, b.status)
+        return got
 
     # ------------------------------------------------------------------ log-probs
     def answer_probs(

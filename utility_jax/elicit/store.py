@@ -43,6 +43,9 @@ CREATE TABLE IF NOT EXISTS errors (
   request_key TEXT, backend TEXT, model TEXT, prompt TEXT, error TEXT, created REAL
 );
 CREATE INDEX IF NOT EXISTS errors_by_key ON errors (request_key);
+CREATE TABLE IF NOT EXISTS batches (
+  batch_id TEXT PRIMARY KEY, status TEXT, request_keys TEXT, n INTEGER, created REAL
+);
 """
 
 
@@ -221,6 +224,27 @@ class ResponseStore:
             (key,),
         ).fetchone()
         return None if row is None else row[0]
+
+    # ------------------------------------------------------------------ provider batches
+    def put_batch(self, batch_id: str, keys: list[str], n: int) -> None:
+        """Remember a submitted provider batch (committed before any polling, so a restart
+        finds it instead of paying for its prompts again)."""
+        self.db.execute(
+            "INSERT OR REPLACE INTO batches VALUES (?, 'submitted', ?, ?, ?)",
+            (batch_id, json.dumps(keys), int(n), time.time()),
+        )
+        self.db.commit()
+
+    def pending_batches(self) -> list[dict]:
+        """Submitted batches whose results are not yet in the store."""
+        cur = self.db.execute(
+            "SELECT batch_id, request_keys, n FROM batches WHERE status='submitted' ORDER BY created"
+        )
+        return [{"batch_id": b, "keys": json.loads(k), "n": n} for b, k, n in cur.fetchall()]
+
+    def set_batch_status(self, batch_id: str, status: str) -> None:
+        self.db.execute("UPDATE batches SET status=? WHERE batch_id=?", (status, batch_id))
+        self.db.commit()
 
     def count(self, table: str = "responses") -> int:
         if table not in ("responses", "errors"):

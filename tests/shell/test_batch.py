@@ -1,0 +1,92 @@
+"""The provider Batch API: the same votes as the live endpoint, each prompt paid once, resumable
+after a kill during polling, failed lines retried live."""
+
+import os
+import signal
+import subprocess
+import time
+
+import numpy as np
+from fake_openai import FakeOpenAI, compute_cmd
+from test_configs import _compose
+
+from utility_jax.runner import run_compute_utilities
+
+OVER = [
+    "agent=openai",
+    "agent.model=fake",
+    "outcomes.limit=10",
+    "graph.edges_per_round=10",
+    "elicitation.k=3",
+    "uncertainty=none",
+    "plots=false",
+    "progress=false",
+]
+BATCH = ["agent.batch=true", "agent.batch_poll_s=0.05"]
+
+
+def _live(tmp_path):
+    srv = FakeOpenAI()
+    try:
+        res = run_compute_utilities(_compose(*OVER, f"agent.base_url={srv.url}"), tmp_path / "live")
+        return res, srv.n_requests
+    finally:
+        srv.close()
+
+
+def test_batch_run_gives_the_live_votes_and_pays_each_prompt_once(tmp_path):
+    live, n_prompts = _live(tmp_path)
+    srv = FakeOpenAI(batch_polls=2)
+    try:
+        res = run_compute_utilities(
+            _compose(*OVER, *BATCH, f"agent.base_url={srv.url}"), tmp_path / "batch"
+        )
+        assert srv.n_requests == 0  # no live request at all
+        assert srv.batch_lines == n_prompts  # every prompt billed once, in a batch
+        assert len(srv.batches) == len(res.metrics["rounds"]) + 1  # held-out set + each round
+        np.testing.assert_array_equal(res.train_pairs, live.train_pairs)
+        np.testing.assert_array_equal(res.train_counts, live.train_counts)
+        np.testing.assert_array_equal(res.heldout_counts, live.heldout_counts)
+    finally:
+        srv.close()
+
+
+def test_batch_killed_while_polling_resumes_without_paying_twice(tmp_path):
+    live, n_prompts = _live(tmp_path)
+    srv = FakeOpenAI()
+    srv.hold_batches.set()
+    out = tmp_path / "killed"
+    cmd = compute_cmd(srv.url, out) + BATCH
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    try:
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert srv.batch_polled.wait(120), "the run never polled a batch"
+        time.sleep(0.3)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+        assert len(srv.batches) == 1 and srv.batch_lines == 0  # submitted, not yet answered
+        srv.hold_batches.clear()
+        res = run_compute_utilities(
+            _compose(*OVER, *BATCH, f"agent.base_url={srv.url}", "agent.concurrency=4"), out
+        )
+        assert srv.batch_lines == n_prompts  # the first batch was resumed, not resubmitted
+        assert srv.n_requests == 0
+        np.testing.assert_array_equal(res.train_counts, live.train_counts)
+        np.testing.assert_array_equal(res.heldout_counts, live.heldout_counts)
+    finally:
+        srv.close()
+
+
+def test_failed_batch_lines_are_retried_through_the_live_endpoint(tmp_path):
+    live, n_prompts = _live(tmp_path)
+    srv = FakeOpenAI()
+    srv.batch_fail_every = 7
+    try:
+        res = run_compute_utilities(
+            _compose(*OVER, *BATCH, f"agent.base_url={srv.url}"), tmp_path / "partial"
+        )
+        assert srv.batch_lines == n_prompts
+        assert srv.n_requests == n_prompts // 7  # exactly the failed lines, live
+        np.testing.assert_array_equal(res.train_counts, live.train_counts)
+    finally:
+        srv.close()
