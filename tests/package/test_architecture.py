@@ -60,6 +60,7 @@ LAYER = {
             "runner",
             "collect",
             "compare",
+            "tracking",
         ],
         3,
     ),
