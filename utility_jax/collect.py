@@ -13,7 +13,7 @@ import yaml
 from utility_jax.config import ComputeUtilitiesConf
 from utility_jax.report import flatten
 
-__all__ = ["find_runs", "run_row", "collect_runs"]
+__all__ = ["find_runs", "run_row", "collect_runs", "RunFolder", "load_run"]
 
 # the run settings a table shows: every schema section but the display switches
 _CONFIG_KEYS = tuple(
@@ -95,3 +95,53 @@ def collect_runs(root: str | Path, out: str | Path | None = None, *, parquet: bo
             pd.read_csv(written[name]).to_parquet(p)
             written[f"{name}_parquet"] = p
     return written
+
+
+@dataclasses.dataclass
+class RunFolder:
+    """A finished compute run read back: its settings, metrics, per-outcome utilities (with
+    their intervals) and summary text."""
+
+    path: Path
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    utilities: list[dict[str, Any]]
+    summary: str
+
+    def to_frame(self):
+        """The utilities as a pandas DataFrame (one row per outcome)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.utilities)
+
+    def interval_kind(self) -> str | None:
+        """The interval the run reports first (posterior, bootstrap, Laplace), or None."""
+        from utility_jax.uncertainty import INTERVAL_KINDS
+
+        row = self.utilities[0] if self.utilities else {}
+        return next((k for k in INTERVAL_KINDS if f"{k}_lo" in row), None)
+
+
+def load_run(folder: str | Path) -> RunFolder:
+    """Read the run folder ``folder`` (what ``utility-jax compute`` wrote); errors name the
+    missing or broken file."""
+    folder = Path(folder)
+    files = {}
+    for name in ("metrics.json", "utilities.json"):
+        path = folder / name
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: not found (is {folder} a finished run folder?)")
+        try:
+            files[name] = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not valid JSON ({e})") from e
+    cfg_file = folder / "config_resolved.yaml"
+    cfg = yaml.safe_load(cfg_file.read_text()) if cfg_file.exists() else {}
+    summ = folder / "summary.txt"
+    return RunFolder(
+        folder,
+        cfg or {},
+        files["metrics.json"],
+        files["utilities.json"],
+        summ.read_text() if summ.exists() else "",
+    )
