@@ -236,14 +236,91 @@ def _plots(res: ComputeUtilitiesResult, out: Path) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     made = []
     rows = utilities_table(res)
+    if len(rows) > DETAIL_MAX:
+        _by_category_summary(res, rows, _interval_kind(res), out)
+        made.append("utilities_by_category.png")
+        rows = []  # the per-outcome figure below is for small sets only
     cats = sorted({r["category"] for r in rows})
     order = sorted(
         range(len(rows)), key=lambda i: (cats.index(rows[i]["category"]), rows[i]["mu_normalized"])
     )
+    if rows:
+        _by_outcome(res, rows, cats, order, out)
+        made.append("utilities_by_category.png")
+    _calibration_and_rounds(res, out, made)
+    return made
+
+
+#: above this many outcomes, utilities_by_category.png shows category summaries and the top and
+#: bottom outcomes (every outcome is in utilities.csv)
+DETAIL_MAX = 120
+TOP_K = 15
+
+
+def _wrap(text: str, width: int = 60) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width)[:2]) + ("..." if len(text) > 2 * width else "")
+
+
+def _by_category_summary(res, rows, kind, out: Path) -> None:
+    """Paper scale: each category's outcomes (points) with its median, categories sorted by
+    median; beside it the top and bottom outcomes with their intervals."""
+    import matplotlib.pyplot as plt
+
+    cats = sorted({r["category"] for r in rows})
+    by = {c: np.array([r["mu_normalized"] for r in rows if r["category"] == c]) for c in cats}
+    cats.sort(key=lambda c: np.median(by[c]))
+    fig, (a1, a2) = plt.subplots(
+        1, 2, figsize=(15, max(6, 0.28 * len(cats) + 1.5)), width_ratios=[1, 1.25]
+    )
+    for k, c in enumerate(cats):
+        v = by[c]
+        jitter = (np.random.default_rng(k).random(len(v)) - 0.5) * 0.5
+        a1.scatter(v, k + jitter, s=6, alpha=0.5, color=f"C{k % 10}")
+        a1.plot([np.median(v)] * 2, [k - 0.35, k + 0.35], color="k", lw=1.5)
+    a1.set_yticks(range(len(cats)), [f"{c} ({len(by[c])})" for c in cats], fontsize=7)
+    a1.set_xlabel("utility (mean 0, sd 1); bar: category median")
+    a1.set_title(f"{len(rows)} outcomes in {len(cats)} categories", fontsize=10)
+    order = np.argsort([r["mu_normalized"] for r in rows])
+    pick = list(order[:TOP_K]) + list(order[-TOP_K:])
+    y = np.arange(len(pick))
+    mu = np.array([rows[i]["mu_normalized"] for i in pick])
+    if kind:
+        lo = np.array([rows[i][f"{kind}_lo"] for i in pick])
+        hi = np.array([rows[i][f"{kind}_hi"] for i in pick])
+        a2.errorbar(
+            mu,
+            y,
+            xerr=[np.clip(mu - lo, 0, None), np.clip(hi - mu, 0, None)],
+            fmt="o",
+            ms=3,
+            capsize=2,
+            elinewidth=0.8,
+            label=f"90% {kind} interval",
+        )
+    else:
+        a2.plot(mu, y, "o", ms=3)
+    if res.true_mu is not None:
+        tz = (res.true_mu - res.true_mu.mean()) / res.true_mu.std()
+        a2.scatter(tz[pick], y, marker="x", color="k", s=14, zorder=4, label="true (simulated)")
+    a2.axhline(TOP_K - 0.5, color="0.6", lw=0.8, ls="--")
+    a2.set_yticks(y, [_wrap(rows[i]["text"]) for i in pick], fontsize=6)
+    a2.set_title(f"bottom {TOP_K} and top {TOP_K} outcomes (all in utilities.csv)", fontsize=10)
+    a2.set_xlabel("utility (mean 0, sd 1)")
+    if kind or res.true_mu is not None:
+        a2.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0, -0.06), ncols=2, frameon=False)
+    fig.set_layout_engine("constrained")
+    fig.savefig(out / "utilities_by_category.png", dpi=120)
+    plt.close(fig)
+
+
+def _by_outcome(res, rows, cats, order, out: Path) -> None:
+    import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(8, max(4, 0.16 * len(rows))))
     y = np.arange(len(order))
     mu = np.array([rows[i]["mu_normalized"] for i in order])
@@ -283,11 +360,14 @@ def _plots(res: ComputeUtilitiesResult, out: Path) -> list[str]:
         )
     ax.set_xlabel("utility (mean 0, sd 1)")
     ax.set_title("Utilities by category")
-    ax.legend(fontsize=6, loc="lower right")
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(0, -0.03), ncols=3, frameon=False)
     fig.tight_layout()
     fig.savefig(out / "utilities_by_category.png", dpi=130)
     plt.close(fig)
-    made.append("utilities_by_category.png")
+
+
+def _calibration_and_rounds(res, out: Path, made: list) -> None:
+    import matplotlib.pyplot as plt
 
     if res.heldout is not None:
         v = res.heldout.valid()
@@ -327,7 +407,6 @@ def _plots(res: ComputeUtilitiesResult, out: Path) -> list[str]:
             fig.savefig(out / "heldout_by_round.png", dpi=130)
             plt.close(fig)
             made.append("heldout_by_round.png")
-    return made
 
 
 def _write_posterior(res: ComputeUtilitiesResult, out: Path) -> dict[str, str]:
