@@ -134,6 +134,15 @@ def run(cfg: Config, ctx) -> dict:
         for i in range(len(draws[0]))
     ]
     nearest = place_among(pc["coords"], labels, cfg.model_name, k=min(5, len(names)))
+    # every draw projected on the point estimate's axes: each entity's cloud of positions
+    x0 = np.stack([r.mu for r in results])
+    z0 = (x0 - x0.mean(1, keepdims=True)) / x0.std(1, keepdims=True)
+    centre = z0.mean(0, keepdims=True)
+    draw_coords = []
+    for i in range(len(draws[0])):
+        x = np.stack([d[i] for d in draws])
+        z = (x - x.mean(1, keepdims=True)) / x.std(1, keepdims=True)
+        draw_coords.append((z - centre) @ pc["components"].T)
     share = {n: float(np.mean([x == n for x in near])) for n in sorted(set(near))}
     out = {
         "interval_kind": results[0].interval_kind,
@@ -143,6 +152,7 @@ def run(cfg: Config, ctx) -> dict:
         "explained_variance": pc["explained"],
         "nearest_to_model": [{"entity": n, "distance": d} for n, d in nearest],
         "nearest_share_of_draws": share,
+        "draw_coords": np.asarray(draw_coords),
         "correlation_with_model": {
             n: float(np.corrcoef(u[0], u[i + 1])[0, 1]) for i, n in enumerate(names)
         },
@@ -163,21 +173,114 @@ def run(cfg: Config, ctx) -> dict:
     return out
 
 
+def _repel(xy: np.ndarray, sizes: np.ndarray, iters: int = 300) -> np.ndarray:
+    """Label positions near ``xy`` (``[n, 2]``) whose boxes (``sizes``: half widths and
+    heights, data units) do not overlap: pairwise pushes, then a pull back to the point."""
+    pos = xy + sizes * np.array([1.0, 1.2])
+    for _ in range(iters):
+        moved = False
+        for i in range(len(pos)):
+            for j in range(i + 1, len(pos)):
+                d = pos[i] - pos[j]
+                over = sizes[i] + sizes[j] - np.abs(d)
+                if (over > 0).all():
+                    k = int(np.argmin(over / (sizes[i] + sizes[j])))
+                    step = np.zeros(2)
+                    step[k] = (over[k] / 2 + 1e-9) * (1 if d[k] >= 0 else -1)
+                    pos[i] += step
+                    pos[j] -= step
+                    moved = True
+        if not moved:
+            break
+    return pos
+
+
+def _ellipse(ax, pts: np.ndarray, color, level: float = 0.9):
+    """The ``level`` normal-theory ellipse of 2-D points."""
+    from matplotlib.patches import Ellipse
+    from scipy import stats
+
+    if len(pts) < 5:
+        return
+    cov = np.cov(pts.T)
+    vals, vecs = np.linalg.eigh(cov)
+    r = np.sqrt(stats.chi2.ppf(level, 2) * np.maximum(vals, 0))
+    ang = np.degrees(np.arctan2(vecs[1, 1], vecs[0, 1]))
+    ax.add_patch(
+        Ellipse(
+            pts.mean(0), 2 * r[1], 2 * r[0], angle=ang, fill=True, alpha=0.12, color=color, lw=0
+        )
+    )
+
+
 def plot(numbers: dict):
     import matplotlib.pyplot as plt
 
     c = np.asarray(numbers["coords"])
     labels = numbers["entities"]
     ev = numbers["explained_variance"]
-    fig, ax = plt.subplots(figsize=(6.5, 5.5))
-    ax.scatter(c[1:, 0], c[1:, 1], s=25, color="tab:blue")
-    ax.scatter(c[:1, 0], c[:1, 1], s=80, color="tab:red", marker="*")
-    for (x, y), n in zip(c, labels, strict=True):
-        ax.annotate(n, (x, y), fontsize=8, xytext=(3, 3), textcoords="offset points")
+    fig, (ax, a2) = plt.subplots(1, 2, figsize=(13, 6), width_ratios=[1.5, 1])
+    dc = np.asarray(numbers.get("draw_coords", np.zeros((0, len(labels), 2))))
+    for i in range(len(labels)):
+        col = "tab:red" if i == 0 else "tab:blue"
+        if len(dc):
+            _ellipse(ax, dc[:, i, :], col)
+    ax.scatter(c[1:, 0], c[1:, 1], s=25, color="tab:blue", zorder=3, label="entities")
+    ax.scatter(
+        c[:1, 0],
+        c[:1, 1],
+        s=110,
+        color="tab:red",
+        marker="*",
+        zorder=4,
+        label=numbers["model_name"],
+    )
+    span = np.ptp(c, axis=0) + 1e-9
+    sizes = np.stack(
+        [[0.0075 * len(n) * span[0] + 0.01 * span[0], 0.025 * span[1]] for n in labels]
+    )
+    pos = _repel(c.copy(), sizes)
+    lo_ = np.minimum(c.min(0), (pos - sizes).min(0)) - 0.05 * span
+    hi_ = np.maximum(c.max(0), (pos + sizes).max(0)) + 0.05 * span
+    ax.set_xlim(lo_[0], hi_[0])
+    ax.set_ylim(lo_[1], hi_[1])
+    for (x, y), (tx, ty), n in zip(c, pos, labels, strict=True):
+        ax.annotate(
+            n,
+            (x, y),
+            xytext=(tx, ty),
+            fontsize=7,
+            ha="center",
+            va="center",
+            arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.5},
+        )
     ax.set_xlabel(f"PC1 ({100 * ev[0]:.0f}% of variance)")
     ax.set_ylabel(f"PC2 ({100 * ev[1]:.0f}% of variance)")
-    ax.set_title(f"policy utilities: {numbers['model_name']} among {len(labels) - 1} entities")
-    fig.tight_layout()
+    ax.set_title(
+        f"policy utilities: {numbers['model_name']} among {len(labels) - 1} entities "
+        "(shaded: 90% of the draws)",
+        fontsize=9,
+    )
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0, -0.08), ncols=2, frameon=False)
+    civ = numbers.get("correlation_with_model_intervals") or {}
+    names = sorted(civ, key=lambda n: civ[n]["estimate"]) if civ else []
+    if names:
+        est = np.array([civ[n]["estimate"] for n in names])
+        lo = np.array([civ[n]["lo"] for n in names])
+        hi = np.array([civ[n]["hi"] for n in names])
+        y = np.arange(len(names))
+        a2.errorbar(
+            est,
+            y,
+            xerr=[np.clip(est - lo, 0, None), np.clip(hi - est, 0, None)],
+            fmt="o",
+            ms=3,
+            capsize=2,
+        )
+        a2.set_yticks(y, names, fontsize=7)
+        a2.axvline(0, color="0.7", lw=0.6)
+        a2.set_xlabel(f"correlation with {numbers['model_name']}'s utilities (90% interval)")
+    fig.set_layout_engine("constrained")
     return fig
 
 
