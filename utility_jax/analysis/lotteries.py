@@ -206,10 +206,13 @@ def run(cfg: Config, ctx) -> dict:
     out = {
         "explicit": map_draws(metrics, ctx.level, (r.mu,), (d,), r.interval_kind, bounds=BOUNDS),
         "interval_kind": r.interval_kind,
-        "explicit_points": {
-            "utility": r.mu[n_base:],
-            "expected_utility": [np.dot(lot.probs, r.mu[list(lot.outcomes)]) for lot in lots],
-        },
+        "explicit_points": _points(
+            r.mu,
+            d,
+            lambda u: u[n_base:],
+            lambda u: np.array([np.dot(lot.probs, u[list(lot.outcomes)]) for lot in lots]),
+            ctx.level,
+        ),
         "lotteries": [
             {"outcomes": list(lot.outcomes), "percents": list(lot.percents)} for lot in lots
         ],
@@ -254,11 +257,29 @@ def run(cfg: Config, ctx) -> dict:
         out["implicit"] = map_draws(
             imetrics, ctx.level, (ri.mu,), paired_draws(ri), ri.interval_kind, bounds=BOUNDS
         )
-        out["implicit_points"] = {
-            "utility": ri.mu[:ne],
-            "expected_utility": [np.dot(p, ri.mu[g]) for g, p in zip(groups, probs, strict=True)],
-            "events": texts[:ne],
-        }
+        out["implicit_points"] = _points(
+            ri.mu,
+            paired_draws(ri)[0],
+            lambda u: u[:ne],
+            lambda u: np.array([np.dot(p, u[g]) for g, p in zip(groups, probs, strict=True)]),
+            ctx.level,
+        )
+        out["implicit_points"]["events"] = texts[:ne]
+    return out
+
+
+def _points(mu, draws, utility, expected, level: float) -> dict:
+    """Each lottery's utility and expected utility with per-point intervals from the draws
+    (the draws' spread re-centred on the estimate, as every interval of the analyses)."""
+    out = {}
+    for name, fn in (("utility", utility), ("expected_utility", expected)):
+        est = np.asarray(fn(np.asarray(mu)), dtype=np.float64)
+        out[name] = est
+        if len(draws):
+            per = np.stack([fn(np.asarray(x)) for x in draws])
+            a = (1 - level) / 2
+            q_lo, med, q_hi = np.quantile(per, [a, 0.5, 1 - a], axis=0)
+            out[f"{name}_lo"], out[f"{name}_hi"] = est + q_lo - med, est + q_hi - med
     return out
 
 
@@ -270,7 +291,25 @@ def plot(numbers: dict):
     for ax, k in zip(axes[0], panels, strict=True):
         pts = numbers[f"{k}_points"]
         x, y = np.asarray(pts["expected_utility"]), np.asarray(pts["utility"])
-        ax.scatter(x, y, s=14, alpha=0.7)
+        if "utility_lo" in pts:
+            xe = [
+                x - np.asarray(pts["expected_utility_lo"]),
+                np.asarray(pts["expected_utility_hi"]) - x,
+            ]
+            ye = [y - np.asarray(pts["utility_lo"]), np.asarray(pts["utility_hi"]) - y]
+            ax.errorbar(
+                x,
+                y,
+                xerr=np.clip(xe, 0, None),
+                yerr=np.clip(ye, 0, None),
+                fmt="o",
+                ms=3,
+                alpha=0.7,
+                elinewidth=0.6,
+                label=f"{numbers['interval_kind']} interval",
+            )
+        else:
+            ax.scatter(x, y, s=14, alpha=0.7)
         lim = [min(x.min(), y.min()), max(x.max(), y.max())]
         ax.plot(lim, lim, "k--", lw=0.8)
         r = numbers[k]["pearson_r"]
