@@ -307,14 +307,14 @@ def plot(numbers: dict):
     a1.set_ylim(0, 1.05)
     a1.set_ylabel("share of questions")
     a1.set_title("free answer is the top-k utility candidate")
-    a1.legend(fontsize=8)
+    a1.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0, -0.1), frameon=False)
     ranks = [q["rank_of_answer"] for q in numbers["questions"]]
     matched = [x for x in ranks if x is not None]
     a2.hist(matched, bins=np.arange(0.5, max(matched + [5]) + 1.5), color="tab:green")
     a2.set_xlabel("utility rank of the free answer (1 = best)")
     a2.set_ylabel("questions")
     a2.set_title(f"{len(ranks) - len(matched)} of {len(ranks)} answers unmatched")
-    fig.tight_layout()
+    fig.set_layout_engine("constrained")
     return fig
 
 
