@@ -86,6 +86,9 @@ class PairwiseData:
       n_total: ``[n_rows]`` float total votes on the pair (both orders together).
       mask: ``[n_rows]`` bool, False on padding rows.
       n_items: number of outcomes (static: part of the tree structure, not a leaf).
+      position: ``[n_rows]`` float, 1 where the row holds one presentation order with ``idx_a``
+        shown first, 0 for a pooled row; None when every row is pooled (:meth:`from_counts`).
+        A fit with ``position_bias=True`` adds its order shift on these rows.
 
     Batched data (for ``vmap``) carries extra leading axes on every leaf.
     """
@@ -96,6 +99,9 @@ class PairwiseData:
     n_total: VoteCounts
     mask: PairMask
     n_items: int = dataclasses.field(metadata=dict(static=True))
+    # [n_rows] +1.0 where the row is one presentation order with idx_a shown first ("A"), 0.0
+    # for pooled rows; None: every row pooled (see from_presentations)
+    position: VoteCounts | None = None
 
     # ------------------------------------------------------------------ builders
     @classmethod
@@ -165,6 +171,51 @@ class PairwiseData:
         )
 
     @classmethod
+    def from_presentations(
+        cls,
+        n_items: int,
+        idx_first,
+        idx_second,
+        votes_first,
+        votes_total,
+        *,
+        pad_to: int | None = None,
+        dtype=None,
+    ) -> "PairwiseData":
+        """One row per presentation order: ``idx_first`` was shown as "A", ``idx_second`` as
+        "B", ``votes_first`` of ``votes_total`` chose "A". A pair asked in both orders gives two
+        rows (first/second swapped); the rows keep the order (``position`` = 1), so a fit with
+        ``position_bias=True`` can separate the utilities from the pull of the first slot."""
+        d = cls.from_counts(
+            n_items, idx_first, idx_second, votes_first, votes_total, pad_to=pad_to, dtype=dtype
+        )
+        return dataclasses.replace(d, position=d.mask.astype(d.n_a.dtype))
+
+    @classmethod
+    def from_order_counts(
+        cls, n_items: int, pairs, counts, *, refusal: str = "half", pad_to: int | None = None
+    ) -> "PairwiseData":
+        """Presentation rows from ``[n, 2, 3]`` order counts (order 0 shows ``pairs[:, 0]`` as
+        "A"; answers A, B, refusal), refusals by ``refusal``; orders without votes are left out."""
+        c = np.asarray(counts, dtype=np.float64)
+        p = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+        half = 0.5 if refusal == "half" else 0.0
+        if refusal not in REFUSAL_RULES:
+            raise ValueError(f"refusal must be 'half' or 'drop', got {refusal!r}")
+        first = np.concatenate([p[:, 0], p[:, 1]])
+        second = np.concatenate([p[:, 1], p[:, 0]])
+        va = np.concatenate([c[:, 0, 0], c[:, 1, 0]]) + half * np.concatenate(
+            [c[:, 0, 2], c[:, 1, 2]]
+        )
+        tot = np.concatenate([c[:, 0, :2].sum(1), c[:, 1, :2].sum(1)]) + 2 * half * np.concatenate(
+            [c[:, 0, 2], c[:, 1, 2]]
+        )
+        keep = tot > 0
+        return cls.from_presentations(
+            n_items, first[keep], second[keep], va[keep], tot[keep], pad_to=pad_to
+        )
+
+    @classmethod
     def from_records(
         cls,
         n_items: int,
@@ -221,12 +272,15 @@ class PairwiseData:
     def valid(self) -> dict[str, np.ndarray]:
         """The unpadded rows as NumPy arrays (unbatched data only)."""
         m = np.asarray(self.mask)
-        return {
+        out = {
             "idx_a": np.asarray(self.idx_a)[m],
             "idx_b": np.asarray(self.idx_b)[m],
             "n_a": np.asarray(self.n_a)[m],
             "n_total": np.asarray(self.n_total)[m],
         }
+        if self.position is not None:
+            out["position"] = np.asarray(self.position)[m]
+        return out
 
     def empirical_proba(self) -> jax.Array:
         """``[n_rows]`` empirical P(idx_a > idx_b) = n_a / n_total."""
@@ -243,7 +297,7 @@ class PairwiseData:
         if other.n_items != self.n_items:
             raise ValueError(f"n_items differ: {self.n_items} vs {other.n_items}")
         x, y = self.valid(), other.valid()
-        return PairwiseData.from_counts(
+        out = PairwiseData.from_counts(
             self.n_items,
             np.concatenate([x["idx_a"], y["idx_a"]]),
             np.concatenate([x["idx_b"], y["idx_b"]]),
@@ -251,6 +305,12 @@ class PairwiseData:
             np.concatenate([x["n_total"], y["n_total"]]),
             pad_to=pad_to,
         )
+        if self.position is None and other.position is None:
+            return out
+        pos = np.concatenate([d.get("position", np.zeros(len(d["idx_a"]))) for d in (x, y)])
+        pad = np.zeros(out.n_rows)
+        pad[: len(pos)] = pos
+        return dataclasses.replace(out, position=jnp.asarray(pad, out.n_a.dtype))
 
 
 def stack(datasets: Sequence[PairwiseData]) -> PairwiseData:

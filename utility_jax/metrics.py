@@ -199,7 +199,9 @@ def evaluate_pairwise(fit, data: PairwiseData) -> dict[str, float]:
 
 @jax.jit
 def _evaluate(fit, data: PairwiseData) -> dict[str, jax.Array]:
-    lp, lq = predict_log_proba(fit, data.idx_a, data.idx_b)
+    lp, lq = predict_log_proba(
+        fit, data.idx_a, data.idx_b, presented=data.position is not None, position=data.position
+    )
     p = jnp.exp(lp)
     pe = data.empirical_proba()
     m = data.mask

@@ -86,6 +86,9 @@ class FitConfig:
         1e-6 in float64.
       memory_size: L-BFGS history length.
       init_scale: sd of the random initial means when a key is given (reference: 0.01).
+      position_bias: estimate one shift of the latent difference toward the option shown first
+        (the home-advantage term of Bradley-Terry), with a N(0, bias_prior_scale^2) prior; it
+        applies to presentation rows (``PairwiseData.position``), not to pooled ones.
     """
 
     model: Model = "case3"
@@ -96,6 +99,8 @@ class FitConfig:
     gtol: float | None = None
     memory_size: int = 10
     init_scale: float = 0.01
+    position_bias: bool = False
+    bias_prior_scale: float = 1.0
 
     def __post_init__(self):
         if self.model not in ("case3", "case5", "logit"):
@@ -141,6 +146,7 @@ class ThurstonianFit:
     nll: jax.Array
     link: str = dataclasses.field(default="probit", metadata=dict(static=True))
     n_components: jax.Array | None = None
+    position_bias: jax.Array | None = None  # the first-slot shift (None: not estimated)
 
     @property
     def sigma(self) -> jax.Array:
@@ -153,6 +159,14 @@ class ThurstonianFit:
     def mu_normalized(self) -> jax.Array:
         """Means rescaled to mean 0 / std 1 over outcomes, as the paper reports them."""
         return normalize_utilities(self.mu, self.sigma)[0]
+
+    @property
+    def position_bias_normalized(self) -> jax.Array | None:
+        """The first-slot shift on the normalised scale (divided by the std of ``mu``), as the
+        utilities are reported; None when not estimated."""
+        if self.position_bias is None:
+            return None
+        return self.position_bias / jnp.std(self.mu, axis=-1)
 
     @property
     def sigma_normalized(self) -> jax.Array:
@@ -195,9 +209,10 @@ def pair_proba(d, var_sum, link: str = "probit"):
     return ndtr(d / jnp.sqrt(var_sum))
 
 
-def log_proba_pairwise(mu, log_var, idx_a, idx_b, link):
-    """log P(a > b) and log P(b > a), computed without leaving log space."""
-    d = mu[..., idx_a] - mu[..., idx_b]
+def log_proba_pairwise(mu, log_var, idx_a, idx_b, link, shift=0.0):
+    """log P(a > b) and log P(b > a), computed without leaving log space; ``shift`` is added to
+    the latent difference (a position bias toward ``a`` when it was shown first)."""
+    d = mu[..., idx_a] - mu[..., idx_b] + shift
     if link == "logit":
         return jax.nn.log_sigmoid(d), jax.nn.log_sigmoid(-d)
     z = d * jax.lax.rsqrt(jnp.exp(log_var[..., idx_a]) + jnp.exp(log_var[..., idx_b]))
@@ -206,7 +221,7 @@ def log_proba_pairwise(mu, log_var, idx_a, idx_b, link):
 
 @jax.jit(static_argnames=("link",))
 def log_likelihood_pairwise(
-    mu: jax.Array, log_var: jax.Array, data: PairwiseData, link: str = "probit"
+    mu: jax.Array, log_var: jax.Array, data: PairwiseData, link: str = "probit", bias=None
 ) -> jax.Array:
     r"""Log-likelihood of vote counts, summed over (unmasked) pairs.
 
@@ -220,9 +235,16 @@ def log_likelihood_pairwise(
     Returns:
       Scalar log-likelihood (the multinomial constant omitted).
     """
-    lp, lq = log_proba_pairwise(mu, log_var, data.idx_a, data.idx_b, link)
+    lp, lq = log_proba_pairwise(mu, log_var, data.idx_a, data.idx_b, link, _shift(bias, data))
     ll = data.n_a * lp + (data.n_total - data.n_a) * lq
     return jnp.sum(jnp.where(data.mask, ll, 0.0))
+
+
+def _shift(bias, data: PairwiseData):
+    """The per-row position shift: ``bias`` on presentation rows, 0 on pooled ones."""
+    if bias is None or data.position is None:
+        return 0.0
+    return bias * data.position
 
 
 def _check_indices(n_items: int, **idx) -> None:
@@ -241,23 +263,43 @@ def _check_indices(n_items: int, **idx) -> None:
             raise ValueError(f"{name}: index outside [0, {n_items}) (got {arr.min()}..{arr.max()})")
 
 
-@jax.jit
-def _predict_log_proba(fit: ThurstonianFit, idx_a, idx_b) -> tuple[jax.Array, jax.Array]:
-    return log_proba_pairwise(fit.mu, fit.log_var, idx_a, idx_b, fit.link)
+@jax.jit(static_argnames=("presented",))
+def _predict_log_proba(fit: ThurstonianFit, idx_a, idx_b, presented=False, position=None):
+    b = fit.position_bias
+    if b is None:
+        return log_proba_pairwise(fit.mu, fit.log_var, idx_a, idx_b, fit.link)
+    if presented:  # a shown first where position is 1 (every row when position is None)
+        shift = b if position is None else b * position
+        return log_proba_pairwise(fit.mu, fit.log_var, idx_a, idx_b, fit.link, shift)
+    # order-averaged: half the time a is shown first, half the time second
+    p1, q1 = log_proba_pairwise(fit.mu, fit.log_var, idx_a, idx_b, fit.link, b)
+    p2, q2 = log_proba_pairwise(fit.mu, fit.log_var, idx_a, idx_b, fit.link, -b)
+    half = jnp.log(0.5)
+    return jnp.logaddexp(p1, p2) + half, jnp.logaddexp(q1, q2) + half
 
 
-def predict_log_proba(fit: ThurstonianFit, idx_a, idx_b) -> tuple[jax.Array, jax.Array]:
+def predict_log_proba(
+    fit: ThurstonianFit, idx_a, idx_b, *, presented: bool = False, position=None
+) -> tuple[jax.Array, jax.Array]:
     """``(log P(a > b), log P(b > a))`` under a fit, for index arrays ``idx_a``, ``idx_b``.
 
+    With a position-biased fit: ``presented=True`` is the probability when ``a`` is shown first
+    ("A") — or, with ``position`` (a row's ``PairwiseData.position``), first where it is 1 and
+    order-free where it is 0; ``presented=False`` averages the two orders.
     Raises ``ValueError`` for concrete indices that are not integers in ``[0, n_items)``.
     """
     _check_indices(fit.mu.shape[-1], idx_a=idx_a, idx_b=idx_b)
-    return _predict_log_proba(fit, jnp.asarray(idx_a, jnp.int32), jnp.asarray(idx_b, jnp.int32))
+    return _predict_log_proba(
+        fit, jnp.asarray(idx_a, jnp.int32), jnp.asarray(idx_b, jnp.int32), presented, position
+    )
 
 
-def predict_proba(fit: ThurstonianFit, idx_a, idx_b) -> jax.Array:
-    """P(a > b) under a fit, for index arrays ``idx_a``, ``idx_b`` (any matching shape)."""
-    return jnp.exp(predict_log_proba(fit, idx_a, idx_b)[0])
+def predict_proba(
+    fit: ThurstonianFit, idx_a, idx_b, *, presented: bool = False, position=None
+) -> jax.Array:
+    """P(a > b) under a fit, for index arrays ``idx_a``, ``idx_b`` (any matching shape); see
+    :func:`predict_log_proba` for ``presented``."""
+    return jnp.exp(predict_log_proba(fit, idx_a, idx_b, presented=presented, position=position)[0])
 
 
 # --------------------------------------------------------------------------- objective
@@ -293,7 +335,8 @@ def _neg_log_posterior(params, data: PairwiseData, cfg: FitConfig, saturated=Non
     # Deviance form: subtract each pair's saturated log-likelihood, so the summed terms are small
     # near the optimum and float32 round-off does not swamp the line search's comparisons.
     sat = _saturated(data) if saturated is None else saturated
-    lp, lq = log_proba_pairwise(mu, log_var, data.idx_a, data.idx_b, cfg.link)
+    bias = params.get("bias") if cfg.position_bias else None
+    lp, lq = log_proba_pairwise(mu, log_var, data.idx_a, data.idx_b, cfg.link, _shift(bias, data))
     dev = data.n_a * lp + (data.n_total - data.n_a) * lq - sat
     obj = -jnp.sum(jnp.where(data.mask, dev, 0.0))
     obj = obj + 0.5 * n * jnp.mean(mu) ** 2  # location gauge: zero at mean(mu) = 0
@@ -303,6 +346,8 @@ def _neg_log_posterior(params, data: PairwiseData, cfg: FitConfig, saturated=Non
         obj = obj + 0.5 * n * jnp.mean(log_var) ** 2  # scale gauge: mean(log_var) = 0
         if cfg.logvar_prior_scale is not None:
             obj = obj + 0.5 * jnp.sum(log_var**2) / cfg.logvar_prior_scale**2
+    if bias is not None:
+        obj = obj + 0.5 * jnp.sum(bias**2) / cfg.bias_prior_scale**2
     return obj
 
 
@@ -347,13 +392,16 @@ def _init_params(data: PairwiseData, cfg: FitConfig, key, init):
         params = {"mu": jnp.asarray(init.mu, dtype)}
         if cfg.model == "case3":
             params["log_sigma"] = 0.5 * jnp.asarray(init.log_var, dtype)
-        return params
-    mu = jnp.zeros((n,), dtype)
-    if key is not None:
-        mu = cfg.init_scale * jax.random.normal(key, (n,), dtype)
-    params = {"mu": mu}
-    if cfg.model == "case3":
-        params["log_sigma"] = jnp.zeros((n,), dtype)
+    else:
+        mu = jnp.zeros((n,), dtype)
+        if key is not None:
+            mu = cfg.init_scale * jax.random.normal(key, (n,), dtype)
+        params = {"mu": mu}
+        if cfg.model == "case3":
+            params["log_sigma"] = jnp.zeros((n,), dtype)
+    if cfg.position_bias:
+        b0 = init.position_bias if init is not None and init.position_bias is not None else 0.0
+        params["bias"] = jnp.asarray(b0, dtype).reshape(())
     return params
 
 
@@ -401,7 +449,8 @@ def _fit_one(data: PairwiseData, key, init, cfg: FitConfig) -> ThurstonianFit:
     gn = gnorm(g)
     mu, log_var = _unpack(params, data.n_items, cfg, data.n_a.dtype)
     mu, n_comp = _center_components(mu, component_labels(data))
-    nll = -log_likelihood_pairwise(mu, log_var, data, cfg.link)
+    bias = params["bias"] if cfg.position_bias else None
+    nll = -log_likelihood_pairwise(mu, log_var, data, cfg.link, bias)
     return ThurstonianFit(
         mu=mu,
         log_var=log_var,
@@ -411,6 +460,7 @@ def _fit_one(data: PairwiseData, key, init, cfg: FitConfig) -> ThurstonianFit:
         nll=nll,
         link=cfg.link,
         n_components=n_comp,
+        position_bias=bias,
     )
 
 
@@ -539,15 +589,19 @@ def _laplace_jit(fit, data, cfg):
     params = {"mu": fit.mu}
     if cfg.model == "case3":
         params["log_var"] = fit.log_var
+    if cfg.position_bias:
+        params["bias"] = jnp.asarray(fit.position_bias).reshape(())
     wdata = _weighted(data, cfg)
     flat, unravel = ravel_pytree(params)
     h = jax.hessian(lambda x: _neg_log_posterior(unravel(x), wdata, cfg))(flat)
     # Covariance on the gauge's tangent space (mean(mu) = 0 and, for case III,
     # mean(log_var) = 0): cov = P (P H P + I - P)^-1 P with P the projector onto it. Inverting
     # H itself would add the gauge penalty's own (arbitrary) variance along the constant direction.
+    # (ravel_pytree orders a dict's blocks by key; the bias is a free scalar.)
     n = data.n_items
     center = jnp.eye(n, dtype=h.dtype) - 1.0 / n
-    proj = jax.scipy.linalg.block_diag(*([center] * len(params)))
+    blocks = {"mu": center, "log_var": center, "bias": jnp.eye(1, dtype=h.dtype)}
+    proj = jax.scipy.linalg.block_diag(*[blocks[k] for k in sorted(params)])
     eye = jnp.eye(proj.shape[0], dtype=h.dtype)
     a = proj @ h @ proj + eye - proj
     w, v = jnp.linalg.eigh(0.5 * (a + a.T))
@@ -557,6 +611,8 @@ def _laplace_jit(fit, data, cfg):
     cov = proj @ (v / jnp.where(ok, w, 1.0)) @ v.T @ proj
     se = unravel(jnp.where(ok, jnp.sqrt(jnp.clip(jnp.diag(cov), 0.0)), jnp.nan))
     out = {"mu": se["mu"], "min_eigenvalue": w[0]}
+    if cfg.position_bias:
+        out["position_bias"] = se["bias"]
     if cfg.model == "case3":
         out["log_var"] = se["log_var"]
         out["sigma"] = 0.5 * fit.sigma * se["log_var"]
@@ -586,6 +642,7 @@ def bootstrap_pairwise(key: jax.Array, data: PairwiseData, n_boot: int) -> Pairw
         n_total=bcast(jnp.where(data.mask, n, 1.0).astype(data.n_a.dtype)),
         mask=bcast(data.mask),
         n_items=data.n_items,
+        position=None if data.position is None else bcast(data.position),
     )
 
 
