@@ -125,3 +125,30 @@ def test_presented_and_order_averaged_predictions():
     boots = uj.fit_bootstrap(jax.random.key(0), d, 8, init=f, position_bias=True)
     assert boots.position_bias.shape == (8,)
     assert float(jnp.std(boots.position_bias)) > 0
+
+
+def test_compute_run_reports_order_metrics_and_fits_the_shift(tmp_path):
+    from test_configs import _compose
+
+    from utility_jax.runner import run_compute_utilities
+
+    base = [
+        "outcomes.limit=30",
+        "agent.position_bias=0.6",
+        "progress=false",
+        "plots=false",
+        "uncertainty.n_bootstrap=20",
+    ]
+    on = run_compute_utilities(_compose(*base, "fitter.position_bias=true"), tmp_path / "on")
+    off = run_compute_utilities(_compose(*base), tmp_path / "off")
+    o1, o0 = on.metrics["order"], off.metrics["order"]
+    assert 0.55 < o0["share_choosing_first_shown"] < 0.8  # the planted pull of slot A
+    assert o1["position_bias_lo"] < o1["position_bias"] < o1["position_bias_hi"]
+    assert o1["position_bias"] > 0.3
+    assert "position_bias" not in o0
+    assert o1["heldout_log_loss_per_presentation"] < o0["heldout_log_loss_per_presentation"] - 0.02
+    assert "fitted first-slot shift" in (tmp_path / "on" / "summary.txt").read_text()
+    with pytest.raises(ValueError, match="no Bayesian model yet"):
+        run_compute_utilities(
+            _compose(*base, "fitter.position_bias=true", "bayes=svi"), tmp_path / "bad"
+        )

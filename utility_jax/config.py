@@ -82,6 +82,9 @@ class FitterConf:
     memory_size: int = 10  # L-BFGS history length
     init_scale: float = 0.01  # sd of random initial means (the reference's init)
     warm_start: bool = True
+    # a shift toward the option shown first, fitted from per-order rows (the reference pools)
+    position_bias: bool = False
+    bias_prior_scale: float = 1.0
     # the reference's final fit: hard labels on unasked pairs the fit predicts with p >= threshold
     pseudolabels: bool = False
     pseudolabel_threshold: float = 0.95
@@ -210,6 +213,7 @@ _RANGES: dict[tuple[str | None, str], tuple[Any, Any]] = {
     ("fitter", "init_scale"): (0.0, None),
     ("fitter", "pseudolabel_threshold"): ("0.5<", 1.0),
     ("fitter", "pseudolabel_weight"): ("0<", None),
+    ("fitter", "bias_prior_scale"): ("0<", None),
     ("budget", "max_requests"): (0, None),
     ("budget", "max_usd"): (0.0, None),
     ("budget", "price_input_per_mtok"): (0.0, None),
@@ -301,6 +305,15 @@ def validate(cfg: DictConfig | dict[str, Any]) -> ComputeUtilitiesConf:
         if val not in allowed:
             raise ValueError(f"{group}.{key}={val!r} is not one of {allowed}")
     check_ranges(obj, _RANGES)
+    if obj.fitter.position_bias and obj.bayes.method != "none":
+        raise ValueError(
+            "fitter.position_bias=true has no Bayesian model yet: use bayes=none (the bootstrap "
+            "and Laplace intervals carry the shift)"
+        )
+    if obj.fitter.position_bias and obj.elicitation.orders != "both":
+        raise ValueError("fitter.position_bias=true needs both presentation orders")
+    if obj.fitter.position_bias and obj.fitter.solver != "lbfgs":
+        raise ValueError("fitter.position_bias=true needs fitter.solver=lbfgs")
     if obj.agent.sigma_max < obj.agent.sigma_min:
         raise ValueError(
             f"agent.sigma_max={obj.agent.sigma_max} is below agent.sigma_min={obj.agent.sigma_min}"

@@ -153,3 +153,40 @@ def posterior_predictive_metrics(posterior, heldout: PairwiseData) -> dict[str, 
             M.heldout_accuracy(np.exp(lp), v["n_a"] / v["n_total"])
         ),
     }
+
+
+def order_metrics(counts: np.ndarray, fit: ThurstonianFit, heldout_pres=None) -> dict[str, Any]:
+    """How presentation order shaped the answers (``[n, 2, 3]`` order counts): the share of
+    decided answers choosing the option shown first (0.5 without position bias, with its 90%
+    Wilson interval), the share of pairs whose two orders' majorities agree (ties left out),
+    the fit's shift (when estimated) and, given held-out presentation rows, the held-out log loss
+    per presentation next to the order-averaged one."""
+    c = np.asarray(counts, dtype=np.float64)
+    first = c[:, 0, 0].sum() + c[:, 1, 0].sum()  # "A" is always the option shown first
+    decided = c[:, :, :2].sum()
+    share = float(first / decided) if decided else float("nan")
+    z = 1.6448536
+    n = max(decided, 1.0)
+    d = 1 + z * z / n
+    centre = (share + z * z / (2 * n)) / d
+    half = z * np.sqrt(share * (1 - share) / n + z * z / (4 * n * n)) / d
+    p0 = c[:, 0, 0] / np.maximum(c[:, 0, :2].sum(1), 1e-12)  # first outcome, shown first
+    p1 = c[:, 1, 1] / np.maximum(c[:, 1, :2].sum(1), 1e-12)  # first outcome, shown second
+    both = (c[:, 0, :2].sum(1) > 0) & (c[:, 1, :2].sum(1) > 0) & (p0 != 0.5) & (p1 != 0.5)
+    out: dict[str, Any] = {
+        "share_choosing_first_shown": share,
+        "share_choosing_first_shown_lo": float(centre - half),
+        "share_choosing_first_shown_hi": float(centre + half),
+        "order_consistency": float(np.mean((p0 > 0.5)[both] == (p1 > 0.5)[both]))
+        if both.any()
+        else float("nan"),
+        "n_pairs_both_orders": int(both.sum()),
+    }
+    if fit.position_bias is not None:
+        out["position_bias"] = float(fit.position_bias)
+        out["position_bias_normalized"] = float(fit.position_bias_normalized)
+    if heldout_pres is not None:
+        out["heldout_log_loss_per_presentation"] = float(
+            M.evaluate_pairwise(fit, heldout_pres)["log_loss"]
+        )
+    return out

@@ -39,6 +39,7 @@ from utility_jax.thurstonian import (
     ThurstonianFit,
     component_labels,
     fit_thurstonian,
+    laplace_stderr,
     predict_proba,
 )
 
@@ -96,6 +97,7 @@ class Elicited:
     heldout_counts: np.ndarray
     rounds: list[dict[str, Any]]
     budget: int
+    fit_data: PairwiseData | None = None  # presentation rows the fit saw (position_bias)
 
 
 def _to_data(n_items, pairs, counts, refusal, pad_to=None, *, agent=None, what="the pairs"):
@@ -218,8 +220,13 @@ def elicit_and_fit(
         data = _to_data(
             n, pairs, counts, el.refusal, pad_to=pad, agent=agent, what="the training pairs"
         )
+        fit_data = data
+        if cfg.fitter.position_bias:  # one row per presentation order: the shift is estimable
+            fit_data = PairwiseData.from_order_counts(
+                n, pairs, counts, refusal=el.refusal, pad_to=2 * pad
+            )
         t0 = time.perf_counter()
-        fit = fit_fn(data, jax.random.fold_in(k_rounds, 10_000 + r), fit)
+        fit = fit_fn(fit_data, jax.random.fold_in(k_rounds, 10_000 + r), fit)
         jax.block_until_ready(fit.mu)
         rec = _round_record(r, pairs, fit, time.perf_counter() - t0, heldout)
         rounds.append(rec)
@@ -249,7 +256,17 @@ def elicit_and_fit(
     if bar is not None:
         bar.close()
     return Elicited(
-        fit, data, heldout, pairs, counts, rounds_of, heldout_pairs, heldout_counts, rounds, budget
+        fit,
+        data,
+        heldout,
+        pairs,
+        counts,
+        rounds_of,
+        heldout_pairs,
+        heldout_counts,
+        rounds,
+        budget,
+        fit_data if cfg.fitter.position_bias else None,
     )
 
 
@@ -301,6 +318,8 @@ def _uncertainty(cfg, el: Elicited, fcfg, k_boot, key, progress):
     """Every configured kind of interval: ``({kind: UtilityDraws}, posterior or None)``."""
     u, found, post = cfg.uncertainty, {}, None
     lbfgs = cfg.fitter.solver == "lbfgs"
+    if el.fit_data is not None:  # the intervals of a position-biased fit come from its rows
+        el = dataclasses.replace(el, train=el.fit_data)
     if u.n_bootstrap > 0 and lbfgs:
         found["bootstrap"] = U.bootstrap_draws(
             k_boot, el.train, el.fit, u.n_bootstrap, u.level, fcfg
@@ -387,6 +406,18 @@ def compute_utilities(
     metrics["random_responder"] = E.random_responder(
         k_rand, lambda d, k: fit_fn(d, k, None), el.train, el.heldout, triads, votes
     )
+    ho_pres = None
+    if len(el.heldout_pairs) and el.heldout_counts[:, :, :2].sum() > 0:
+        ho_pres = PairwiseData.from_order_counts(
+            n, el.heldout_pairs, el.heldout_counts, refusal=cfg.elicitation.refusal
+        )
+    metrics["order"] = E.order_metrics(el.counts, el.fit, ho_pres)
+    if el.fit_data is not None and cfg.fitter.solver == "lbfgs":
+        se = float(laplace_stderr(el.fit, el.fit_data, cfg=fcfg)["position_bias"])
+        b = metrics["order"]["position_bias"]
+        metrics["order"].update(
+            position_bias_se=se, position_bias_lo=b - 1.6449 * se, position_bias_hi=b + 1.6449 * se
+        )
     metrics["cost"] = cost_metrics(agent)
     train_inc = vote_incidents(n, el.pairs, el.counts, cfg.elicitation.refusal)
     train_inc["components"] = graph_components(np.asarray(component_labels(el.train)))

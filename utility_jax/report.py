@@ -113,6 +113,26 @@ def summary_text(res: ComputeUtilitiesResult) -> str:
         "with near-indifferent pairs: NOT the paper's protocol; for that, fresh uniform triads: "
         f"utility-jax analyze experiment=transitivity; tie rule: {m['tie_rule']})"
     )
+    if "order" in m:
+        o = m["order"]
+        line = (
+            f"presentation order: {o['share_choosing_first_shown']:.3f} "
+            f"[{o['share_choosing_first_shown_lo']:.3f}, {o['share_choosing_first_shown_hi']:.3f}]"
+            f" of decided answers chose the option shown first; the two orders agree on "
+            f"{o['order_consistency']:.3f} of {o['n_pairs_both_orders']} pairs"
+        )
+        if "position_bias" in o:
+            line += (
+                f"; fitted first-slot shift {o['position_bias']:.3f} "
+                f"[{o.get('position_bias_lo', float('nan')):.3f}, "
+                f"{o.get('position_bias_hi', float('nan')):.3f}] (normalised "
+                f"{o['position_bias_normalized']:.3f})"
+            )
+        if "heldout_log_loss_per_presentation" in o:
+            line += (
+                f"; held-out log loss per presentation {o['heldout_log_loss_per_presentation']:.4f}"
+            )
+        lines.append(line)
     if "pseudolabels" in m:
         lines += _pseudolabel_lines(m["pseudolabels"])
     c = m["cost"]
