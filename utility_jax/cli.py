@@ -88,6 +88,11 @@ def _control(cfg) -> float:
 
     out = HydraConfig.get().runtime.output_dir
     m = run_utility_control(cfg, out)
+    if "token_count" in m:  # dry_run=true: the plan
+        from utility_jax.cost import plan_text
+
+        print(plan_text(m))
+        return float("nan")
     conf = validate_control(cfg)
     if conf.political:
         control_political_shift(Path(out), conf, m["base_model"], m["tuned_model"])

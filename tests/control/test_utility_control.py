@@ -240,3 +240,23 @@ def test_political_position_before_and_after_control(tmp_path):
         in (tmp_path / "summary.txt").read_text()
     )
     assert (tmp_path / "political" / "after" / "analysis.json").exists()
+
+
+def test_control_dry_run_counts_the_llm_assembly(tmp_path):
+    from hydra import compose, initialize_config_dir
+    from test_configs import CONF
+
+    from utility_jax.control import run_utility_control
+
+    over = [
+        "dry_run=true",
+        "assembly=llm",
+        "assembly.agent_kind=openai",
+        "assembly.agent_model=gpt-4o-mini",
+        "assembly.n_citizens=4",
+        "outcomes.limit=6",
+    ]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        pl = run_utility_control(compose(config_name="utility_control", overrides=over), tmp_path)
+    assert pl["requests"] == 4 * 15 * 2  # citizens x pairs x orders, log-prob mode
+    assert pl["usd_expected"] > 0 and sorted(p.name for p in tmp_path.iterdir()) == ["plan.json"]

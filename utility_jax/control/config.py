@@ -73,6 +73,7 @@ class ControlConf:
     seed: int = 0
     plots: bool = True
     progress: bool = True
+    dry_run: bool = False  # count the assembly's requests (an LLM assembly on a server), send none
     name: str = "utility_control"
 
 

@@ -124,12 +124,48 @@ def _tune(conf, backend, tokenizer, outcomes, tpl, system, split, p_target, out,
     )
 
 
+def _dry_run(conf: ControlConf, out: Path) -> dict[str, Any]:
+    """What the run would ask a server: the LLM assembly's questions (the model being tuned is
+    local and costs nothing), counted and priced; nothing is sent."""
+    import json
+
+    from utility_jax.config import BudgetConf
+    from utility_jax.cost import plan
+    from utility_jax.elicit.dry_run import DryRunBackend, Ledger
+
+    outcomes = load_outcomes(conf.outcomes.path, limit=conf.outcomes.limit)
+    tpl = load_template(conf.template)
+    rng = np.random.default_rng(conf.seed)
+    citizens = sample_citizens(conf.assembly.n_citizens, rng, joint=conf.assembly.joint)
+    pairs = np.stack(np.triu_indices(len(outcomes), 1), 1)
+    a = conf.assembly
+    agent = AgentConf(kind=a.agent_kind if a.kind == "agent" else "simulated", model=a.agent_model)
+    ledger = Ledger()
+    if a.kind == "agent":
+        backend = DryRunBackend(agent, ElicitationConf(mode="logprob"), ledger, seed=conf.seed)
+        citizen_preferences_llm(
+            backend, citizens, outcomes, tpl, pairs, conf.k, a.republican_instruction
+        )
+
+    class _Conf:  # what plan() reads
+        budget = BudgetConf()
+
+    _Conf.agent = agent
+    pl = plan(ledger, _Conf)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "plan.json").write_text(json.dumps(pl, indent=1))
+    return pl
+
+
 def run_utility_control(cfg: DictConfig | dict, out_dir: str | Path) -> dict[str, Any]:
-    """Run the experiment and write its run folder; returns the metrics."""
+    """Run the experiment and write its run folder; returns the metrics (``dry_run=true``:
+    the plan of the assembly's requests)."""
     from transformers import AutoTokenizer  # slow to import: only when a run starts
 
     conf = validate_control(cfg)
     out = Path(out_dir)
+    if conf.dry_run:
+        return _dry_run(conf, out)
     out.mkdir(parents=True, exist_ok=True)
     outcomes = load_outcomes(conf.outcomes.path, limit=conf.outcomes.limit)
     n, votes = len(outcomes), 2 * conf.k
