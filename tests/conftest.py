@@ -98,3 +98,14 @@ def pytest_collection_modifyitems(config, items):
         params = " ".join(map(str, getattr(getattr(item, "callspec", None), "params", {}).values()))
         if _PAPER_NAMES.search(src) or re.search(r"paper|simulated_(llama2|qwen25)", params):
             item.add_marker(pytest.mark.skip(reason=PAPER_DATA_REASON))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _bounded_jax_caches():
+    """Drop JAX's compiled-program caches after each test module: one process runs every test,
+    and hundreds of compiled shapes otherwise pile up (the full tier ran out of room for XLA's
+    compiler near its end)."""
+    yield
+    import jax
+
+    jax.clear_caches()
