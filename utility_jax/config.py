@@ -310,6 +310,11 @@ def validate(cfg: DictConfig | dict[str, Any]) -> ComputeUtilitiesConf:
             "fitter.position_bias=true has no Bayesian model yet: use bayes=none (the bootstrap "
             "and Laplace intervals carry the shift)"
         )
+    if obj.fitter.position_bias and obj.fitter.pseudolabels:
+        raise ValueError(
+            "fitter.position_bias=true and fitter.pseudolabels=true do not combine yet "
+            "(pseudolabels are pooled pairs): turn one off"
+        )
     if obj.fitter.position_bias and obj.elicitation.orders != "both":
         raise ValueError("fitter.position_bias=true needs both presentation orders")
     if obj.fitter.position_bias and obj.fitter.solver != "lbfgs":
