@@ -194,7 +194,8 @@ def _run_worker(framework, path, mode, a) -> dict:
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
     last = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
     if out.returncode != 0 or not last:
-        raise RuntimeError(f"{framework}/{mode} failed:\n{out.stderr[-3000:]}")
+        why = "killed (out of memory?)" if out.returncode in (-9, 137) else f"exit {out.returncode}"
+        raise RuntimeError(f"{framework}/{mode} failed, {why}:\n{out.stderr[-3000:]}")
     return json.loads(last[-1])
 
 

@@ -114,25 +114,7 @@ def summary_text(res: ComputeUtilitiesResult) -> str:
         f"utility-jax analyze experiment=transitivity; tie rule: {m['tie_rule']})"
     )
     if "order" in m:
-        o = m["order"]
-        line = (
-            f"presentation order: {o['share_choosing_first_shown']:.3f} "
-            f"[{o['share_choosing_first_shown_lo']:.3f}, {o['share_choosing_first_shown_hi']:.3f}]"
-            f" of decided answers chose the option shown first; the two orders agree on "
-            f"{o['order_consistency']:.3f} of {o['n_pairs_both_orders']} pairs"
-        )
-        if "position_bias" in o:
-            line += (
-                f"; fitted first-slot shift {o['position_bias']:.3f} "
-                f"[{o.get('position_bias_lo', float('nan')):.3f}, "
-                f"{o.get('position_bias_hi', float('nan')):.3f}] (normalised "
-                f"{o['position_bias_normalized']:.3f})"
-            )
-        if "heldout_log_loss_per_presentation" in o:
-            line += (
-                f"; held-out log loss per presentation {o['heldout_log_loss_per_presentation']:.4f}"
-            )
-        lines.append(line)
+        lines.append(_order_line(m["order"]))
     if "pseudolabels" in m:
         lines += _pseudolabel_lines(m["pseudolabels"])
     c = m["cost"]
@@ -199,6 +181,26 @@ def summary_text(res: ComputeUtilitiesResult) -> str:
             f"[{r['category']}] {r['text']}"
         )
     return "\n".join(lines) + "\n"
+
+
+def _order_line(o: dict) -> str:
+    """The presentation-order line of the summary."""
+    line = (
+        f"presentation order: {o['share_choosing_first_shown']:.3f} "
+        f"[{o['share_choosing_first_shown_lo']:.3f}, {o['share_choosing_first_shown_hi']:.3f}]"
+        f" of decided answers chose the option shown first; the two orders agree on "
+        f"{o['order_consistency']:.3f} of {o['n_pairs_both_orders']} pairs"
+    )
+    if "position_bias" in o:
+        line += (
+            f"; fitted first-slot shift {o['position_bias']:.3f} "
+            f"[{o.get('position_bias_lo', float('nan')):.3f}, "
+            f"{o.get('position_bias_hi', float('nan')):.3f}] (normalised "
+            f"{o['position_bias_normalized']:.3f})"
+        )
+    if "heldout_log_loss_per_presentation" in o:
+        line += f"; held-out log loss per presentation {o['heldout_log_loss_per_presentation']:.4f}"
+    return line
 
 
 def _pseudolabel_lines(pl: dict) -> list[str]:

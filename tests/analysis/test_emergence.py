@@ -26,7 +26,7 @@ def test_trend_intervals_are_fisher_z_and_t():
 
 
 def test_simulated_family_and_the_same_runs_read_back_from_their_folders(tmp_path):
-    n = _run(tmp_path / "sim", "emergence", "outcomes.limit=40")
+    n = _run(tmp_path / "sim", "emergence", "outcomes.limit=24")
     acc = n["trends"]["heldout.accuracy"]["pearson_r"]
     assert acc["estimate"] > 0.8 and acc["lo"] < acc["estimate"] <= acc["hi"]
     assert n["trends"]["heldout.log_loss"]["pearson_r"]["estimate"] < -0.8

@@ -38,6 +38,7 @@ def _models(server):
     return [b["model"] for b, _ in server.requests]
 
 
+@pytest.mark.slow
 def test_power_scored_by_a_judge_model_with_its_own_store(tmp_path):
     server = FakeOpenAI()
     try:

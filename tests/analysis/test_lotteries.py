@@ -91,6 +91,7 @@ def test_implicit_lottery_metrics_known_answer():
     assert m["pearson_r"] == pytest.approx(1.0) and m["mae_z"] == pytest.approx(0.0, abs=1e-12)
 
 
+@pytest.mark.slow
 def test_implicit_lotteries_fitted_with_background_outcomes(tmp_path):
     n = _run(
         tmp_path,

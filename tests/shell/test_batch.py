@@ -25,13 +25,21 @@ OVER = [
 BATCH = ["agent.batch=true", "agent.batch_poll_s=0.05"]
 
 
+_LIVE = {}
+
+
 def _live(tmp_path):
-    srv = FakeOpenAI()
-    try:
-        res = run_compute_utilities(_compose(*OVER, f"agent.base_url={srv.url}"), tmp_path / "live")
-        return res, srv.n_requests
-    finally:
-        srv.close()
+    """The live-endpoint run every batch run is compared with (made once per session)."""
+    if not _LIVE:
+        srv = FakeOpenAI()
+        try:
+            res = run_compute_utilities(
+                _compose(*OVER, f"agent.base_url={srv.url}"), tmp_path / "live"
+            )
+            _LIVE["run"] = (res, srv.n_requests)
+        finally:
+            srv.close()
+    return _LIVE["run"]
 
 
 def test_batch_run_gives_the_live_votes_and_pays_each_prompt_once(tmp_path):
