@@ -5,7 +5,7 @@
     python benchmarks/bench_sft.py --batch 8 --seq 128 --steps 5   # on a GPU
 
 The model is a random-weight Qwen2 with Qwen2.5-0.5B's shape (hidden 896, 24 layers, 14 heads, 2
-KV heads, MLP 4864, vocabulary 151,936, untied head), saved with ``save_pretrained`` and read
+KV heads, MLP 4864, vocabulary 151,936, tied embeddings: 494M), saved with ``save_pretrained`` and read
 back by both frameworks. Both run the same step: the answer loss of utility control (cross-
 entropy between a target {A, B} distribution and the next-token distribution renormalised over
 the answer tokens, at each row's last token), AdamW (lr 1e-4), the same batch and sequence
@@ -27,8 +27,8 @@ import time
 from pathlib import Path
 
 PRESETS = {
-    "0.5b": dict(hidden=896, layers=24, heads=14, kv=2, mlp=4864, vocab=151936),
-    "small": dict(hidden=256, layers=4, heads=4, kv=2, mlp=1024, vocab=32000),
+    "0.5b": dict(hidden=896, layers=24, heads=14, kv=2, mlp=4864, vocab=151936, tie=True),
+    "small": dict(hidden=256, layers=4, heads=4, kv=2, mlp=1024, vocab=32000, tie=False),
 }
 LORA_RANK, LR = 8, 1e-4
 
