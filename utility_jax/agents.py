@@ -102,26 +102,17 @@ def _llm_agent(cfg: ComputeUtilitiesConf, outcomes, out_dir, progress, fields, l
     if cfg.dry_run:  # every prompt rendered and counted; nothing sent, nothing stored
         from utility_jax.elicit.dry_run import DryRunBackend, Ledger
 
-        return LLMAgent(
-            DryRunBackend(cfg.agent, el, ledger if ledger is not None else Ledger(), seed=cfg.seed),
-            outcomes,
-            load_template(el.template, text=el.template_text),
-            system=system_message(el.system),
-            mode=el.mode,
-            store=None,
-            progress=progress,
-            fields=fields,
-            parser=el.parser,
-            orders=el.orders,
-        )
-    shared = el.store is not None
-    if out_dir is None and not shared:
-        raise ValueError(
-            "an LLM agent needs a run folder (out_dir) or elicitation.store for its answers"
-        )
-    path = Path(el.store) if shared else Path(out_dir) / "responses.sqlite"
-    backend = build_backend(cfg.agent, el)  # before the store: a bad backend holds no lock
-    store = ResponseStore(path, config=store_config(cfg), force=el.force, shared=shared)
+        ledger = ledger if ledger is not None else Ledger()
+        backend, store = DryRunBackend(cfg.agent, el, ledger, seed=cfg.seed), None
+    else:
+        shared = el.store is not None
+        if out_dir is None and not shared:
+            raise ValueError(
+                "an LLM agent needs a run folder (out_dir) or elicitation.store for its answers"
+            )
+        path = Path(el.store) if shared else Path(out_dir) / "responses.sqlite"
+        backend = build_backend(cfg.agent, el)  # before the store: a bad backend holds no lock
+        store = ResponseStore(path, config=store_config(cfg), force=el.force, shared=shared)
     return LLMAgent(
         backend,
         outcomes,
@@ -133,7 +124,7 @@ def _llm_agent(cfg: ComputeUtilitiesConf, outcomes, out_dir, progress, fields, l
         fields=fields,
         parser=el.parser,
         orders=el.orders,
-        budget=budget_guard(cfg),
+        budget=None if cfg.dry_run else budget_guard(cfg),  # a plan counts everything
     )
 
 

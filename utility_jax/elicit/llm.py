@@ -7,7 +7,7 @@ import numpy as np
 
 from utility_jax.elicit.backend import Backend
 from utility_jax.elicit.base import AgentStats
-from utility_jax.elicit.budget import BudgetExceeded, BudgetGuard
+from utility_jax.elicit.budget import BudgetGuard
 from utility_jax.elicit.parse import RULES, parse_answer
 from utility_jax.elicit.store import ResponseStore, request_key
 from utility_jax.outcomes import OutcomeSet
@@ -234,10 +234,7 @@ class LLMAgent:
             else:
                 self.backend.sample([m[2] for m in items], n_new, seed=seed, on_result=on_result)
             if allowed < len(groups[n_new]):
-                raise BudgetExceeded(
-                    f"budget.max_requests={self.budget.max_requests} reached "
-                    f"(${self.budget.usd:.4f} spent)"
-                )
+                self.budget.allow(1)  # the limit is reached: the guard raises, saying which
 
     def _logprob(self, chunk, k, counts):
         todo = []
@@ -291,10 +288,7 @@ class LLMAgent:
         n_todo, todo = len(todo), todo[:allowed]
         self.backend.answer_probs([t[2] for t in todo], on_result=on_result)
         if allowed < n_todo:
-            raise BudgetExceeded(
-                f"budget.max_requests={self.budget.max_requests} reached "
-                f"(${self.budget.usd:.4f} spent)"
-            )
+            self.budget.allow(1)  # the limit is reached: the guard raises, saying which
 
     def _add_probs(self, counts, p, order, k, lp):
         s = lp["p_a"] + lp["p_b"]
