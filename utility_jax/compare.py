@@ -17,9 +17,10 @@ import numpy as np
 from scipy import stats
 
 from utility_jax.collect import find_runs, run_row
+from utility_jax.metrics import fisher_interval, wilson_interval
 from utility_jax.uncertainty import INTERVAL_KINDS
 
-__all__ = ["COLUMNS", "compare_runs", "table_text", "wilson", "fisher_interval"]
+__all__ = ["COLUMNS", "compare_runs", "table_text"]
 
 #: (column, row key) of the comparison table
 COLUMNS = (
@@ -40,26 +41,6 @@ COLUMNS = (
     ("refusal_rate", "metrics.cost.refusal_rate"),
     ("error_rate", "metrics.incidents.error_rate"),
 )
-
-
-def wilson(p: float, n: int, level: float = 0.9) -> tuple[float, float]:
-    """Wilson score interval of a share ``p`` of ``n``."""
-    if not n or not np.isfinite(p):
-        return float("nan"), float("nan")
-    z = stats.norm.ppf(0.5 + level / 2)
-    d = 1 + z * z / n
-    c = (p + z * z / (2 * n)) / d
-    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return c - h, c + h
-
-
-def fisher_interval(r: float, n: int, level: float = 0.9) -> tuple[float, float]:
-    """Fisher-z interval of a Pearson correlation over ``n`` pairs (NaN under 4)."""
-    if n < 4 or not np.isfinite(r) or abs(r) >= 1:
-        return float("nan"), float("nan")
-    z, se = math.atanh(r), 1 / math.sqrt(n - 3)
-    q = stats.norm.ppf(0.5 + level / 2)
-    return math.tanh(z - q * se), math.tanh(z + q * se)
 
 
 def _utilities(folder: Path) -> dict[str, tuple[float, float, float]]:
@@ -97,7 +78,9 @@ def compare_runs(paths: list[str | Path], out: str | Path) -> dict[str, Any]:
         row = {"run": str(f)}
         row.update({name: r.get(key) for name, key in COLUMNS})
         n_ho = r.get("metrics.heldout.n_pairs") or r.get("metrics.n_heldout_pairs") or 0
-        row["ho_acc_lo"], row["ho_acc_hi"] = wilson(row["ho_acc"] or float("nan"), int(n_ho))
+        row["ho_acc_lo"], row["ho_acc_hi"] = wilson_interval(
+            row["ho_acc"] or float("nan"), int(n_ho)
+        )
         rows.append(row)
     with open(out / "compare.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))

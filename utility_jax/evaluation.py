@@ -165,18 +165,14 @@ def order_metrics(counts: np.ndarray, fit: ThurstonianFit, heldout_pres=None) ->
     first = c[:, 0, 0].sum() + c[:, 1, 0].sum()  # "A" is always the option shown first
     decided = c[:, :, :2].sum()
     share = float(first / decided) if decided else float("nan")
-    z = 1.6448536
-    n = max(decided, 1.0)
-    d = 1 + z * z / n
-    centre = (share + z * z / (2 * n)) / d
-    half = z * np.sqrt(share * (1 - share) / n + z * z / (4 * n * n)) / d
+    lo, hi = M.wilson_interval(share, decided)
     p0 = c[:, 0, 0] / np.maximum(c[:, 0, :2].sum(1), 1e-12)  # first outcome, shown first
     p1 = c[:, 1, 1] / np.maximum(c[:, 1, :2].sum(1), 1e-12)  # first outcome, shown second
     both = (c[:, 0, :2].sum(1) > 0) & (c[:, 1, :2].sum(1) > 0) & (p0 != 0.5) & (p1 != 0.5)
     out: dict[str, Any] = {
         "share_choosing_first_shown": share,
-        "share_choosing_first_shown_lo": float(centre - half),
-        "share_choosing_first_shown_hi": float(centre + half),
+        "share_choosing_first_shown_lo": lo,
+        "share_choosing_first_shown_hi": hi,
         "order_consistency": float(np.mean((p0 > 0.5)[both] == (p1 > 0.5)[both]))
         if both.any()
         else float("nan"),

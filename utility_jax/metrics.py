@@ -17,6 +17,8 @@ from utility_jax.data import PairwiseData
 from utility_jax.thurstonian import predict_log_proba
 
 __all__ = [
+    "wilson_interval",
+    "fisher_interval",
     "heldout_accuracy",
     "heldout_accuracy_ties_half",
     "log_loss_per_vote",
@@ -218,3 +220,25 @@ def _evaluate(fit, data: PairwiseData) -> dict[str, jax.Array]:
         "n_model_ties": jnp.sum(jnp.where(m, jnp.abs(p - 0.5) < _TIE_TOL, False)),
         "accuracy_ties_half": heldout_accuracy_ties_half(p, pe, m),
     }
+
+
+def wilson_interval(p: float, n: float, level: float = 0.9) -> tuple[float, float]:
+    """Wilson score interval of a share ``p`` of ``n`` trials (NaN when ``n`` is 0 or ``p`` is
+    not finite)."""
+    if not n or not np.isfinite(p):
+        return float("nan"), float("nan")
+    z = stats.norm.ppf(0.5 + level / 2)
+    d = 1 + z * z / n
+    c = (p + z * z / (2 * n)) / d
+    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return float(c - h), float(c + h)
+
+
+def fisher_interval(r: float, n: int, level: float = 0.9) -> tuple[float, float]:
+    """Fisher-z interval of a Pearson correlation over ``n`` pairs (NaN under 4 pairs or at
+    |r| = 1, where it is undefined)."""
+    if n < 4 or not np.isfinite(r) or abs(r) >= 1:
+        return float("nan"), float("nan")
+    z, se = math.atanh(r), 1 / math.sqrt(n - 3)
+    q = stats.norm.ppf(0.5 + level / 2)
+    return math.tanh(z - q * se), math.tanh(z + q * se)

@@ -24,6 +24,7 @@ from scipy import stats
 
 from utility_jax.analysis.convergence import load_capability
 from utility_jax.analysis.harness import Task, opening
+from utility_jax.metrics import fisher_interval
 from utility_jax.outcomes import load_outcomes
 from utility_jax.report import flatten
 from utility_jax.simulate import planted_utilities
@@ -116,11 +117,8 @@ def trend(x, y, level: float = 0.9) -> dict:
             "why": f"{n} runs with finite values, or no spread: no trend",
         }
     r = float(stats.pearsonr(x, y).statistic)
-    zc = stats.norm.ppf(0.5 + level / 2)
-    if n > 3 and abs(r) < 1:
-        z, se = math.atanh(r), 1 / math.sqrt(n - 3)
-        r_lo, r_hi = math.tanh(z - zc * se), math.tanh(z + zc * se)
-    else:  # n = 3: the Fisher interval is undefined
+    r_lo, r_hi = fisher_interval(r, n, level)
+    if not np.isfinite(r_lo):  # n = 3 or |r| = 1: the Fisher interval is undefined
         r_lo, r_hi = -1.0, 1.0
     lr = stats.linregress(x, y)
     t = stats.t.ppf(0.5 + level / 2, n - 2)

@@ -10,6 +10,8 @@ import numpy as np
 import yaml
 from scipy import stats
 
+from utility_jax.metrics import wilson_interval
+
 __all__ = ["corr", "write_control_run"]
 
 
@@ -74,12 +76,10 @@ def write_control_run(out: Path, outcomes, fits: dict, metrics: dict, sft_log, c
         _plots(out, fits, metrics, sft_log)
 
 
-def _wilson(p: float, n: int, z: float = 1.6448536) -> str:
-    """``0.650 [0.560, 0.730]``: a share of ``n`` with its Wilson score interval."""
-    d = 1 + z * z / n
-    c = (p + z * z / (2 * n)) / d
-    h = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / d
-    return f"{p:.3f} [{c - h:.3f}, {c + h:.3f}]"
+def _wilson(p: float, n: int) -> str:
+    """``0.650 [0.560, 0.730]``: a share of ``n`` with its 90% Wilson score interval."""
+    lo, hi = wilson_interval(p, n)
+    return f"{p:.3f} [{lo:.3f}, {hi:.3f}]"
 
 
 def _plots(out: Path, fits: dict, metrics: dict, sft_log) -> None:
