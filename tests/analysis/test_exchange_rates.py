@@ -232,20 +232,19 @@ GOLDEN = [
 ]
 
 
-def _reference_space():
-    return X.load_option_space(ANCHOR / "derived" / "exchange_rate_option_space.json")
+REFERENCE_SPACE = "derived/exchange_rate_option_space.json"  # under ANCHOR (the paper's data)
 
 
 @pytest.mark.parametrize("group,measure,x,n,want", GOLDEN)
 def test_reference_wording_golden_strings(group, measure, x, n, want):
-    template = _reference_space()["options_templates"][group][measure]
+    template = X.load_option_space(ANCHOR / REFERENCE_SPACE)["options_templates"][group][measure]
     assert X.reference_wording(template, x, n, group) == want
 
 
 def test_reference_wording_matches_every_template_of_the_reference():
     import hashlib
 
-    space = _reference_space()
+    space = X.load_option_space(ANCHOR / REFERENCE_SPACE)
     seen = set()
     for group, measures in space["options_templates"].items():
         for measure in measures:
