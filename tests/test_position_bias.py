@@ -139,8 +139,10 @@ def test_compute_run_reports_order_metrics_and_fits_the_shift(tmp_path):
         "plots=false",
         "uncertainty.n_bootstrap=20",
     ]
-    on = run_compute_utilities(_compose(*base, "fitter.position_bias=true"), tmp_path / "on")
-    off = run_compute_utilities(_compose(*base), tmp_path / "off")
+    # on by default when both orders are asked; false is the reference's pooled fit
+    on = run_compute_utilities(_compose(*base), tmp_path / "on")
+    off = run_compute_utilities(_compose(*base, "fitter.position_bias=false"), tmp_path / "off")
+    assert on.metrics["fit"]["position_bias"] and not off.metrics["fit"]["position_bias"]
     o1, o0 = on.metrics["order"], off.metrics["order"]
     assert 0.55 < o0["share_choosing_first_shown"] < 0.8  # the planted pull of slot A
     assert o1["position_bias_lo"] < o1["position_bias"] < o1["position_bias_hi"]
@@ -148,7 +150,14 @@ def test_compute_run_reports_order_metrics_and_fits_the_shift(tmp_path):
     assert "position_bias" not in o0
     assert o1["heldout_log_loss_per_presentation"] < o0["heldout_log_loss_per_presentation"] - 0.02
     assert "fitted first-slot shift" in (tmp_path / "on" / "summary.txt").read_text()
-    with pytest.raises(ValueError, match="no Bayesian model yet"):
+    # the NumPyro model carries the shift too: its posterior agrees with the MAP's
+    svi = run_compute_utilities(
+        _compose(*base, "uncertainty.n_bootstrap=0", "bayes=svi", "bayes.svi_steps=1500"),
+        tmp_path / "svi",
+    )
+    pb = svi.metrics["bayes"]["position_bias"]
+    assert pb["lo"] < o1["position_bias"] < pb["hi"] and abs(pb["mean"] - o1["position_bias"]) < 0.1
+    with pytest.raises(ValueError, match="needs both presentation orders"):
         run_compute_utilities(
-            _compose(*base, "fitter.position_bias=true", "bayes=svi"), tmp_path / "bad"
+            _compose(*base, "fitter.position_bias=true", "elicitation.orders=first"), tmp_path / "x"
         )

@@ -72,6 +72,8 @@ class BayesConfig:
     svi_lr: float = 0.01
     svi_draws: int = 1000
     svi_rank: int | None = None
+    position_bias: bool = False
+    bias_prior_scale: float = 1.0
 
 
 def thurstonian_model(
@@ -85,11 +87,16 @@ def thurstonian_model(
     variant: str = "case3",
     mu_prior_scale: float = 10.0,
     logsigma_prior_scale: float = 1.0,
+    position=None,
+    position_bias: bool = False,
+    bias_prior_scale: float = 1.0,
 ):
     """The Thurstonian model on vote counts (NumPyro; ``n_a=None`` samples the votes).
 
     ``variant`` is ``"case3"``, ``"case5"`` or ``"logit"`` (named so as not to clash with the
-    ``model`` argument of NumPyro/ArviZ utilities).
+    ``model`` argument of NumPyro/ArviZ utilities). With ``position_bias``, a first-slot shift
+    ``bias ~ N(0, bias_prior_scale^2)`` is added to the latent difference of every presentation
+    row (``position`` 1; pooled rows have 0), as in the MAP fitter.
     """
     mu = numpyro.sample("mu", dist.ZeroSumNormal(mu_prior_scale, event_shape=(n_items,)))
     if variant == "case3":
@@ -101,14 +108,18 @@ def thurstonian_model(
         log_var = jnp.zeros((n_items,), mu.dtype)
     link = link_of(variant)
     mask = jnp.ones(jnp.shape(idx_a), bool) if mask is None else mask
+    bias = None
+    if position_bias:
+        bias = numpyro.sample("bias", dist.Normal(0.0, bias_prior_scale))
+    shift = 0.0 if bias is None or position is None else bias * position
     if n_a is None:
         var_sum = jnp.exp(log_var[idx_a]) + jnp.exp(log_var[idx_b])
-        p = pair_proba(mu[idx_a] - mu[idx_b], var_sum, link)
+        p = pair_proba(mu[idx_a] - mu[idx_b] + shift, var_sum, link)
         with numpyro.handlers.mask(mask=mask):
             numpyro.sample("n_a", dist.Binomial(jnp.round(n_total).astype(jnp.int32), probs=p))
         return
-    data = PairwiseData(idx_a, idx_b, n_a, n_total, mask, n_items)
-    numpyro.factor("votes", log_likelihood_pairwise(mu, log_var, data, link))
+    data = PairwiseData(idx_a, idx_b, n_a, n_total, mask, n_items, position)
+    numpyro.factor("votes", log_likelihood_pairwise(mu, log_var, data, link, bias))
 
 
 @dataclasses.dataclass
@@ -129,6 +140,7 @@ class Posterior:
     diagnostics: dict[str, Any]
     chains: int = 1
     inference_data: Any = None
+    position_bias: np.ndarray | None = None  # [draws] the first-slot shift, when modelled
 
     @property
     def sigma(self) -> np.ndarray:
@@ -149,7 +161,12 @@ def _model_kwargs(data: PairwiseData, cfg: BayesConfig) -> dict:
 
 def _array_kwargs(data: PairwiseData) -> dict:
     return dict(
-        idx_a=data.idx_a, idx_b=data.idx_b, n_total=data.n_total, n_a=data.n_a, mask=data.mask
+        idx_a=data.idx_a,
+        idx_b=data.idx_b,
+        n_total=data.n_total,
+        n_a=data.n_a,
+        mask=data.mask,
+        position=data.position,
     )
 
 
@@ -159,6 +176,8 @@ def _static_kwargs(data: PairwiseData, cfg: BayesConfig) -> dict:
         variant=cfg.model,
         mu_prior_scale=cfg.mu_prior_scale,
         logsigma_prior_scale=cfg.logsigma_prior_scale,
+        position_bias=cfg.position_bias,
+        bias_prior_scale=cfg.bias_prior_scale,
     )
 
 
@@ -170,6 +189,9 @@ def _init_values(fit: ThurstonianFit | None, cfg: BayesConfig) -> dict:
     if cfg.model == "case3":
         ls = 0.5 * jnp.asarray(fit.log_var)
         vals["log_sigma"] = ls - ls.mean()
+    if cfg.position_bias:
+        b = fit.position_bias
+        vals["bias"] = jnp.asarray(0.0 if b is None else b, mu.dtype).reshape(())
     return vals
 
 
@@ -184,7 +206,7 @@ def _arviz_diagnostics(mcmc: MCMC) -> tuple[dict[str, Any], Any]:
     rhat = az.rhat(idata)
     ess_bulk = az.ess(idata, method="bulk")
     ess_tail = az.ess(idata, method="tail")
-    names = [v for v in ("mu", "log_sigma") if v in idata.posterior]
+    names = [v for v in ("mu", "log_sigma", "bias") if v in idata.posterior]
     r = np.concatenate([np.asarray(rhat[v]).ravel() for v in names])
     eb = np.concatenate([np.asarray(ess_bulk[v]).ravel() for v in names])
     et = np.concatenate([np.asarray(ess_tail[v]).ravel() for v in names])
@@ -256,7 +278,8 @@ def run_nuts(
     )
     mu = np.asarray(s["mu"])
     ls = np.asarray(s["log_sigma"]) if "log_sigma" in s else np.zeros_like(mu)
-    return Posterior(mu, ls, "nuts", link_of(cfg.model), diag, cfg.num_chains, idata)
+    bias = np.asarray(s["bias"]) if "bias" in s else None
+    return Posterior(mu, ls, "nuts", link_of(cfg.model), diag, cfg.num_chains, idata, bias)
 
 
 _MCMC_CACHE: dict = {}
@@ -271,6 +294,8 @@ def _mcmc(cfg: BayesConfig, n_items: int, progress_bar: bool) -> MCMC:
             variant=cfg.model,
             mu_prior_scale=cfg.mu_prior_scale,
             logsigma_prior_scale=cfg.logsigma_prior_scale,
+            position_bias=cfg.position_bias,
+            bias_prior_scale=cfg.bias_prior_scale,
         )
         kernel = NUTS(
             model,
@@ -296,7 +321,7 @@ def _to_unconstrained(params):
     from numpyro.distributions.transforms import ZeroSumTransform
 
     t = ZeroSumTransform(transform_ndims=1)
-    return {k: t.inv(v) for k, v in params.items()}
+    return {k: v if k == "bias" else t.inv(v) for k, v in params.items()}
 
 
 def run_svi(
@@ -336,7 +361,8 @@ def run_svi(
     }
     mu = np.asarray(draws["mu"])
     ls = np.asarray(draws["log_sigma"]) if "log_sigma" in draws else np.zeros_like(mu)
-    return Posterior(mu, ls, "svi", link_of(cfg.model), diag, 1)
+    bias = np.asarray(draws["bias"]) if "bias" in draws else None
+    return Posterior(mu, ls, "svi", link_of(cfg.model), diag, 1, None, bias)
 
 
 def hdi(draws: np.ndarray, prob: float = 0.9) -> tuple[np.ndarray, np.ndarray]:

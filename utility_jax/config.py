@@ -80,10 +80,16 @@ class FitterConf:
     max_iter: int = 1000
     gtol: float | None = None
     memory_size: int = 10  # L-BFGS history length
+    # second-order polish: converged means a verified minimum (see FitConfig)
+    polish: str = "auto"  # auto | dense | cg | none
+    polish_steps: int = 30
+    newton_tol: float = 1e-3
+    dense_max: int = 2048
     init_scale: float = 0.01  # sd of random initial means (the reference's init)
     warm_start: bool = True
-    # a shift toward the option shown first, fitted from per-order rows (the reference pools)
-    position_bias: bool = False
+    # a shift toward the option shown first, fitted from per-order rows (the reference pools):
+    # auto = on whenever both orders are asked and the L-BFGS fitter runs without pseudolabels
+    position_bias: Any = "auto"
     bias_prior_scale: float = 1.0
     # the reference's final fit: hard labels on unasked pairs the fit predicts with p >= threshold
     pseudolabels: bool = False
@@ -125,6 +131,9 @@ class UncertaintyConf:
     n_bootstrap: int = 100
     laplace: bool = True
     level: float = 0.9
+    # basic: reflected about the estimate (corrects the fit's bias to first order);
+    # percentile: the refits' own quantiles
+    bootstrap_interval: str = "basic"
 
 
 @dataclasses.dataclass
@@ -177,6 +186,8 @@ _CHOICES = {
     ("fitter", "model"): ("case3", "case5", "logit"),
     ("fitter", "solver"): ("lbfgs", "reference_adam"),
     ("fitter", "edge_weight"): ("votes", "uniform"),
+    ("fitter", "polish"): ("auto", "dense", "cg", "none"),
+    ("uncertainty", "bootstrap_interval"): ("basic", "percentile"),
     ("graph", "strategy"): ("reference", "variance", "random"),
     ("elicitation", "refusal"): ("half", "drop"),
     ("agent", "kind"): ("simulated", "hf", "openai", "jax"),
@@ -209,6 +220,7 @@ _RANGES: dict[tuple[str | None, str], tuple[Any, Any]] = {
     ("fitter", "logvar_prior_scale"): ("0<", None),
     ("fitter", "max_iter"): (1, None),
     ("fitter", "gtol"): ("0<", None),
+    ("fitter", "newton_tol"): ("0<", None),
     ("fitter", "memory_size"): (1, None),
     ("fitter", "init_scale"): (0.0, None),
     ("fitter", "pseudolabel_threshold"): ("0.5<", 1.0),
@@ -296,6 +308,20 @@ def merge_schema(
     return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), raw))
 
 
+def _resolve_position_bias(obj: ComputeUtilitiesConf) -> bool:
+    """``fitter.position_bias``: ``auto`` is on where the shift is estimable and the fit can
+    carry it (both orders, L-BFGS, no pseudolabels); true/false as given."""
+    pb = obj.fitter.position_bias
+    if isinstance(pb, str):
+        if pb.lower() in ("true", "false"):
+            return pb.lower() == "true"
+        if pb != "auto":
+            raise ValueError(f"fitter.position_bias={pb!r} is not one of (auto, true, false)")
+        f = obj.fitter
+        return obj.elicitation.orders == "both" and f.solver == "lbfgs" and not f.pseudolabels
+    return bool(pb)
+
+
 def validate(cfg: DictConfig | dict[str, Any]) -> ComputeUtilitiesConf:
     """Merge a (Hydra) config onto :class:`ComputeUtilitiesConf` (see :func:`merge_schema`) and
     check its choices and ranges, naming the key."""
@@ -305,11 +331,7 @@ def validate(cfg: DictConfig | dict[str, Any]) -> ComputeUtilitiesConf:
         if val not in allowed:
             raise ValueError(f"{group}.{key}={val!r} is not one of {allowed}")
     check_ranges(obj, _RANGES)
-    if obj.fitter.position_bias and obj.bayes.method != "none":
-        raise ValueError(
-            "fitter.position_bias=true has no Bayesian model yet: use bayes=none (the bootstrap "
-            "and Laplace intervals carry the shift)"
-        )
+    obj.fitter.position_bias = _resolve_position_bias(obj)
     if obj.fitter.position_bias and obj.fitter.pseudolabels:
         raise ValueError(
             "fitter.position_bias=true and fitter.pseudolabels=true do not combine yet "
@@ -349,12 +371,18 @@ def to_core(schema_obj, core_cls, **extra):
 
 
 def fit_config(f: FitterConf) -> FitConfig:
-    """The core :class:`FitConfig` for a fitter config."""
+    """The core :class:`FitConfig` for a fitter config. ``position_bias: auto`` needs the run's
+    elicitation, which :func:`validate` reads to resolve it; a fitter config on its own (pooled
+    data, e.g. the control experiment's fits) reads it as off."""
+    pb = f.position_bias
+    if isinstance(pb, str):
+        f = dataclasses.replace(f, position_bias=pb.lower() == "true")
     return to_core(f, FitConfig)
 
 
-def bayes_config(b: BayesConf, model: str):
-    """The core :class:`~utility_jax.bayes.BayesConfig` for a bayes config and fitter model."""
+def bayes_config(b: BayesConf, model: str, **fitter):
+    """The core :class:`~utility_jax.bayes.BayesConfig` for a bayes config and fitter model
+    (``fitter``: the fitter's position-bias settings, shared with the MAP fit)."""
     from utility_jax.bayes import BayesConfig  # numpyro is imported only when a posterior is run
 
-    return to_core(b, BayesConfig, model=model)
+    return to_core(b, BayesConfig, model=model, **fitter)

@@ -71,8 +71,9 @@ def degenerate_warnings(metrics: dict[str, Any], fit: ThurstonianFit, model: str
             )
     if not bool(fit.converged):
         out.append(
-            f"the final fit did not converge (grad norm {float(fit.grad_norm):.2e} after "
-            f"{int(fit.n_iter)} iterations): raise fitter.max_iter or check the data"
+            f"the final fit did not converge: {fit.reason} (grad norm {float(fit.grad_norm):.2e} "
+            f"after {int(fit.n_iter)} L-BFGS iterations); raise fitter.max_iter or "
+            "fitter.polish_steps, or check the data"
         )
     return out
 

@@ -151,6 +151,25 @@ def _next_pairs(cfg: ComputeUtilitiesConf, fit, pairs, heldout_pairs, r: int, n:
     return G.select_pairs_random(n, pairs, g.edges_per_round, rng, exclude=heldout_pairs)
 
 
+def _fit_metrics(cfg: ComputeUtilitiesConf, fit: ThurstonianFit) -> dict[str, Any]:
+    """The final fit's entry of ``metrics.json``: solver, convergence and why, and the polish's
+    verification numbers where the fit has them."""
+    out = {
+        "model": cfg.fitter.model,
+        "solver": cfg.fitter.solver,
+        "position_bias": bool(cfg.fitter.position_bias),
+        "converged": bool(fit.converged),
+        "reason": fit.reason,
+        "n_iter": int(fit.n_iter),
+        "grad_norm": float(fit.grad_norm),
+        "nll": float(fit.nll),
+    }
+    if fit.newton_decrement is not None:
+        out["newton_decrement"] = float(fit.newton_decrement)
+        out["hessian_min_eigenvalue"] = float(fit.min_eigenvalue)
+    return out
+
+
 def _round_record(r, pairs, fit, seconds, heldout) -> dict[str, Any]:
     rec = {
         "round": r,
@@ -322,7 +341,7 @@ def _uncertainty(cfg, el: Elicited, fcfg, k_boot, key, progress):
         el = dataclasses.replace(el, train=el.fit_data)
     if u.n_bootstrap > 0 and lbfgs:
         found["bootstrap"] = U.bootstrap_draws(
-            k_boot, el.train, el.fit, u.n_bootstrap, u.level, fcfg
+            k_boot, el.train, el.fit, u.n_bootstrap, u.level, fcfg, u.bootstrap_interval
         )
     if u.laplace and lbfgs:
         found["laplace"] = U.laplace_draws(
@@ -338,7 +357,12 @@ def _uncertainty(cfg, el: Elicited, fcfg, k_boot, key, progress):
             jax.random.fold_in(key, 99),
             el.train,
             el.fit,
-            bayes_config(cfg.bayes, cfg.fitter.model),
+            bayes_config(
+                cfg.bayes,
+                cfg.fitter.model,
+                position_bias=bool(cfg.fitter.position_bias),
+                bias_prior_scale=cfg.fitter.bias_prior_scale,
+            ),
             cfg.bayes.method,
             hdi_prob=cfg.bayes.hdi_prob,
             progress_bar=progress is not None,
@@ -393,14 +417,7 @@ def compute_utilities(
         "budget": el.budget,
         "votes_per_pair": votes,
         "train": ev.pop("train"),
-        "fit": {
-            "model": cfg.fitter.model,
-            "solver": cfg.fitter.solver,
-            "converged": bool(el.fit.converged),
-            "n_iter": int(el.fit.n_iter),
-            "grad_norm": float(el.fit.grad_norm),
-            "nll": float(el.fit.nll),
-        },
+        "fit": _fit_metrics(cfg, el.fit),
         **ev,
     }
     metrics["random_responder"] = E.random_responder(

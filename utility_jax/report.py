@@ -79,6 +79,7 @@ def summary_text(res: ComputeUtilitiesResult) -> str:
     lines.append(
         f"fit: {fit['model']} ({fit['solver']}), converged={fit['converged']}, "
         f"iterations={fit['n_iter']}, grad_norm={fit['grad_norm']:.2e}"
+        + (f" ({fit['reason']})" if "reason" in fit else "")
     )
     rr = m["random_responder"]
     lines.append(f"{'metric':<34}{'model':>10}{'random 50/50':>14}")

@@ -39,6 +39,7 @@ import optax.tree_utils as otu
 from jax.flatten_util import ravel_pytree
 from jax.scipy.special import log_ndtr, ndtr, xlogy
 
+from utility_jax import second_order as SO
 from utility_jax.data import PairwiseData
 
 __all__ = [
@@ -61,6 +62,17 @@ __all__ = [
 
 Model = Literal["case3", "case5", "logit"]
 _LOGIT_SIGMA = math.pi / math.sqrt(6.0)
+
+
+#: ``ThurstonianFit.status`` codes
+FIT_STATUS = {
+    0: "verified minimum (positive-definite Hessian, Newton decrement below newton_tol)",
+    1: "gradient tolerance reached; minimum not verified (polish='none')",
+    2: "not a minimum: the Hessian has a non-positive eigenvalue (a saddle or a flat direction, "
+    "e.g. unidentified utilities without a prior)",
+    3: "Newton decrement above newton_tol after polish_steps (not yet at the minimum)",
+    4: "gradient tolerance not reached (max_iter, or the line search stalled)",
+}
 
 
 def link_of(model: str) -> str:
@@ -86,6 +98,17 @@ class FitConfig:
         1e-6 in float64.
       memory_size: L-BFGS history length.
       init_scale: sd of the random initial means when a key is given (reference: 0.01).
+      polish: second-order steps after L-BFGS that make ``converged`` mean a verified minimum
+        (:mod:`utility_jax.second_order`): ``"dense"`` (exact Hessian, saddle-free Newton),
+        ``"cg"`` (matrix-free Newton-CG and a Lanczos check, for large problems), ``"auto"``
+        (dense up to ``dense_max`` parameters) or ``"none"`` (L-BFGS alone: ``converged`` then
+        only means the gradient tolerance).
+      polish_steps: Newton steps at most (they stop earlier at a decrement of
+        ``newton_tol / 10``, or where round-off stops it falling).
+      newton_tol: ``converged`` needs a Newton decrement below this: the fit is then within
+        ``newton_tol`` posterior standard deviations of the minimum (in the Hessian's metric),
+        whatever the number of outcomes or votes.
+      dense_max: the most parameters for the dense polish under ``"auto"``.
       position_bias: estimate one shift of the latent difference toward the option shown first
         (the home-advantage term of Bradley-Terry), with a N(0, bias_prior_scale^2) prior; it
         applies to presentation rows (``PairwiseData.position``), not to pooled ones.
@@ -101,8 +124,14 @@ class FitConfig:
     init_scale: float = 0.01
     position_bias: bool = False
     bias_prior_scale: float = 1.0
+    polish: Literal["auto", "dense", "cg", "none"] = "auto"
+    polish_steps: int = 30
+    newton_tol: float = 1e-3
+    dense_max: int = 2048
 
     def __post_init__(self):
+        if self.polish not in ("auto", "dense", "cg", "none"):
+            raise ValueError(f"polish must be auto, dense, cg or none, got {self.polish!r}")
         if self.model not in ("case3", "case5", "logit"):
             raise ValueError(f"model must be case3, case5 or logit, got {self.model!r}")
         if self.edge_weight not in ("votes", "uniform"):
@@ -127,7 +156,9 @@ class ThurstonianFit:
     Attributes:
       mu: ``[..., n_items]`` means on the model's own scale (gauge: mean 0).
       log_var: ``[..., n_items]`` log-variances (zeros for case V; for logit see ``sigma``).
-      converged: ``[...]`` bool, gradient tolerance reached.
+      converged: ``[...]`` bool: a verified local minimum (positive-definite Hessian and a
+        Newton decrement below ``newton_tol``); with ``polish="none"``, the gradient tolerance.
+        ``reason`` says why not.
       n_iter: ``[...]`` int, L-BFGS iterations used.
       grad_norm: ``[...]`` max-abs gradient of the scaled objective at the solution.
       nll: ``[...]`` negative log-likelihood (sum over votes, no prior) at the solution.
@@ -136,6 +167,12 @@ class ThurstonianFit:
         never compared is a component of its own). With more than one, utilities compare only
         within a component, and each component's means are centred on their own (mean 0), not
         left at an arbitrary offset. None for fits made elsewhere (the reference algorithm).
+      position_bias: ``[...]`` the first-slot shift (None: not estimated).
+      newton_decrement: ``[...]`` the Newton decrement at the solution, in posterior sd units
+        (None without a polish).
+      min_eigenvalue: ``[...]`` the smallest eigenvalue of the Hessian of the negative log
+        posterior at the solution (None without a polish).
+      status: ``[...]`` int code of :data:`FIT_STATUS` (``reason`` spells it out).
     """
 
     mu: jax.Array
@@ -146,7 +183,17 @@ class ThurstonianFit:
     nll: jax.Array
     link: str = dataclasses.field(default="probit", metadata=dict(static=True))
     n_components: jax.Array | None = None
-    position_bias: jax.Array | None = None  # the first-slot shift (None: not estimated)
+    position_bias: jax.Array | None = None
+    newton_decrement: jax.Array | None = None
+    min_eigenvalue: jax.Array | None = None
+    status: jax.Array | None = None
+
+    @property
+    def reason(self) -> str:
+        """Why the fit is (not) converged, in words (unbatched fits)."""
+        if self.status is None:
+            return "converged" if bool(self.converged) else "not converged"
+        return FIT_STATUS[int(self.status)]
 
     @property
     def sigma(self) -> jax.Array:
@@ -339,7 +386,12 @@ def _neg_log_posterior(params, data: PairwiseData, cfg: FitConfig, saturated=Non
     lp, lq = log_proba_pairwise(mu, log_var, data.idx_a, data.idx_b, cfg.link, _shift(bias, data))
     dev = data.n_a * lp + (data.n_total - data.n_a) * lq - sat
     obj = -jnp.sum(jnp.where(data.mask, dev, 0.0))
-    obj = obj + 0.5 * n * jnp.mean(mu) ** 2  # location gauge: zero at mean(mu) = 0
+    return obj + _prior_penalty(mu, log_var, bias, n, cfg)
+
+
+def _prior_penalty(mu, log_var, bias, n, cfg: FitConfig):
+    """The gauge penalties and the priors (a quadratic in the parameters)."""
+    obj = 0.5 * n * jnp.mean(mu) ** 2  # location gauge: zero at mean(mu) = 0
     if cfg.mu_prior_scale is not None:
         obj = obj + 0.5 * jnp.sum(mu**2) / cfg.mu_prior_scale**2
     if cfg.model == "case3":
@@ -349,6 +401,134 @@ def _neg_log_posterior(params, data: PairwiseData, cfg: FitConfig, saturated=Non
     if bias is not None:
         obj = obj + 0.5 * jnp.sum(bias**2) / cfg.bias_prior_scale**2
     return obj
+
+
+# --------------------------------------------------------------------------- second order
+# The polish works on one flat vector: [mu (n), log_sigma (n, case III), bias (1, if fitted)].
+def _flatten(params, cfg: FitConfig) -> jax.Array:
+    parts = [params["mu"]]
+    if cfg.model == "case3":
+        parts.append(params["log_sigma"])
+    if cfg.position_bias:
+        parts.append(jnp.reshape(params["bias"], (1,)))
+    return jnp.concatenate(parts)
+
+
+def _unflatten(x, n: int, cfg: FitConfig):
+    params = {"mu": x[:n]}
+    if cfg.model == "case3":
+        params["log_sigma"] = x[n : 2 * n]
+    if cfg.position_bias:
+        params["bias"] = x[-1]
+    return params
+
+
+def _row_columns(data: PairwiseData, cfg: FitConfig) -> jax.Array:
+    """``[rows, k]`` the flat-vector positions of the parameters each row depends on."""
+    n, a, b = data.n_items, data.idx_a, data.idx_b
+    cols = [a, b]
+    if cfg.model == "case3":
+        cols += [n + a, n + b]
+    if cfg.position_bias:
+        cols.append(jnp.full_like(a, n * (2 if cfg.model == "case3" else 1)))
+    return jnp.stack(cols, -1)
+
+
+def _row_hessians(x, data: PairwiseData, cfg: FitConfig) -> jax.Array:
+    """``[rows, k, k]`` each row's Hessian of its negative log-likelihood with respect to the
+    ``k`` parameters it depends on (the Hessian is their sum, scattered, plus the priors')."""
+    cols = _row_columns(data, cfg)
+    pos = jnp.zeros_like(data.n_a) if data.position is None else data.position
+
+    def row_nll(v, n_a, n_t, position):
+        lv = 2.0 * v[2:4] if cfg.model == "case3" else jnp.zeros((2,), v.dtype)
+        shift = v[-1] * position if cfg.position_bias else 0.0
+        lp, lq = log_proba_pairwise(v[:2], lv, 0, 1, cfg.link, shift)
+        return -(n_a * lp + (n_t - n_a) * lq)
+
+    hs = jax.vmap(jax.hessian(row_nll))(x[cols], data.n_a, data.n_total, pos)
+    return jnp.where(data.mask[:, None, None], hs, 0.0)
+
+
+def _prior_flat(x, n: int, cfg: FitConfig):
+    p = _unflatten(x, n, cfg)
+    log_var = 2.0 * p["log_sigma"] if cfg.model == "case3" else jnp.zeros_like(p["mu"])
+    return _prior_penalty(p["mu"], log_var, p.get("bias"), n, cfg)
+
+
+def _dense_hessian(x, data: PairwiseData, cfg: FitConfig) -> jax.Array:
+    cols = _row_columns(data, cfg)
+    hs = _row_hessians(x, data, cfg)
+    h = jax.hessian(_prior_flat)(x, data.n_items, cfg)
+    rows = jnp.broadcast_to(cols[:, :, None], hs.shape).reshape(-1)
+    colm = jnp.broadcast_to(cols[:, None, :], hs.shape).reshape(-1)
+    return h.at[rows, colm].add(hs.reshape(-1))
+
+
+def _hvp_at(x, data: PairwiseData, cfg: FitConfig):
+    """``(v -> H v, diag H)`` at ``x``, from the rows' Hessians (computed once)."""
+    cols = _row_columns(data, cfg)
+    hs = _row_hessians(x, data, cfg)
+    n, size = data.n_items, x.shape[0]
+    prior_grad = jax.grad(_prior_flat)
+
+    def hvp(v):
+        local = jnp.einsum("rij,rj->ri", hs, v[cols])
+        hv = jax.ops.segment_sum(local.reshape(-1), cols.reshape(-1), size)
+        return hv + jax.jvp(lambda y: prior_grad(y, n, cfg), (x,), (v,))[1]
+
+    diag = jax.ops.segment_sum(
+        jnp.diagonal(hs, axis1=1, axis2=2).reshape(-1), cols.reshape(-1), size
+    )
+    return hvp, diag + _prior_diag(n, size, cfg, x.dtype)
+
+
+def _prior_diag(n: int, size: int, cfg: FitConfig, dtype) -> jax.Array:
+    """The diagonal of the Hessian of :func:`_prior_penalty` on the flat vector."""
+    d = jnp.full((size,), 1.0 / n, dtype)  # location gauge
+    if cfg.mu_prior_scale is not None:
+        d = d.at[:n].add(1.0 / cfg.mu_prior_scale**2)
+    if cfg.model == "case3":  # log_var = 2 log_sigma
+        s = cfg.logvar_prior_scale
+        d = d.at[n : 2 * n].set(4.0 / n + (0.0 if s is None else 4.0 / s**2))
+    if cfg.position_bias:
+        d = d.at[-1].set(1.0 / cfg.bias_prior_scale**2)
+    return d
+
+
+def _polish_mode(cfg: FitConfig, size: int) -> str:
+    if cfg.polish == "auto":
+        return "dense" if size <= cfg.dense_max else "cg"
+    return cfg.polish
+
+
+def _polish(params, wdata: PairwiseData, cfg: FitConfig, sat):
+    """Second-order steps from the L-BFGS solution: ``(params, PolishInfo)`` (the L-BFGS
+    solution back if the steps produced a non-finite value)."""
+    n = wdata.n_items
+    x0 = _flatten(params, cfg)
+
+    def grad(x):
+        return jax.grad(lambda y: _neg_log_posterior(_unflatten(y, n, cfg), wdata, cfg, sat))(x)
+
+    if _polish_mode(cfg, x0.shape[0]) == "dense":
+        x, info = SO.newton_polish(
+            x0,
+            grad,
+            lambda y: _dense_hessian(y, wdata, cfg),
+            max_steps=cfg.polish_steps,
+            floor=0.1 * cfg.newton_tol,
+        )
+    else:
+        x, info = SO.newton_cg_polish(
+            x0,
+            grad,
+            lambda y: _hvp_at(y, wdata, cfg),
+            max_steps=cfg.polish_steps,
+            floor=0.1 * cfg.newton_tol,
+        )
+    x = jnp.where(jnp.all(jnp.isfinite(x)), x, x0)
+    return _unflatten(x, n, cfg), info
 
 
 def component_labels(data: PairwiseData) -> jax.Array:
@@ -445,8 +625,18 @@ def _fit_one(data: PairwiseData, key, init, cfg: FitConfig) -> ThurstonianFit:
     state0 = opt.init(params0)
     inf = jnp.asarray(jnp.inf, data.n_a.dtype)
     params, _, _, _, n_iter = jax.lax.while_loop(cond, step, (params0, state0, inf, inf, 0))
-    g = jax.grad(obj)(params)
-    gn = gnorm(g)
+    first_order = gnorm(jax.grad(obj)(params)) < gtol
+    extra = {}
+    if cfg.polish != "none":
+        params, info = _polish(params, wdata, cfg, sat)
+        pd = info.min_eigenvalue > 0
+        converged = pd & (info.decrement <= cfg.newton_tol)
+        status = jnp.where(converged, 0, jnp.where(pd, 3, 2))
+        extra = dict(newton_decrement=info.decrement, min_eigenvalue=info.min_eigenvalue)
+    else:
+        converged = first_order
+        status = jnp.where(first_order, 1, 4)
+    gn = gnorm(jax.grad(obj)(params))
     mu, log_var = _unpack(params, data.n_items, cfg, data.n_a.dtype)
     mu, n_comp = _center_components(mu, component_labels(data))
     bias = params["bias"] if cfg.position_bias else None
@@ -454,13 +644,15 @@ def _fit_one(data: PairwiseData, key, init, cfg: FitConfig) -> ThurstonianFit:
     return ThurstonianFit(
         mu=mu,
         log_var=log_var,
-        converged=gn < gtol,
+        converged=converged,
         n_iter=n_iter,
         grad_norm=gn,
         nll=nll,
         link=cfg.link,
         n_components=n_comp,
         position_bias=bias,
+        status=status,
+        **extra,
     )
 
 
@@ -497,7 +689,8 @@ def fit_thurstonian(
       cfg: a :class:`FitConfig`; keyword ``overrides`` replace its fields
         (``fit_thurstonian(data, model="logit")``).
       key: PRNG key for a random initialisation (``N(0, init_scale^2)`` means); zeros if None.
-      init: a previous fit to warm-start from (same ``n_items`` and model).
+      init: a previous fit to warm-start from (same ``n_items`` and model). If the warm-started
+        fit is not a verified minimum, a cold start is tried too and the better one returned.
 
     Returns:
       :class:`ThurstonianFit`.
@@ -513,7 +706,14 @@ def fit_thurstonian(
     if data.idx_a.ndim != 1:
         raise ValueError("fit_thurstonian takes unbatched data; use fit_thurstonian_batch")
     _check_init(init, data.n_items, cfg)
-    return _fit_jit(data, key, init, cfg)
+    fit = _fit_jit(data, key, init, cfg)
+    if init is not None and fit.status is not None and not bool(fit.converged):
+        # a warm start far from this data's minimum (e.g. a previous round's fit with an
+        # outcome in an extreme regime) can leave it short: try a cold start, keep the better
+        cold = _fit_jit(data, key, None, cfg)
+        if bool(cold.converged) or float(cold.nll) < float(fit.nll):
+            return cold
+    return fit
 
 
 def _check_init(init: ThurstonianFit | None, n_items: int, cfg: FitConfig) -> None:
@@ -656,9 +856,10 @@ def fit_bootstrap(
     method: Literal["auto", "vmap", "map"] = "auto",
     **overrides,
 ) -> ThurstonianFit:
-    """``n_boot`` vote-level bootstrap fits in one compiled call (warm-started from ``init``).
+    """``n_boot`` vote-level bootstrap fits (warm-started from ``init``).
 
-    Votes are resampled whole: every pair needs a vote total of at least 1.
+    Every member is a full fit (L-BFGS and the configured polish) in one compiled call. Votes
+    are resampled whole: every pair needs a vote total of at least 1.
     """
     nt = np.asarray(data.n_total)[np.asarray(data.mask)]
     if nt.size and nt.min() < 1:

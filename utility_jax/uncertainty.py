@@ -65,12 +65,27 @@ def preferred(found: dict[str, UtilityDraws], *, need_draws: bool = False) -> Ut
 
 
 def bootstrap_draws(
-    key: jax.Array, data: PairwiseData, fit: ThurstonianFit, n: int, level: float, cfg: FitConfig
+    key: jax.Array,
+    data: PairwiseData,
+    fit: ThurstonianFit,
+    n: int,
+    level: float,
+    cfg: FitConfig,
+    interval: str = "basic",
 ) -> UtilityDraws:
-    """Vote-level bootstrap: ``n`` warm-started refits on resampled votes."""
+    """Vote-level bootstrap: ``n`` warm-started refits on resampled votes.
+
+    ``interval="basic"`` reflects the refits about the estimate (``2 * estimate - refit``: the
+    bootstrap's estimate of the fit's bias is subtracted, to first order); ``"percentile"`` uses
+    them as they are. The draws are the reflected ones too.
+    """
+    if interval not in ("basic", "percentile"):
+        raise ValueError(f"interval must be basic or percentile, got {interval!r}")
     t0 = time.perf_counter()
     boots = fit_bootstrap(key, data, n, cfg=cfg, init=fit)
     mu_b = np.asarray(boots.mu_normalized)
+    if interval == "basic":
+        mu_b = 2.0 * np.asarray(fit.mu_normalized)[None, :] - mu_b
     alpha = (1 - level) / 2
     lo, hi = np.quantile(mu_b, alpha, axis=0), np.quantile(mu_b, 1 - alpha, axis=0)
     return UtilityDraws(
@@ -82,6 +97,7 @@ def bootstrap_draws(
         {
             "n": n,
             "level": level,
+            "interval": interval,
             "seconds": time.perf_counter() - t0,
             "converged_share": float(np.mean(np.asarray(boots.converged))),
         },
@@ -148,6 +164,10 @@ def posterior_draws(
         "posterior_sigma_mean": summ["sigma_normalized_mean"],
     }
     m: dict[str, Any] = {"method": method, "hdi_prob": hdi_prob, **post.diagnostics}
+    if post.position_bias is not None:
+        b = np.asarray(post.position_bias)
+        blo, bhi = np.quantile(b, [(1 - hdi_prob) / 2, (1 + hdi_prob) / 2])
+        m["position_bias"] = {"mean": float(b.mean()), "lo": float(blo), "hi": float(bhi)}
     m["warnings"] = BZ.diagnostics_ok(post.diagnostics) if method == "nuts" else []
     u = UtilityDraws("posterior", lo, hi, cols, np.asarray(post.normalized()[0]), m, hdi_prob)
     return u, post

@@ -32,6 +32,7 @@ LAYER = {
             "metrics",
             "graph",
             "triads",
+            "second_order",
             "demography",
             "bayes",
             "reference",

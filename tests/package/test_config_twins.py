@@ -14,7 +14,8 @@ from utility_jax.thurstonian import FitConfig
 # (schema, core, core fields the shell fills from elsewhere)
 TWINS = [
     (FitterConf, FitConfig, set()),
-    (BayesConf, BayesConfig, {"model"}),  # from fitter.model
+    # from fitter.model and the fitter's position-bias settings
+    (BayesConf, BayesConfig, {"model", "position_bias", "bias_prior_scale"}),
     (SFTConf, SFTConfig, {"seed"}),  # the run's seed
 ]
 SCHEMA_ONLY = {**SHELL_ONLY, SFTConf: frozenset({"checkpoint_every"})}
@@ -37,7 +38,13 @@ def test_every_core_field_is_settable_and_defaults_agree(schema, core, filled):
     assert not missing, f"{core.__name__} fields not settable from Hydra: {sorted(missing)}"
     extra = set(s) - set(c) - SCHEMA_ONLY.get(schema, frozenset())
     assert not extra, f"{schema.__name__} fields no core config reads: {sorted(extra)}"
-    differ = {k: (s[k], c[k]) for k in set(s) & set(c) if s[k] != c[k]}
+    # the schema's position_bias "auto" is resolved to a bool by validate (from the run's orders)
+    resolved = {(FitterConf, "position_bias"): ("auto", False)}
+    differ = {
+        k: (s[k], c[k])
+        for k in set(s) & set(c)
+        if s[k] != c[k] and resolved.get((schema, k)) != (s[k], c[k])
+    }
     assert not differ, f"defaults differ (schema, core): {differ}"
 
 
