@@ -21,7 +21,12 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-__all__ = ["PolishInfo", "newton_polish", "newton_cg_polish", "lanczos_min_eig"]
+__all__ = [
+    "PolishInfo",
+    "newton_polish",
+    "newton_cg_polish",
+    "lanczos_min_eig",
+]
 
 
 class PolishInfo(NamedTuple):
@@ -114,36 +119,33 @@ def newton_polish(
     return x, PolishInfo(lam, w0, it)
 
 
-def _pcg(hvp, b, diag, max_iter, rtol):
-    """Preconditioned CG for ``H s = b``; stops at negative curvature (returning the iterate
-    so far, or ``b``'s preconditioned direction on the first step). Returns ``(s, alphas,
-    betas, k)`` (the Lanczos coefficients of the run)."""
-    minv = 1.0 / jnp.maximum(diag, 1e-12)
+def _pcg(hvp, b, precond, max_iter, rtol):
+    """Preconditioned CG for ``H s = b`` (``precond(r)`` applies an approximate inverse of
+    ``H``); stops at negative curvature, returning the iterate so far (or the preconditioned
+    right-hand side on the first step). Returns ``(s, negative_curvature_met)``."""
     zero = jnp.zeros_like(b)
-    z = minv * b
-    state = (zero, b, z, z, jnp.vdot(b, z), 0, jnp.zeros(max_iter), jnp.zeros(max_iter), False)
+    z = precond(b)
+    state = (zero, b, z, jnp.vdot(b, z), 0, False)
     bnorm = jnp.linalg.norm(b)
 
     def cond(st):
-        _, r, _, _, _, k, _, _, stop = st
+        _, r, _, _, k, stop = st
         return (k < max_iter) & (jnp.linalg.norm(r) > rtol * bnorm) & ~stop
 
     def body(st):
-        s, r, z, p, rz, k, al, be, _ = st
+        s, r, p, rz, k, _ = st
         hp = hvp(p)
         php = jnp.vdot(p, hp)
         neg = php <= 0
         alpha = rz / jnp.where(neg, 1.0, php)
-        s_new = jnp.where(neg, jnp.where(k == 0, z, s), s + alpha * p)
+        s_new = jnp.where(neg, jnp.where(k == 0, p, s), s + alpha * p)
         r_new = r - alpha * hp
-        z_new = minv * r_new
+        z_new = precond(r_new)
         rz_new = jnp.vdot(r_new, z_new)
-        beta = rz_new / rz
-        al, be = al.at[k].set(jnp.where(neg, 0.0, alpha)), be.at[k].set(beta)
-        return s_new, r_new, z_new, z_new + beta * p, rz_new, k + 1, al, be, neg
+        return s_new, r_new, z_new + (rz_new / rz) * p, rz_new, k + 1, neg
 
-    s, _, _, _, _, k, al, be, _ = jax.lax.while_loop(cond, body, state)
-    return s, al, be, k
+    s, *_, neg = jax.lax.while_loop(cond, body, state)
+    return s, neg
 
 
 def lanczos_min_eig(matvec, x0: jax.Array, steps: int) -> jax.Array:
@@ -189,7 +191,8 @@ def newton_cg_polish(
     def solve(x, rtol):
         g = grad(x)
         hvp, diag = hvp_at(x)
-        s, *_ = _pcg(hvp, -g, diag, cg_iter, rtol)
+        minv = 1.0 / jnp.maximum(diag, 1e-12)
+        s, _ = _pcg(hvp, -g, lambda r: minv * r, cg_iter, rtol)
         return s, jnp.sqrt(jnp.maximum(-jnp.vdot(g, s), 0.0))
 
     def body(c):

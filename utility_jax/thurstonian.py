@@ -858,8 +858,11 @@ def fit_bootstrap(
 ) -> ThurstonianFit:
     """``n_boot`` vote-level bootstrap fits (warm-started from ``init``).
 
-    Every member is a full fit (L-BFGS and the configured polish) in one compiled call. Votes
-    are resampled whole: every pair needs a vote total of at least 1.
+    Every member is a full fit (L-BFGS and the polish, so each is a verified minimum) in one
+    compiled call. ``polish="none"`` is several times faster but stops members at the gradient
+    tolerance, short of the minimum along flat directions, which narrows the intervals
+    (``benchmarks/bench_coverage.py``). Votes are resampled whole: every pair needs a vote total
+    of at least 1.
     """
     nt = np.asarray(data.n_total)[np.asarray(data.mask)]
     if nt.size and nt.min() < 1:
