@@ -85,6 +85,9 @@ class FitterConf:
     polish_steps: int = 30
     newton_tol: float = 1e-3
     dense_max: int = 2048
+    # prior scales: fixed (mu_prior_scale, logvar_prior_scale as set) | cv (5-fold
+    # cross-validation of held-out log loss on a grid, utility_jax.prior_scales)
+    prior_scales: str = "fixed"
     init_scale: float = 0.01  # sd of random initial means (the reference's init)
     warm_start: bool = True
     # a shift toward the option shown first, fitted from per-order rows (the reference pools):
@@ -187,6 +190,7 @@ _CHOICES = {
     ("fitter", "solver"): ("lbfgs", "reference_adam"),
     ("fitter", "edge_weight"): ("votes", "uniform"),
     ("fitter", "polish"): ("auto", "dense", "cg", "none"),
+    ("fitter", "prior_scales"): ("fixed", "cv"),
     ("uncertainty", "bootstrap_interval"): ("basic", "percentile"),
     ("graph", "strategy"): ("reference", "variance", "random"),
     ("elicitation", "refusal"): ("half", "drop"),
@@ -351,7 +355,14 @@ def validate(cfg: DictConfig | dict[str, Any]) -> ComputeUtilitiesConf:
 #: schema fields that only the shell reads (no core config has them), by schema
 SHELL_ONLY: dict[type, frozenset[str]] = {
     FitterConf: frozenset(
-        {"solver", "warm_start", "pseudolabels", "pseudolabel_threshold", "pseudolabel_weight"}
+        {
+            "solver",
+            "warm_start",
+            "pseudolabels",
+            "pseudolabel_threshold",
+            "pseudolabel_weight",
+            "prior_scales",
+        }
     ),
     BayesConf: frozenset({"method", "hdi_prob"}),
 }

@@ -151,6 +151,26 @@ def _next_pairs(cfg: ComputeUtilitiesConf, fit, pairs, heldout_pairs, r: int, n:
     return G.select_pairs_random(n, pairs, g.edges_per_round, rng, exclude=heldout_pairs)
 
 
+def _prior_scales(cfg: ComputeUtilitiesConf, el: Elicited, fcfg: FitConfig, fit_fn, key):
+    """``fitter.prior_scales=cv``: choose the prior scales by K-fold cross-validation on the
+    final data and refit with them; ``fixed``: the configured ones. Returns the elicitation
+    (with the final fit), the config and fit function every later fit uses, and the report."""
+    used = {"mu_prior_scale": fcfg.mu_prior_scale, "logvar_prior_scale": fcfg.logvar_prior_scale}
+    if cfg.fitter.prior_scales != "cv" or cfg.fitter.solver != "lbfgs":
+        return el, fcfg, fit_fn, {"method": "fixed", **used}
+    from utility_jax.prior_scales import select_prior_scales
+
+    data = el.fit_data if el.fit_data is not None else el.train
+    t0 = time.perf_counter()
+    fcfg, info = select_prior_scales(data, fcfg, key)
+    fit_fn = _fitter(cfg, fcfg)
+    el = dataclasses.replace(el, fit=fit_fn(data, key, el.fit))
+    chosen = {k: info["chosen"][k] for k in used}
+    log.info("prior scales by %d-fold cross-validation: %s", info["n_folds"], chosen)
+    report = {"method": "cv", **chosen, "fixed_were": used, **info}
+    return el, fcfg, fit_fn, {**report, "seconds": time.perf_counter() - t0}
+
+
 def _fit_metrics(cfg: ComputeUtilitiesConf, fit: ThurstonianFit) -> dict[str, Any]:
     """The final fit's entry of ``metrics.json``: solver, convergence and why, and the polish's
     verification numbers where the fit has them."""
@@ -400,6 +420,7 @@ def compute_utilities(
     el = elicit_and_fit(
         n, agent, cfg, fit_fn, key_heldout=k_hold, key_rounds=k_rounds, progress=progress
     )
+    el, fcfg, fit_fn, scales = _prior_scales(cfg, el, fcfg, fit_fn, jax.random.fold_in(key, 23))
     pl_info, el_fit = None, el  # el_fit: the data and fit the intervals are drawn around
     if cfg.fitter.pseudolabels:
         el_fit, pl_info = _pseudolabel_fit(cfg, el, fit_fn, jax.random.fold_in(key, 17))
@@ -417,7 +438,7 @@ def compute_utilities(
         "budget": el.budget,
         "votes_per_pair": votes,
         "train": ev.pop("train"),
-        "fit": _fit_metrics(cfg, el.fit),
+        "fit": {**_fit_metrics(cfg, el.fit), "prior_scales": scales},
         **ev,
     }
     metrics["random_responder"] = E.random_responder(

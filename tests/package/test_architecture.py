@@ -33,6 +33,7 @@ LAYER = {
             "graph",
             "triads",
             "second_order",
+            "prior_scales",
             "demography",
             "bayes",
             "reference",

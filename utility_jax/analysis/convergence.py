@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from utility_jax.analysis.draws import fmt, interval
+from utility_jax.analysis.draws import interval
 from utility_jax.analysis.harness import Task, opening
 from utility_jax.analysis.inputs import read_input
+from utility_jax.metrics import fisher_interval
 from utility_jax.outcomes import load_outcomes
 from utility_jax.simulate import planted_utilities
 
@@ -198,19 +199,29 @@ def run(cfg: Config, ctx) -> dict:
             dr[n] = point[n] + rng.standard_normal((n_d, len(shared_texts))) * sd
         else:
             dr[n] = np.repeat(point[n][None], n_d, 0)  # no uncertainty saved (reference files)
+    # a model with no uncertainty at all (a reference results file) has no interval: every
+    # number that involves it says so instead of collapsing to a point
+    certain = [n for n in names if n not in draws and not sds.get(n)]
     kind = kinds[0] if kinds else "saved sd"
+    if certain:
+        kind = f"not computable: no uncertainty saved for {', '.join(certain)}"
     sim = similarity_matrices(point)
     sims = [similarity_matrices({n: dr[n][d] for n in names}) for d in range(n_d)]
     cv = convergence_vs_capability(point, cap)
     cvs = [convergence_vs_capability({n: dr[n][d] for n in names}, cap) for d in range(n_d)]
+    p_lo = np.quantile([s["pearson"] for s in sims], (1 - ctx.level) / 2, axis=0)
+    p_hi = np.quantile([s["pearson"] for s in sims], 1 - (1 - ctx.level) / 2, axis=0)
+    no_iv = np.array([n in certain for n in names])
+    no_iv = no_iv[:, None] | no_iv[None, :]
     out = {
         "interval_kind": kind,
+        "models_without_uncertainty": certain,
         "models": names,
         "n_shared_outcomes": len(shared_texts),
         "pearson": sim["pearson"],
         "cosine": sim["cosine"],
-        "pearson_lo": np.quantile([s["pearson"] for s in sims], (1 - ctx.level) / 2, axis=0),
-        "pearson_hi": np.quantile([s["pearson"] for s in sims], 1 - (1 - ctx.level) / 2, axis=0),
+        "pearson_lo": np.where(no_iv, np.nan, p_lo),
+        "pearson_hi": np.where(no_iv, np.nan, p_hi),
         "mean_similarity": {
             n: interval(
                 cv["mean_similarity"][n],
@@ -223,9 +234,18 @@ def run(cfg: Config, ctx) -> dict:
         },
         "capability": cap,
     }
+    if certain:
+        for iv in out["mean_similarity"].values():
+            iv["lo"] = iv["hi"] = float("nan")
     for k in ("pearson_similarity_vs_capability", "spearman_similarity_vs_capability"):
         if k in cv:
-            out[k] = interval(cv[k], [c[k] for c in cvs], ctx.level, kind, bounds=BOUNDS[k])
+            iv = interval(cv[k], [c[k] for c in cvs], ctx.level, kind, bounds=BOUNDS[k])
+            if certain:
+                iv["lo"] = iv["hi"] = float("nan")
+            # the draws carry the utilities' measurement noise only; with a handful of models
+            # the correlation's own sampling error dominates: the Fisher-z interval over them
+            iv["models_lo"], iv["models_hi"] = fisher_interval(cv[k], len(cap), ctx.level)
+            out[k] = iv
     if planted_cap is not None:
         out["planted_capability"] = planted_cap
     return out
@@ -254,7 +274,7 @@ def plot(numbers: dict):
         e = np.array(
             [[ms[n]["estimate"] - ms[n]["lo"], ms[n]["hi"] - ms[n]["estimate"]] for n in have]
         ).T
-        a2.errorbar(x, y, yerr=np.maximum(e, 0), fmt="o")
+        a2.errorbar(x, y, yerr=np.nan_to_num(np.maximum(e, 0)), fmt="o")  # no bar: no interval
         for xi, yi, n in zip(x, y, have, strict=True):
             a2.annotate(n, (xi, yi), fontsize=7, xytext=(3, 3), textcoords="offset points")
         a2.set_xlabel("capability (MMLU or planted)")
@@ -283,8 +303,24 @@ def summary(numbers: dict) -> str:
     )
     t = numbers.get("pearson_similarity_vs_capability")
     if t:
+        k = len(numbers["capability"])
         text += (
             f" A model's mean correlation with the others correlates with its capability at "
-            f"r = {fmt(t)} ({len(numbers['capability'])} models with a capability score)."
+            f"r = {t['estimate']:.3f} ({k} models with a capability score; over which models "
+            f"were sampled, Fisher-z {_bounds(t.get('models_lo'), t.get('models_hi'))}; from the "
+            f"utilities' measurement noise alone {_bounds(t['lo'], t['hi'])})."
+        )
+    if numbers.get("models_without_uncertainty"):
+        text += (
+            " No interval involving "
+            + ", ".join(numbers["models_without_uncertainty"])
+            + " can be computed: no uncertainty was saved for it (a reference results file)."
         )
     return text
+
+
+def _bounds(lo, hi) -> str:
+    """``[lo, hi]``, or why there is none."""
+    if lo is None or hi is None or not (np.isfinite(lo) and np.isfinite(hi)):
+        return "not computable"
+    return f"[{lo:.3f}, {hi:.3f}]"
