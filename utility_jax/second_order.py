@@ -34,15 +34,19 @@ class PolishInfo(NamedTuple):
 
     Attributes:
       decrement: the Newton decrement there (posterior sd units).
-      min_eigenvalue: the smallest eigenvalue of the Hessian there: exact where it is not
-        positive definite; where it is (Cholesky succeeded), a Lanczos estimate from its inverse;
+      min_eigenvalue: the smallest eigenvalue of the Hessian there, by Lanczos (on the inverse
+        where it is positive definite, i.e. its Cholesky factorisation succeeded; on the Hessian
+        itself where not);
         matrix-free, the smallest Ritz value of the Jacobi-scaled Hessian (an upper bound).
       steps: Newton steps taken.
+      scale: the largest diagonal entry of the Hessian there (an eigenvalue below
+        ``1e-6 * scale`` is zero to float32 round-off: a flat direction, not a minimum).
     """
 
     decrement: jax.Array
     min_eigenvalue: jax.Array
     steps: jax.Array
+    scale: jax.Array
 
 
 def _capped(step, max_change: float = 1.0):
@@ -99,24 +103,33 @@ def newton_polish(
         )
         return s, jnp.sqrt(jnp.maximum(-jnp.vdot(g, s), 0.0)), h, c, pd
 
+    keep_going = _keep_going(max_steps, floor)
+    p = x.shape[0]
+
     def body(c):
-        x, lam, _, it = c
-        s, lam_x, *_ = solve(x)
-        return x + _capped(s), lam_x, lam, it + 1
+        # evaluate at x; step only if the loop goes on, so the last pass leaves the final
+        # point's decrement and factor in the carry (one compiled copy of the solve)
+        x, lam, _, it, _, _, _, _ = c
+        s, lam_x, h, ch, pd = solve(x)
+        go = keep_going((x, lam_x, lam, it))
+        x = jnp.where(go, x + _capped(s), x)
+        return x, lam_x, lam, it + go.astype(it.dtype), ~go, h, ch, pd
 
     inf = jnp.asarray(jnp.inf, dtype)
-    x, _, _, it = jax.lax.while_loop(_keep_going(max_steps, floor), body, (x, inf, inf, 0))
-    _, lam, h, c, pd = solve(x)
+    zeros = jnp.zeros((p, p), dtype)
+    init = (x, inf, inf, jnp.asarray(0), jnp.asarray(False), zeros, zeros, jnp.asarray(False))
+    x, lam, _, it, _, h, c, pd = jax.lax.while_loop(lambda c: ~c[4], body, init)
+    start = jnp.cos(jnp.arange(p, dtype=dtype) * 1.618)
 
-    def inverse_lanczos():  # 1 / the largest eigenvalue of H^-1, from the Cholesky factor
-        start = jnp.cos(jnp.arange(x.shape[0], dtype=dtype) * 1.618)
-        top = -lanczos_min_eig(lambda v: -jax.scipy.linalg.cho_solve((c, True), v), start, 30)
-        return 1.0 / top
+    # the smallest eigenvalue by one Lanczos run: on -H^-1 where H is positive definite (its
+    # Cholesky factorisation succeeded: the top of H^-1 is the bottom of H), else on H itself,
+    # whose negative end it finds
+    def matvec(v):
+        return jnp.where(pd, -jax.scipy.linalg.cho_solve((c, True), v), h @ v)
 
-    # positive definite: the smallest eigenvalue by Lanczos on the inverse (cheap); otherwise
-    # the exact spectrum's low end (rare)
-    w0 = jax.lax.cond(pd, inverse_lanczos, lambda: jnp.linalg.eigvalsh(h)[0])
-    return x, PolishInfo(lam, w0, it)
+    ritz = lanczos_min_eig(matvec, start, 30)
+    w0 = jnp.where(pd, -1.0 / ritz, ritz)
+    return x, PolishInfo(lam, w0, it, jnp.max(jnp.diag(h)))
 
 
 def _pcg(hvp, b, precond, max_iter, rtol):
@@ -208,4 +221,4 @@ def newton_cg_polish(
     d = jax.lax.rsqrt(jnp.maximum(diag, 1e-12))
     start = jnp.cos(jnp.arange(x.shape[0], dtype=dtype) * 1.618)  # deterministic, non-special
     w0 = lanczos_min_eig(lambda v: d * hvp(d * v), start, lanczos_steps)
-    return x, PolishInfo(lam, w0, it)
+    return x, PolishInfo(lam, w0, it, jnp.asarray(1.0, dtype))  # the Jacobi-scaled diagonal is 1

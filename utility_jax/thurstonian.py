@@ -496,10 +496,51 @@ def _prior_diag(n: int, size: int, cfg: FitConfig, dtype) -> jax.Array:
     return d
 
 
+def _params_of(fit: ThurstonianFit, cfg: FitConfig, solver: bool = True):
+    """A fit's parameters as the solver's dict (``log_sigma``) or the objective's (``log_var``)."""
+    params = {"mu": fit.mu}
+    if cfg.model == "case3":
+        if solver:
+            params["log_sigma"] = 0.5 * fit.log_var
+        else:
+            params["log_var"] = fit.log_var
+    if cfg.position_bias:
+        params["bias"] = jnp.asarray(fit.position_bias).reshape(())
+    return params
+
+
 def _polish_mode(cfg: FitConfig, size: int) -> str:
     if cfg.polish == "auto":
         return "dense" if size <= cfg.dense_max else "cg"
     return cfg.polish
+
+
+def _component_gauge(n: int, size: int, cfg: FitConfig, lab):
+    """With several connected components, each has its own location (and, case III, scale)
+    freedom the global gauge does not fix: ``(penalty(x), hvp(v))`` of the quadratic
+    ``0.5 sum_c size_c mean_c(.)^2`` on the means and log-variances (zero on the fitter's
+    representative: each component centred on its own)."""
+    ones = jnp.ones((n,), jnp.float32)
+    count = jax.ops.segment_sum(ones, lab, n)
+    multi = (jnp.sum(count > 0) > 1).astype(jnp.float32)
+
+    def block_sums(v):  # sum_c size_c mean_c(v)^2 and its gradient M v
+        tot = jax.ops.segment_sum(v, lab, n)
+        return jnp.sum(tot**2 / jnp.maximum(count, 1.0)), tot[lab] / jnp.maximum(count[lab], 1.0)
+
+    def penalty(x):
+        out = block_sums(x[:n])[0]
+        if cfg.model == "case3":
+            out = out + 4.0 * block_sums(x[n : 2 * n])[0]  # log_var = 2 log_sigma
+        return 0.5 * multi * out
+
+    def hvp(v):
+        hv = jnp.zeros((size,), v.dtype).at[:n].set(block_sums(v[:n])[1])
+        if cfg.model == "case3":
+            hv = hv.at[n : 2 * n].set(4.0 * block_sums(v[n : 2 * n])[1])
+        return multi * hv
+
+    return penalty, hvp
 
 
 def _polish(params, wdata: PairwiseData, cfg: FitConfig, sat):
@@ -507,15 +548,26 @@ def _polish(params, wdata: PairwiseData, cfg: FitConfig, sat):
     solution back if the steps produced a non-finite value)."""
     n = wdata.n_items
     x0 = _flatten(params, cfg)
+    pen, pen_hvp = _component_gauge(n, x0.shape[0], cfg, component_labels(wdata))
 
     def grad(x):
-        return jax.grad(lambda y: _neg_log_posterior(_unflatten(y, n, cfg), wdata, cfg, sat))(x)
+        def f(y):
+            return _neg_log_posterior(_unflatten(y, n, cfg), wdata, cfg, sat) + pen(y)
+
+        return jax.grad(f)(x)
+
+    def hess(y):
+        return _dense_hessian(y, wdata, cfg) + jax.vmap(pen_hvp)(jnp.eye(y.shape[0], dtype=y.dtype))
+
+    def hvp_at(y):
+        hvp, diag = _hvp_at(y, wdata, cfg)
+        return (lambda v: hvp(v) + pen_hvp(v)), diag
 
     if _polish_mode(cfg, x0.shape[0]) == "dense":
         x, info = SO.newton_polish(
             x0,
             grad,
-            lambda y: _dense_hessian(y, wdata, cfg),
+            hess,
             max_steps=cfg.polish_steps,
             floor=0.1 * cfg.newton_tol,
         )
@@ -523,7 +575,7 @@ def _polish(params, wdata: PairwiseData, cfg: FitConfig, sat):
         x, info = SO.newton_cg_polish(
             x0,
             grad,
-            lambda y: _hvp_at(y, wdata, cfg),
+            hvp_at,
             max_steps=cfg.polish_steps,
             floor=0.1 * cfg.newton_tol,
         )
@@ -629,7 +681,7 @@ def _fit_one(data: PairwiseData, key, init, cfg: FitConfig) -> ThurstonianFit:
     extra = {}
     if cfg.polish != "none":
         params, info = _polish(params, wdata, cfg, sat)
-        pd = info.min_eigenvalue > 0
+        pd = info.min_eigenvalue > 1e-6 * info.scale  # below: zero to round-off, a flat direction
         converged = pd & (info.decrement <= cfg.newton_tol)
         status = jnp.where(converged, 0, jnp.where(pd, 3, 2))
         extra = dict(newton_decrement=info.decrement, min_eigenvalue=info.min_eigenvalue)
