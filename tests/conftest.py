@@ -14,6 +14,13 @@ import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# One on-disk cache of compiled programs for the session (and the CLI subprocesses, through the
+# environment): the per-module cache clearing below, and every subprocess, would otherwise
+# recompile the same fitter programs many times over.
+_JAX_CACHE = os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(ROOT / ".jax_cache"))
+jax.config.update("jax_compilation_cache_dir", _JAX_CACHE)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+
 
 def _paper_data() -> Path:
     """Where the paper's inputs are: UTILITY_JAX_DATA (or the older UTILITY_JAX_ANCHOR_DATA), a

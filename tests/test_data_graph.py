@@ -181,7 +181,14 @@ def test_pseudolabel_run_reports_both_fits(tmp_path):
 
     from utility_jax.runner import run_compute_utilities
 
-    over = ("progress=false", "plots=false", "uncertainty.n_bootstrap=0", "outcomes.limit=60")
+    # position bias off in both (pseudolabels turn its default off): the same "without" fit
+    over = (
+        "progress=false",
+        "plots=false",
+        "uncertainty.n_bootstrap=0",
+        "outcomes.limit=60",
+        "fitter.position_bias=false",
+    )
     r = run_compute_utilities(_compose(*over, "fitter.pseudolabels=true"), tmp_path / "pl")
     pl = r.metrics["pseudolabels"]
     n = 60

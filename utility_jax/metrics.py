@@ -237,7 +237,7 @@ def wilson_interval(p: float, n: float, level: float = 0.9) -> tuple[float, floa
 def fisher_interval(r: float, n: int, level: float = 0.9) -> tuple[float, float]:
     """Fisher-z interval of a Pearson correlation over ``n`` pairs (NaN under 4 pairs or at
     |r| = 1, where it is undefined)."""
-    if n < 4 or not np.isfinite(r) or abs(r) >= 1:
+    if n < 4 or not np.isfinite(r) or abs(r) >= 1 - 1e-12:  # 1 to round-off: undefined too
         return float("nan"), float("nan")
     z, se = math.atanh(r), 1 / math.sqrt(n - 3)
     q = stats.norm.ppf(0.5 + level / 2)

@@ -190,8 +190,9 @@ def interval_agreement(found: dict[str, UtilityDraws]) -> dict[str, dict[str, fl
                 "median_width_ratio": float(np.median(widths[a][ok] / widths[b][ok]))
                 if ok.any()
                 else np.nan,
+                # undefined (NaN, not a warning) with under 3 outcomes or a constant width
                 "width_spearman": float(stats.spearmanr(widths[a][ok], widths[b][ok]).statistic)
-                if ok.sum() > 2
+                if ok.sum() > 2 and np.ptp(widths[a][ok]) > 0 and np.ptp(widths[b][ok]) > 0
                 else np.nan,
             }
     return out

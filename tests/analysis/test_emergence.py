@@ -25,6 +25,7 @@ def test_trend_intervals_are_fisher_z_and_t():
     assert trend([1, 2], [3, 4])["why"]  # too few runs: said, not a fake interval
 
 
+@pytest.mark.slow  # CI time: the fast tier keeps the main case
 def test_simulated_family_and_the_same_runs_read_back_from_their_folders(tmp_path):
     n = _run(tmp_path / "sim", "emergence", "outcomes.limit=24")
     acc = n["trends"]["heldout.accuracy"]["pearson_r"]

@@ -261,6 +261,7 @@ def test_reference_wording_matches_every_template_of_the_reference():
     assert seen == set(REFERENCE_HASHES)  # every template of the space
 
 
+@pytest.mark.slow  # CI time: the fast tier keeps the main case
 def test_reference_dollar_anchors_and_text_with_the_reference_space(tmp_path):
     import hashlib
 

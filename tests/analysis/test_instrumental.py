@@ -104,6 +104,7 @@ def test_reference_scoring_matches_a_transcription_of_the_reference():
     assert both[0] == pytest.approx(got["score"], abs=1e-5)
 
 
+@pytest.mark.slow  # CI time: the fast tier keeps the main case
 def test_both_scorings_separate_natural_from_control_on_a_planted_agent(tmp_path):
     n = _run(tmp_path, "instrumental", "analysis.scoring=reference", "plots=false")
     assert n["scoring"] == "reference"

@@ -73,6 +73,7 @@ def test_utility_control_run(tmp_path):
     )
 
 
+@pytest.mark.slow  # CI time: the fast tier keeps the main case
 def test_utility_control_with_unseen_outcomes_lora_and_checkpoints(tmp_path):
     from hydra import compose, initialize_config_dir
     from test_configs import CONF
@@ -205,6 +206,7 @@ def test_republican_personas_carry_the_appendix_h_instruction():
     assert REPUBLICAN_INSTRUCTION not in persona_prompt(rep, republican_instruction=False)
 
 
+@pytest.mark.slow  # CI time: the fast tier keeps the main case
 def test_political_position_before_and_after_control(tmp_path):
     from hydra import compose, initialize_config_dir
     from test_configs import CONF

@@ -132,6 +132,7 @@ def test_jax_backend_matches_hf_backend(setup):
         assert a.p_a == pytest.approx(b.p_a, abs=1e-4) and a.p_b == pytest.approx(b.p_b, abs=1e-4)
 
 
+@pytest.mark.slow  # CI time: the fast tier keeps the main case
 def test_sft_generalises_to_outcomes_never_trained_on(tmp_path):
     """25 compositional outcomes "You receive a {adjective} {noun}." with planted utility
     value(adjective) + value(noun); 5 of them (one per adjective and per noun) never appear in
@@ -175,6 +176,7 @@ def test_sft_generalises_to_outcomes_never_trained_on(tmp_path):
     assert after >= 0.8 and after - before >= 0.25, (before, after)
 
 
+@pytest.mark.slow  # CI time: the fast tier keeps the main case
 @pytest.mark.parametrize("variant", [dict(lora_rank=8, lr=5e-3, steps=400), dict(loss="token")])
 def test_lora_and_token_level_sft_also_steer(setup, variant, tmp_path):
     """The same control problem as above (N=16, 30 held-out pairs, seed 0) with LoRA adapters of
