@@ -32,7 +32,7 @@ def four_item_bt(seeds=10) -> float:
             uj.PairwiseData.from_counts(4, a, b, na, nt), model="logit", mu_prior_scale=None
         )
 
-        def nll(m, na=na):
+        def nll(m, na=na, nt=nt):
             d = m[a] - m[b]
             return np.sum(na * np.logaddexp(0, -d) + (nt - na) * np.logaddexp(0, d)) + m.sum() ** 2
 
