@@ -23,8 +23,12 @@ Likelihood. Computed in log space (``log_ndtr``, ``log_sigmoid``) on vote counts
 :func:`log_likelihood_pairwise`, serves fitting and evaluation.
 
 Solver. L-BFGS with a zoom line search (optax) inside ``lax.while_loop``, to a gradient tolerance
-on the objective scaled by ``n_items / total_votes`` (so ``gtol`` is comparable across datasets). It
-never raises: it returns ``converged``, ``n_iter`` and ``grad_norm``.
+on the objective scaled by ``n_items / total_votes``; then a second-order polish
+(:mod:`utility_jax.second_order`: saddle-free Newton on the assembled Hessian, or Newton-CG above
+``dense_max`` parameters), so ``converged`` means a verified minimum: a positive-definite Hessian
+and a Newton decrement (distance to the minimum in posterior sd) below ``newton_tol``, at any
+size. It never raises: it returns ``converged``, ``status``/``reason``, ``newton_decrement``,
+``min_eigenvalue``, ``n_iter`` and ``grad_norm``.
 """
 
 import dataclasses
