@@ -312,18 +312,25 @@ def merge_schema(
     return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), raw))
 
 
-def _resolve_position_bias(obj: ComputeUtilitiesConf) -> bool:
-    """``fitter.position_bias``: ``auto`` is on where the shift is estimable and the fit can
-    carry it (both orders, L-BFGS, no pseudolabels); true/false as given."""
-    pb = obj.fitter.position_bias
+def _position_bias_flag(pb) -> bool | None:
+    """``fitter.position_bias`` as given: True/False, or None for ``auto``."""
     if isinstance(pb, str):
         if pb.lower() in ("true", "false"):
             return pb.lower() == "true"
         if pb != "auto":
             raise ValueError(f"fitter.position_bias={pb!r} is not one of (auto, true, false)")
+        return None
+    return bool(pb)
+
+
+def _resolve_position_bias(obj: ComputeUtilitiesConf) -> bool:
+    """``fitter.position_bias``: ``auto`` is on where the shift is estimable and the fit can
+    carry it (both orders, L-BFGS, no pseudolabels); true/false as given."""
+    flag = _position_bias_flag(obj.fitter.position_bias)
+    if flag is None:
         f = obj.fitter
         return obj.elicitation.orders == "both" and f.solver == "lbfgs" and not f.pseudolabels
-    return bool(pb)
+    return flag
 
 
 def validate(cfg: DictConfig | dict[str, Any]) -> ComputeUtilitiesConf:
@@ -385,9 +392,7 @@ def fit_config(f: FitterConf) -> FitConfig:
     """The core :class:`FitConfig` for a fitter config. ``position_bias: auto`` needs the run's
     elicitation, which :func:`validate` reads to resolve it; a fitter config on its own (pooled
     data, e.g. the control experiment's fits) reads it as off."""
-    pb = f.position_bias
-    if isinstance(pb, str):
-        f = dataclasses.replace(f, position_bias=pb.lower() == "true")
+    f = dataclasses.replace(f, position_bias=bool(_position_bias_flag(f.position_bias)))
     return to_core(f, FitConfig)
 
 

@@ -45,15 +45,13 @@ def log_evidence(data: PairwiseData, cfg: FitConfig) -> tuple[float, object]:
     - 1/2 log det H``, at the MAP ``theta*`` (verified minimum, positive-definite ``H``).
     Returns ``(log evidence, fit)``; NaN where the fit is not a verified minimum."""
     fit = fit_thurstonian(data, cfg=cfg)
-    x = T._flatten(T._params_of(fit, cfg), cfg)
-    h = T._dense_hessian(x, T._weighted(data, cfg), cfg)
-    chol = np.linalg.cholesky(np.asarray(h, np.float64)) if bool(fit.converged) else None
-    if chol is None:
+    if not bool(fit.converged):
         return float("nan"), fit
+    params, wdata = T._params_of(fit, cfg), T._weighted(data, cfg)
+    h = T._dense_hessian(T._flatten(params, cfg), wdata, cfg)
+    chol = np.linalg.cholesky(np.asarray(h, np.float64))
     n = data.n_items
-    obj = float(
-        T._neg_log_posterior(T._params_of(fit, cfg, solver=False), T._weighted(data, cfg), cfg)
-    )
+    obj = float(T._neg_log_posterior(params, wdata, cfg))
     # the priors' normalising constants (the quadratic parts are in obj)
     norm = 0.0 if cfg.mu_prior_scale is None else n * np.log(cfg.mu_prior_scale)
     if cfg.model == "case3" and cfg.logvar_prior_scale is not None:

@@ -567,22 +567,9 @@ def _polish(params, wdata: PairwiseData, cfg: FitConfig, sat):
         hvp, diag = _hvp_at(y, wdata, cfg)
         return (lambda v: hvp(v) + pen_hvp(v)), diag
 
-    if _polish_mode(cfg, x0.shape[0]) == "dense":
-        x, info = SO.newton_polish(
-            x0,
-            grad,
-            hess,
-            max_steps=cfg.polish_steps,
-            floor=0.1 * cfg.newton_tol,
-        )
-    else:
-        x, info = SO.newton_cg_polish(
-            x0,
-            grad,
-            hvp_at,
-            max_steps=cfg.polish_steps,
-            floor=0.1 * cfg.newton_tol,
-        )
+    dense = _polish_mode(cfg, x0.shape[0]) == "dense"
+    polish, second = (SO.newton_polish, hess) if dense else (SO.newton_cg_polish, hvp_at)
+    x, info = polish(x0, grad, second, max_steps=cfg.polish_steps, floor=0.1 * cfg.newton_tol)
     x = jnp.where(jnp.all(jnp.isfinite(x)), x, x0)
     return _unflatten(x, n, cfg), info
 
@@ -681,18 +668,18 @@ def _fit_one(data: PairwiseData, key, init, cfg: FitConfig) -> ThurstonianFit:
     state0 = opt.init(params0)
     inf = jnp.asarray(jnp.inf, data.n_a.dtype)
     params, _, _, _, n_iter = jax.lax.while_loop(cond, step, (params0, state0, inf, inf, 0))
-    first_order = gnorm(jax.grad(obj)(params)) < gtol
     extra = {}
     if cfg.polish != "none":
         params, info = _polish(params, wdata, cfg, sat)
+    gn = gnorm(jax.grad(obj)(params))
+    if cfg.polish != "none":
         pd = info.min_eigenvalue > 1e-6 * info.scale  # below: zero to round-off, a flat direction
         converged = pd & (info.decrement <= cfg.newton_tol)
         status = jnp.where(converged, 0, jnp.where(pd, 3, 2))
         extra = dict(newton_decrement=info.decrement, min_eigenvalue=info.min_eigenvalue)
     else:
-        converged = first_order
-        status = jnp.where(first_order, 1, 4)
-    gn = gnorm(jax.grad(obj)(params))
+        converged = gn < gtol
+        status = jnp.where(converged, 1, 4)
     mu, log_var = _unpack(params, data.n_items, cfg, data.n_a.dtype)
     mu, n_comp = _center_components(mu, component_labels(data))
     bias = params["bias"] if cfg.position_bias else None
@@ -842,11 +829,7 @@ def laplace_stderr(
 
 @jax.jit(static_argnames=("cfg",))
 def _laplace_jit(fit, data, cfg):
-    params = {"mu": fit.mu}
-    if cfg.model == "case3":
-        params["log_var"] = fit.log_var
-    if cfg.position_bias:
-        params["bias"] = jnp.asarray(fit.position_bias).reshape(())
+    params = _params_of(fit, cfg, solver=False)  # derivatives with respect to log sigma^2
     wdata = _weighted(data, cfg)
     flat, unravel = ravel_pytree(params)
     h = jax.hessian(lambda x: _neg_log_posterior(unravel(x), wdata, cfg))(flat)
