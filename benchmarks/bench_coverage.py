@@ -2,7 +2,7 @@
 
     UTILITY_JAX_DATA=../shared/anchor-data/emergent-values \\
         python benchmarks/bench_coverage.py [--agents simulated_llama2,simulated_qwen25]
-            [--seeds 0,1] [--methods bootstrap,bootstrap_percentile,laplace,svi,nuts] [--chains 4] [-- overrides...]
+            [--seeds 0,1] [--methods bootstrap,bootstrap_full,bootstrap_votes,laplace,svi,nuts] [--chains 4] [-- overrides...]
 
 Each run is ``experiment=paper`` (the paper's 510 outcomes, active learning, 18 rounds, K=10 per
 order, 1,000 held-out pairs) with a simulated agent that answers from a reference model's fitted
@@ -39,9 +39,16 @@ def run(agent: str, seed: int, method: str, chains: int, extra: list[str]):
         "progress=false",
         "uncertainty.level=0.9",
     ]
-    if method.startswith("bootstrap"):  # bootstrap (basic interval) | bootstrap_percentile
-        kind = "percentile" if method.endswith("percentile") else "basic"
+    if method.startswith("bootstrap"):  # bootstrap[_full][_votes][_basic|_percentile]
+        parts = method.split("_")[1:]
+        kind = next((p for p in parts if p in ("basic", "percentile")), "normal")
+        refit = "full" if "full" in parts else "one_step"
+        resample = "votes" if "votes" in parts else "model"
         over += ["uncertainty.laplace=false", f"uncertainty.bootstrap_interval={kind}"]
+        over += [
+            f"uncertainty.bootstrap_refit={refit}",
+            f"uncertainty.bootstrap_resample={resample}",
+        ]
     elif method == "laplace":
         over += ["uncertainty.n_bootstrap=0"]
     else:
@@ -77,7 +84,12 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--agents", default="simulated_llama2,simulated_qwen25")
     ap.add_argument("--seeds", default="0")
-    ap.add_argument("--methods", default="bootstrap,bootstrap_percentile,laplace,svi,nuts")
+    # bootstrap: the defaults (one-step members, votes drawn from the fit, randomised prior,
+    # normal interval); _full: full refits; _votes: votes drawn from the observed shares;
+    # _basic / _percentile: that interval instead
+    ap.add_argument(
+        "--methods", default="bootstrap,bootstrap_full,bootstrap_votes,laplace,svi,nuts"
+    )
     ap.add_argument("--chains", type=int, default=4)
     args, extra = ap.parse_known_args()
     extra = [e for e in extra if e != "--"]

@@ -8,7 +8,8 @@ held-out NLL per vote; Brier score against the *true* probabilities on held-out 
 recovery) for our case III / case V / logit fits, the reference's algorithm (Adam, lr 0.01, 1000
 full-batch epochs, soft-label BCE; re-written by us in JAX), choix.ilsr_pairwise_dense and
 evalica.bradley_terry; then 100 vmapped bootstrap fits against one fit and against the same fits
-run one after another; then the target ratios.
+run one after another, and the one-step bootstrap against full polished refits and a cold fit;
+then the target ratios.
 """
 
 import argparse
@@ -186,11 +187,24 @@ def main():
     )
     auto = "map" if jax.default_backend() == "cpu" else "vmap"
     t_batch = batch[auto][0]
+    # the pipeline's default: one Newton step per resample from the estimate
+    t_cold = timed(lambda: uj.fit_thurstonian(d), args.repeats)[1]
+    key = jax.random.key(1)
+    one = timed(lambda: uj.fit_bootstrap(key, d, B, init=fit0, refit="one_step"), args.repeats)
+    full = timed(lambda: uj.fit_bootstrap(key, d, B, init=fit0), 1)
+    sd_one = np.asarray(one[2].mu_normalized).std(0)
+    sd_full = np.asarray(full[2].mu_normalized).std(0)
+    print(
+        f"  fit_bootstrap(refit='one_step'): {one[1]:.3f} s; full polished refits "
+        f"(refit='full'): {full[1]:.3f} s; one cold fit {t_cold:.4f} s; per-outcome sd "
+        f"one-step / full: median {np.median(sd_one / sd_full):.3f}"
+    )
 
     print("\n# targets (ratios measured in this run)")
     print(f"case-III fit time / evalica BT time        = {t3 / t_eva:.3f}   (target <= 1)")
     print(f"case-III held-out NLL - reference algorithm = {nll3 - nll_ref:+.5f} (target <= 0)")
     print(f"sequential / batched ({auto}) time for {B} fits = {t_loop / t_batch:.2f}x (target > 1)")
+    print(f"{B} one-step bootstrap members / one cold fit = {one[1] / t_cold:.1f}x (target <= 30)")
     print(
         f"batched (vmap) {B} fits / one warm fit       = {batch['vmap'][0] / t1:.1f}x (GPU target < 3)"
     )

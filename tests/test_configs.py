@@ -7,10 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import ANCHOR, ROOT
 from hydra import compose, initialize_config_dir
 
+import utility_jax as uj
 from utility_jax.config import ComputeUtilitiesConf, validate
 
 CONF = ROOT / "conf"
@@ -71,6 +73,26 @@ def test_experiment_paper_sets_the_papers_graph():
     assert conf.elicitation.k == 10
 
 
+@pytest.mark.parametrize("share", [0.0, 0.5, 1.0])
+def test_a_rounds_random_share_is_drawn_uniformly_beside_the_strategys_pairs(share):
+    from utility_jax.pipeline import _next_pairs
+
+    conf = validate(_compose(f"graph.random_share={share}", "graph.edges_per_round=40"))
+    n = 30
+    mu = np.linspace(-3, 3, n)  # the reference's rule picks pairs of neighbours in mu
+    fit = uj.ThurstonianFit(mu, np.zeros(n), True, 0, 0.0, 0.0)
+    asked = uj.random_regular_pairs(n, 2, 0)
+    held = np.array([[0, 15], [3, 27]])
+    new = _next_pairs(conf, fit, asked, held, 1, n)
+    assert len(new) == 40
+    keys = set(map(tuple, np.sort(new, 1)))
+    assert len(keys) == 40  # no pair twice
+    assert not keys & set(map(tuple, np.sort(np.r_[asked, held], 1)))
+    gap = np.abs(new[:, 0] - new[:, 1])  # index distance = distance in mu
+    n_far = int((gap > 6).sum())  # the reference's rule never takes these here
+    assert (n_far == 0) if share == 0 else (n_far >= 0.5 * share * 40), n_far
+
+
 @pytest.mark.parametrize(
     "override,match",
     [
@@ -78,6 +100,8 @@ def test_experiment_paper_sets_the_papers_graph():
         ("+fitter.lr=0.1", "lr"),
         ("elicitation.k=zero", "k"),
         ("graph.strategy=greedy", "graph.strategy"),
+        ("graph.random_share=1.5", "graph.random_share"),
+        ("uncertainty.bootstrap_refit=two_step", "uncertainty.bootstrap_refit"),
     ],
 )
 def test_bad_values_fail_fast_with_the_key(override, match):
@@ -243,6 +267,8 @@ def test_preset_paper_turns_on_every_reference_behaviour_in_one_override():
         assert c.fitter.pseudolabels and c.fitter.pseudolabel_threshold == 0.95
         assert c.elicitation.parser == "reference" and c.elicitation.orders == "both"
         assert c.elicitation.refusal == "half"
+        assert c.graph.random_share == 0.0  # the reference's active-learning rule alone
     d = validate(_compose())
     assert d.fitter.solver == "lbfgs" and not d.fitter.pseudolabels
+    assert d.graph.random_share == 0.5
     assert (ROOT / "docs" / "fidelity.md").exists()

@@ -111,6 +111,9 @@ class GraphConf:
     strategy: str = "reference"  # reference | variance | random
     p_percent: float = 10.0
     q_percent: float = 20.0
+    # share of each round's pairs drawn uniformly at random (exploration) instead of by the
+    # strategy; 0 is the reference's rule (docs/uncertainty.md: adaptive designs and coverage)
+    random_share: float = 0.0
 
 
 @dataclasses.dataclass
@@ -134,9 +137,18 @@ class UncertaintyConf:
     n_bootstrap: int = 100
     laplace: bool = True
     level: float = 0.9
-    # basic: reflected about the estimate (corrects the fit's bias to first order);
-    # percentile: the refits' own quantiles
-    bootstrap_interval: str = "basic"
+    # normal: the estimate +- z * the members' sd; basic: the members reflected about the
+    # estimate (corrects the fit's bias to first order); percentile: their own quantiles
+    bootstrap_interval: str = "normal"
+    # one_step: one Newton step per resample from the estimate (the one-step bootstrap, ~35x
+    # faster); full: every resample refitted to its own verified minimum
+    bootstrap_refit: str = "one_step"
+    # one-step members also draw the prior's centres (the posterior bootstrap): the spread the
+    # prior alone bounds is then kept
+    bootstrap_randomize_prior: bool = True
+    # model: votes drawn from the fit's probabilities (parametric); votes: from each row's
+    # observed share (nonparametric, robust to a misspecified model, narrow with few votes)
+    bootstrap_resample: str = "model"
 
 
 @dataclasses.dataclass
@@ -191,7 +203,9 @@ _CHOICES = {
     ("fitter", "edge_weight"): ("votes", "uniform"),
     ("fitter", "polish"): ("auto", "dense", "cg", "none"),
     ("fitter", "prior_scales"): ("fixed", "cv"),
-    ("uncertainty", "bootstrap_interval"): ("basic", "percentile"),
+    ("uncertainty", "bootstrap_interval"): ("normal", "basic", "percentile"),
+    ("uncertainty", "bootstrap_resample"): ("model", "votes"),
+    ("uncertainty", "bootstrap_refit"): ("one_step", "full"),
     ("graph", "strategy"): ("reference", "variance", "random"),
     ("elicitation", "refusal"): ("half", "drop"),
     ("agent", "kind"): ("simulated", "hf", "openai", "jax"),
@@ -241,6 +255,7 @@ _RANGES: dict[tuple[str | None, str], tuple[Any, Any]] = {
     ("graph", "edges_per_round"): (1, None),
     ("graph", "p_percent"): ("0<", 100.0),
     ("graph", "q_percent"): ("0<", 100.0),
+    ("graph", "random_share"): (0.0, 1.0),
     ("elicitation", "k"): (1, None),
     ("elicitation", "temperature"): (0.0, None),
     ("elicitation", "max_new_tokens"): (1, None),

@@ -182,6 +182,7 @@ def order_metrics(counts: np.ndarray, fit: ThurstonianFit, heldout_pres=None) ->
     if fit.position_bias is not None:
         out["position_bias"] = float(fit.position_bias)
         out["position_bias_normalized"] = float(fit.position_bias_normalized)
+        out["position_bias_standardized"] = float(fit.position_bias_standardized)
     if heldout_pres is not None:
         out["heldout_log_loss_per_presentation"] = float(
             M.evaluate_pairwise(fit, heldout_pres)["log_loss"]

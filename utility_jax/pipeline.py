@@ -128,11 +128,25 @@ def _next_pairs(cfg: ComputeUtilitiesConf, fit, pairs, heldout_pairs, r: int, n:
     """The pairs of round ``r`` by the configured strategy (seeded by the run seed and ``r``)."""
     g = cfg.graph
     rng = np.random.default_rng([int(cfg.seed), r])
+    n_rand = int(round(g.random_share * g.edges_per_round)) if g.strategy != "random" else 0
+    chosen = _strategy_pairs(cfg, fit, pairs, heldout_pairs, rng, n, g.edges_per_round - n_rand)
+    if n_rand == 0:
+        return chosen
+    explore = G.select_pairs_random(
+        n, np.concatenate([pairs, chosen]), n_rand, rng, exclude=heldout_pairs
+    )
+    return np.concatenate([chosen, explore])
+
+
+def _strategy_pairs(cfg: ComputeUtilitiesConf, fit, pairs, heldout_pairs, rng, n: int, n_new):
+    g = cfg.graph
+    if n_new <= 0:
+        return np.zeros((0, 2), dtype=np.int64)
     if g.strategy == "reference":
         return G.select_pairs_reference(
             np.asarray(fit.mu),
             pairs,
-            g.edges_per_round,
+            n_new,
             rng,
             exclude=heldout_pairs,
             p_percent=g.p_percent,
@@ -143,12 +157,12 @@ def _next_pairs(cfg: ComputeUtilitiesConf, fit, pairs, heldout_pairs, r: int, n:
             np.asarray(fit.mu),
             np.asarray(fit.sigma),
             pairs,
-            g.edges_per_round,
+            n_new,
             rng,
             exclude=heldout_pairs,
             votes_per_pair=2 * cfg.elicitation.k,
         )
-    return G.select_pairs_random(n, pairs, g.edges_per_round, rng, exclude=heldout_pairs)
+    return G.select_pairs_random(n, pairs, n_new, rng, exclude=heldout_pairs)
 
 
 def _prior_scales(cfg: ComputeUtilitiesConf, el: Elicited, fcfg: FitConfig, fit_fn, key):
@@ -361,7 +375,16 @@ def _uncertainty(cfg, el: Elicited, fcfg, k_boot, key, progress):
         el = dataclasses.replace(el, train=el.fit_data)
     if u.n_bootstrap > 0 and lbfgs:
         found["bootstrap"] = U.bootstrap_draws(
-            k_boot, el.train, el.fit, u.n_bootstrap, u.level, fcfg, u.bootstrap_interval
+            k_boot,
+            el.train,
+            el.fit,
+            u.n_bootstrap,
+            u.level,
+            fcfg,
+            u.bootstrap_interval,
+            refit=u.bootstrap_refit,
+            randomize_prior=u.bootstrap_randomize_prior,
+            resample=u.bootstrap_resample,
         )
     if u.laplace and lbfgs:
         found["laplace"] = U.laplace_draws(
@@ -451,11 +474,11 @@ def compute_utilities(
         )
     metrics["order"] = E.order_metrics(el.counts, el.fit, ho_pres)
     if el.fit_data is not None and cfg.fitter.solver == "lbfgs":
-        se = float(laplace_stderr(el.fit, el.fit_data, cfg=fcfg)["position_bias"])
-        b = metrics["order"]["position_bias"]
-        metrics["order"].update(
-            position_bias_se=se, position_bias_lo=b - 1.6449 * se, position_bias_hi=b + 1.6449 * se
-        )
+        se = laplace_stderr(el.fit, el.fit_data, cfg=fcfg)
+        for name in ("position_bias", "position_bias_standardized"):  # 90% Laplace intervals
+            b, s = metrics["order"][name], float(se[name])
+            metrics["order"].update({f"{name}_se": s, f"{name}_lo": b - 1.6449 * s})
+            metrics["order"][f"{name}_hi"] = b + 1.6449 * s
     metrics["cost"] = cost_metrics(agent)
     train_inc = vote_incidents(n, el.pairs, el.counts, cfg.elicitation.refusal)
     train_inc["components"] = graph_components(np.asarray(component_labels(el.train)))

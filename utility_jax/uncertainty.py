@@ -72,22 +72,49 @@ def bootstrap_draws(
     level: float,
     cfg: FitConfig,
     interval: str = "basic",
+    *,
+    refit: str = "full",
+    randomize_prior: bool = False,
+    resample: str = "votes",
 ) -> UtilityDraws:
-    """Vote-level bootstrap: ``n`` warm-started refits on resampled votes.
+    """Vote-level bootstrap: ``n`` warm-started refits on resampled votes (``refit="full"``), or
+    one Newton step each from the estimate (``"one_step"``; see
+    :func:`~utility_jax.thurstonian.fit_bootstrap`). A fit that is not a verified minimum has no
+    Hessian to step with: it gets full refits, and the metrics say so. ``randomize_prior``
+    (one-step only) also draws the prior's centres per member; ``resample="model"`` draws the
+    votes from the fit's probabilities (see ``fit_bootstrap``).
 
     ``interval="basic"`` reflects the refits about the estimate (``2 * estimate - refit``: the
     bootstrap's estimate of the fit's bias is subtracted, to first order); ``"percentile"`` uses
     them as they are. The draws are the reflected ones too.
     """
-    if interval not in ("basic", "percentile"):
-        raise ValueError(f"interval must be basic or percentile, got {interval!r}")
+    if interval not in ("basic", "percentile", "normal"):
+        raise ValueError(f"interval must be basic, percentile or normal, got {interval!r}")
     t0 = time.perf_counter()
-    boots = fit_bootstrap(key, data, n, cfg=cfg, init=fit)
+    used = refit
+    if refit == "one_step" and not bool(np.all(np.asarray(fit.converged))):
+        used = "full (the estimate is not a verified minimum)"
+    randomize = randomize_prior and used == "one_step"
+    boots = fit_bootstrap(
+        key,
+        data,
+        n,
+        cfg=cfg,
+        init=fit,
+        refit=used.split()[0],
+        randomize_prior=randomize,
+        resample=resample,
+    )
     mu_b = np.asarray(boots.mu_normalized)
     if interval == "basic":
         mu_b = 2.0 * np.asarray(fit.mu_normalized)[None, :] - mu_b
     alpha = (1 - level) / 2
-    lo, hi = np.quantile(mu_b, alpha, axis=0), np.quantile(mu_b, 1 - alpha, axis=0)
+    if interval == "normal":  # the estimate +- z * the members' sd (no quantile noise)
+        est, sd = np.asarray(fit.mu_normalized), mu_b.std(axis=0)
+        z = stats.norm.ppf(1 - alpha)
+        lo, hi = est - z * sd, est + z * sd
+    else:
+        lo, hi = np.quantile(mu_b, alpha, axis=0), np.quantile(mu_b, 1 - alpha, axis=0)
     return UtilityDraws(
         "bootstrap",
         lo,
@@ -98,6 +125,9 @@ def bootstrap_draws(
             "n": n,
             "level": level,
             "interval": interval,
+            "refit": used,
+            "randomized_prior": randomize,
+            "resample": resample,
             "seconds": time.perf_counter() - t0,
             "converged_share": float(np.mean(np.asarray(boots.converged))),
         },
@@ -168,6 +198,13 @@ def posterior_draws(
         b = np.asarray(post.position_bias)
         blo, bhi = np.quantile(b, [(1 - hdi_prob) / 2, (1 + hdi_prob) / 2])
         m["position_bias"] = {"mean": float(b.mean()), "lo": float(blo), "hi": float(bhi)}
+        bs = b / np.sqrt(2.0 * np.mean(post.sigma**2, axis=-1))  # per draw (see the fit's)
+        slo, shi = np.quantile(bs, [(1 - hdi_prob) / 2, (1 + hdi_prob) / 2])
+        m["position_bias_standardized"] = {
+            "mean": float(bs.mean()),
+            "lo": float(slo),
+            "hi": float(shi),
+        }
     m["warnings"] = BZ.diagnostics_ok(post.diagnostics) if method == "nuts" else []
     u = UtilityDraws("posterior", lo, hi, cols, np.asarray(post.normalized()[0]), m, hdi_prob)
     return u, post
