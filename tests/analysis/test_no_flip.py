@@ -8,9 +8,14 @@ def test_no_flip_halves_requests_and_lets_position_bias_in(tmp_path):
     n = _run(tmp_path, "no_flip", "outcomes.limit=30", "agent.position_bias=1.0")
     b, f = n["both_orders"], n["first_order_only"]
     assert f["requests"] * 2 == b["requests"]
-    # a bias of 1.0 is cancelled by pooling both orders (and fitted: position bias is on by
-    # default), not by one order (measured 0.998 against 0.992)
-    assert b["spearman_to_truth"] > f["spearman_to_truth"] + 0.003
+    # the answers of one order carry the planted bias (the option shown first wins well over
+    # half the decided answers); the both-orders run fits the shift (its 90% interval excludes
+    # 0) and recovers the utilities; the ablation fits as the reference does, with no shift,
+    # and the bias goes into its utilities (seeds 0-3: Spearman 0.994-0.998 against 0.82-0.90)
+    assert f["share_choosing_first_shown_lo"] > 0.55
+    assert b["position_bias_lo"] > 0.0
+    assert f["position_bias"] is None
+    assert b["spearman_to_truth"] > f["spearman_to_truth"] + 0.05
     assert 0.5 < n["agreement"]["pearson_r"]["estimate"] < 0.999
     assert "first only" in (tmp_path / "summary.txt").read_text()
 

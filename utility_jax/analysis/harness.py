@@ -61,6 +61,7 @@ class Task:
     system: str | None = None  # a system message name/text; None: the run's
     truth: tuple[np.ndarray, np.ndarray] | None = None  # planted (mu, sigma): simulated agents
     elicitation: dict = dataclasses.field(default_factory=dict)  # e.g. {"orders": "first"}
+    fitter: dict = dataclasses.field(default_factory=dict)  # e.g. {"position_bias": False}
     agent: AgentConf | None = None  # another agent for this task (a judge); None: the run's
 
 
@@ -103,9 +104,10 @@ class Context:
             system=task.system if task.system is not None else el.system,
         )
         el = dataclasses.replace(el, **task.elicitation)
+        fitter = dataclasses.replace(self.conf.fitter, **task.fitter)
         agent = task.agent or self.conf.agent
         return dataclasses.replace(
-            self.conf, elicitation=el, agent=agent, name=task.name, plots=False
+            self.conf, elicitation=el, fitter=fitter, agent=agent, name=task.name, plots=False
         )
 
     def agent(self, task: Task, folder: Path):

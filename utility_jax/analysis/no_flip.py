@@ -1,9 +1,10 @@
 """The reference's no-flipped-prompt ablation (``--exclude_flipped``), beside the both-orders run.
 
 Every pair is normally asked in both presentation orders (K answers each) and the two pooled, so
-a preference for the option shown first cancels out. The ablation asks only the first order
-(``elicitation.orders=first``): half the requests, and any position bias goes straight into the
-utilities. Both runs use the run's agent, outcomes, graph and fitter; the held-out pairs of the
+a preference for the option shown first cancels out (and is fitted, by default). The ablation
+asks only the first order (``elicitation.orders=first``) and fits as the reference does, with no
+shift (``fitter.position_bias=false``): half the requests, and any position bias goes straight
+into the utilities. Both runs use the run's agent, outcomes, graph and fitter; the held-out pairs of the
 ablation are also asked in one order only, as in the reference.
 """
 
@@ -38,6 +39,11 @@ def _row(task) -> dict:
         "train_log10_p_cycle": m["training_graph_transitivity"]["log10_p_cycle"],
         "requests": int(c["answers"] + c["errors"]),
         "spearman_to_truth": m.get("recovery", {}).get("spearman_mu", float("nan")),
+        "pearson_to_truth": m.get("recovery", {}).get("pearson_mu", float("nan")),
+        # the order effect in the answers, and the fitted shift (None where not fitted)
+        "share_choosing_first_shown": m["order"]["share_choosing_first_shown"],
+        "share_choosing_first_shown_lo": m["order"]["share_choosing_first_shown_lo"],
+        **{k: m["order"].get(k) for k in ("position_bias", "position_bias_lo", "position_bias_hi")},
     }
 
 
@@ -54,7 +60,13 @@ def run(cfg: Config, ctx) -> dict:
     truth = simulated_truth(conf, outcomes, ctx.task_key("plant")) if ctx.simulated else None
     both = ctx.fit(Task("both_orders", outcomes, truth=truth))
     first = ctx.fit(
-        Task("first_order_only", outcomes, truth=truth, elicitation={"orders": "first"})
+        Task(
+            "first_order_only",
+            outcomes,
+            truth=truth,
+            elicitation={"orders": "first"},
+            fitter={"position_bias": False},
+        )
     )
     db, df = paired_draws(both, first)
     out = {
@@ -103,7 +115,7 @@ def summary(numbers: dict) -> str:
         f"{fmt(numbers['agreement']['pearson_r'])}.",
         f"{'':24s}{'both orders':>14s}{'first only':>14s}",
     ]
-    for k in (*_METRICS, "spearman_to_truth"):
+    for k in (*_METRICS, "share_choosing_first_shown", "spearman_to_truth", "pearson_to_truth"):
         if isinstance(b[k], float) and np.isnan(b[k]):
             continue
         lines.append(
