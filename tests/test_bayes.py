@@ -23,21 +23,30 @@ def _data(n=30, seed=1, **kw):
     return mu, sig, uj.PairwiseData.from_counts(n, a, b, na, nt)
 
 
-def test_log_density_is_the_fitters_likelihood_plus_priors(x64):
+@pytest.mark.parametrize("hierarchical", [False, True])
+def test_log_density_is_the_fitters_likelihood_plus_priors(x64, hierarchical):
     _, _, d = _data(8, edges=40)
     r = np.random.default_rng(0)
     mu = r.normal(size=8)
     mu -= mu.mean()
     ls = 0.3 * r.normal(size=8)
     ls -= ls.mean()
-    kw = B._model_kwargs(d, B.BayesConfig())
-    got, _ = log_density(
-        B.thurstonian_model, (), kw, {"mu": jnp.asarray(mu), "log_sigma": jnp.asarray(ls)}
-    )
+    kw = B._model_kwargs(d, B.BayesConfig(hierarchical=hierarchical))
+    values = {"mu": jnp.asarray(mu), "log_sigma": jnp.asarray(ls)}
+    s_mu, s_ls = 10.0, 1.0
+    hyper = 0.0
+    if hierarchical:  # the learned scales, their half-normal hyperpriors, log sigma non-centred
+        s_mu, s_ls = 1.7, 0.4
+        values = {"mu": jnp.asarray(mu), "log_sigma_z": jnp.asarray(ls / s_ls)}
+        values.update(mu_scale=jnp.asarray(s_mu), log_sigma_scale=jnp.asarray(s_ls))
+        hyper = stats.halfnorm.logpdf(s_mu, scale=10.0) + stats.halfnorm.logpdf(s_ls, scale=1.0)
+    got, _ = log_density(B.thurstonian_model, (), kw, values)
+    z_sd = 1.0 if hierarchical else s_ls  # the density is on the sampled site
     want = (
         float(uj.log_likelihood_pairwise(jnp.asarray(mu), jnp.asarray(2 * ls), d))
-        + float(dist.ZeroSumNormal(10.0, event_shape=(8,)).log_prob(jnp.asarray(mu)))
-        + float(dist.ZeroSumNormal(1.0, event_shape=(8,)).log_prob(jnp.asarray(ls)))
+        + float(dist.ZeroSumNormal(s_mu, event_shape=(8,)).log_prob(jnp.asarray(mu)))
+        + float(dist.ZeroSumNormal(z_sd, event_shape=(8,)).log_prob(jnp.asarray(ls * z_sd / s_ls)))
+        + hyper
     )
     assert float(got) == pytest.approx(want, rel=1e-10)
 
@@ -53,7 +62,7 @@ def test_prior_predictive_samples_votes():
 
 
 def test_nuts_is_identified_and_agrees_with_the_map():
-    _, _, d = _data(30)
+    mu_true, sig_true, d = _data(30)
     fit = uj.fit_thurstonian(d)
     post = B.run_nuts(jax.random.key(0), d, SMALL, init=fit)
     dg = post.diagnostics
@@ -69,6 +78,10 @@ def test_nuts_is_identified_and_agrees_with_the_map():
     z = (mu_n.mean(0) - np.asarray(fit.mu_normalized)) / mu_n.std(0)
     assert np.median(np.abs(z)) < 0.5, np.median(np.abs(z))
     assert stats.spearmanr(mu_n.mean(0), np.asarray(fit.mu)).statistic > 0.99
+    # the learned scale of the means (hierarchical, the default) is the truth's spread in the
+    # model's gauge (log sigma summing to 0), within 25% (30 outcomes)
+    spread = np.std(mu_true) / np.exp(np.mean(np.log(sig_true)))
+    assert post.scales["mu_scale"].mean() == pytest.approx(spread, rel=0.25)
 
 
 def test_case5_posterior_mean_matches_map_on_own_scale():

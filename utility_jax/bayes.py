@@ -56,7 +56,13 @@ class BayesConfig:
     """Settings of :func:`run_nuts` / :func:`run_svi`.
 
     Priors default to the fitter's weak priors: ``mu ~ N(0, 10^2)`` and
-    ``log sigma^2 ~ N(0, 2^2)``, i.e. ``log sigma ~ N(0, 1)``.
+    ``log sigma^2 ~ N(0, 2^2)``, i.e. ``log sigma ~ N(0, 1)``. With ``hierarchical`` (the
+    default) those two scales are learned: ``mu ~ N(0, tau_mu^2)`` with
+    ``tau_mu ~ HalfNormal(mu_prior_scale)``, and ``log sigma ~ N(0, tau_s^2)`` with
+    ``tau_s ~ HalfNormal(logsigma_prior_scale)``. A fixed wide prior lets every draw's means
+    spread wider than the truth's (the draw's noise adds to the spread), so utilities
+    normalised per draw are shrunk toward 0 and their intervals miss the large ones; the learned
+    scale removes that (docs/uncertainty.md).
     """
 
     model: Literal["case3", "case5", "logit"] = "case3"
@@ -74,6 +80,7 @@ class BayesConfig:
     svi_rank: int | None = None
     position_bias: bool = False
     bias_prior_scale: float = 1.0
+    hierarchical: bool = True
 
 
 def thurstonian_model(
@@ -90,22 +97,32 @@ def thurstonian_model(
     position=None,
     position_bias: bool = False,
     bias_prior_scale: float = 1.0,
+    hierarchical: bool = False,
 ):
     """The Thurstonian model on vote counts (NumPyro; ``n_a=None`` samples the votes).
 
     ``variant`` is ``"case3"``, ``"case5"`` or ``"logit"`` (named so as not to clash with the
     ``model`` argument of NumPyro/ArviZ utilities). With ``position_bias``, a first-slot shift
     ``bias ~ N(0, bias_prior_scale^2)`` is added to the latent difference of every presentation
-    row (``position`` 1; pooled rows have 0), as in the MAP fitter.
+    row (``position`` 1; pooled rows have 0), as in the MAP fitter. With ``hierarchical``, the
+    two prior scales are sampled (``mu_scale``, ``log_sigma_scale``) from half-normals of the
+    given scales (see :class:`BayesConfig`).
     """
-    mu = numpyro.sample("mu", dist.ZeroSumNormal(mu_prior_scale, event_shape=(n_items,)))
-    if variant == "case3":
+    mu_scale, ls_scale = mu_prior_scale, logsigma_prior_scale
+    if hierarchical:
+        mu_scale = numpyro.sample("mu_scale", dist.HalfNormal(mu_prior_scale))
+    mu = numpyro.sample("mu", dist.ZeroSumNormal(mu_scale, event_shape=(n_items,)))
+    if variant == "case3" and hierarchical:  # non-centred: the sigmas are weakly identified
+        ls_scale = numpyro.sample("log_sigma_scale", dist.HalfNormal(logsigma_prior_scale))
+        z = numpyro.sample("log_sigma_z", dist.ZeroSumNormal(1.0, event_shape=(n_items,)))
+        log_sigma = numpyro.deterministic("log_sigma", ls_scale * z)
+    elif variant == "case3":
         log_sigma = numpyro.sample(
-            "log_sigma", dist.ZeroSumNormal(logsigma_prior_scale, event_shape=(n_items,))
+            "log_sigma", dist.ZeroSumNormal(ls_scale, event_shape=(n_items,))
         )
-        log_var = 2.0 * log_sigma
     else:
-        log_var = jnp.zeros((n_items,), mu.dtype)
+        log_sigma = jnp.zeros((n_items,), mu.dtype)
+    log_var = 2.0 * log_sigma
     link = link_of(variant)
     mask = jnp.ones(jnp.shape(idx_a), bool) if mask is None else mask
     bias = None
@@ -141,6 +158,7 @@ class Posterior:
     chains: int = 1
     inference_data: Any = None
     position_bias: np.ndarray | None = None  # [draws] the first-slot shift, when modelled
+    scales: dict[str, np.ndarray] | None = None  # [draws] learned prior scales (hierarchical)
 
     @property
     def sigma(self) -> np.ndarray:
@@ -178,7 +196,11 @@ def _static_kwargs(data: PairwiseData, cfg: BayesConfig) -> dict:
         logsigma_prior_scale=cfg.logsigma_prior_scale,
         position_bias=cfg.position_bias,
         bias_prior_scale=cfg.bias_prior_scale,
+        hierarchical=cfg.hierarchical,
     )
+
+
+_SCALES = ("mu_scale", "log_sigma_scale")
 
 
 def _init_values(fit: ThurstonianFit | None, cfg: BayesConfig) -> dict:
@@ -192,6 +214,11 @@ def _init_values(fit: ThurstonianFit | None, cfg: BayesConfig) -> dict:
     if cfg.position_bias:
         b = fit.position_bias
         vals["bias"] = jnp.asarray(0.0 if b is None else b, mu.dtype).reshape(())
+    if cfg.hierarchical:  # the scales the MAP's spread suggests
+        vals["mu_scale"] = jnp.maximum(jnp.std(vals["mu"]), 1e-3)
+        if cfg.model == "case3":
+            vals["log_sigma_scale"] = jnp.maximum(jnp.std(vals["log_sigma"]), 1e-3)
+            vals["log_sigma_z"] = vals.pop("log_sigma") / vals["log_sigma_scale"]
     return vals
 
 
@@ -206,7 +233,7 @@ def _arviz_diagnostics(mcmc: MCMC) -> tuple[dict[str, Any], Any]:
     rhat = az.rhat(idata)
     ess_bulk = az.ess(idata, method="bulk")
     ess_tail = az.ess(idata, method="tail")
-    names = [v for v in ("mu", "log_sigma", "bias") if v in idata.posterior]
+    names = [v for v in ("mu", "log_sigma", "bias", *_SCALES) if v in idata.posterior]
     r = np.concatenate([np.asarray(rhat[v]).ravel() for v in names])
     eb = np.concatenate([np.asarray(ess_bulk[v]).ravel() for v in names])
     et = np.concatenate([np.asarray(ess_tail[v]).ravel() for v in names])
@@ -279,7 +306,14 @@ def run_nuts(
     mu = np.asarray(s["mu"])
     ls = np.asarray(s["log_sigma"]) if "log_sigma" in s else np.zeros_like(mu)
     bias = np.asarray(s["bias"]) if "bias" in s else None
-    return Posterior(mu, ls, "nuts", link_of(cfg.model), diag, cfg.num_chains, idata, bias)
+    return Posterior(
+        mu, ls, "nuts", link_of(cfg.model), diag, cfg.num_chains, idata, bias, _scales_of(s)
+    )
+
+
+def _scales_of(samples) -> dict[str, np.ndarray] | None:
+    found = {k: np.asarray(samples[k]) for k in _SCALES if k in samples}
+    return found or None
 
 
 _MCMC_CACHE: dict = {}
@@ -296,6 +330,7 @@ def _mcmc(cfg: BayesConfig, n_items: int, progress_bar: bool) -> MCMC:
             logsigma_prior_scale=cfg.logsigma_prior_scale,
             position_bias=cfg.position_bias,
             bias_prior_scale=cfg.bias_prior_scale,
+            hierarchical=cfg.hierarchical,
         )
         kernel = NUTS(
             model,
@@ -315,13 +350,18 @@ def _mcmc(cfg: BayesConfig, n_items: int, progress_bar: bool) -> MCMC:
 
 
 def _to_unconstrained(params):
-    """ZeroSumNormal sites live in an N-1 dimensional unconstrained space."""
+    """ZeroSumNormal sites live in an N-1 dimensional unconstrained space; the (positive)
+    scales on the log scale."""
     if params is None:
         return None
     from numpyro.distributions.transforms import ZeroSumTransform
 
     t = ZeroSumTransform(transform_ndims=1)
-    return {k: v if k == "bias" else t.inv(v) for k, v in params.items()}
+
+    def unc(k, v):
+        return v if k == "bias" else jnp.log(v) if k in _SCALES else t.inv(v)
+
+    return {k: unc(k, v) for k, v in params.items()}
 
 
 def run_svi(
@@ -362,7 +402,7 @@ def run_svi(
     mu = np.asarray(draws["mu"])
     ls = np.asarray(draws["log_sigma"]) if "log_sigma" in draws else np.zeros_like(mu)
     bias = np.asarray(draws["bias"]) if "bias" in draws else None
-    return Posterior(mu, ls, "svi", link_of(cfg.model), diag, 1, None, bias)
+    return Posterior(mu, ls, "svi", link_of(cfg.model), diag, 1, None, bias, _scales_of(draws))
 
 
 def hdi(draws: np.ndarray, prob: float = 0.9) -> tuple[np.ndarray, np.ndarray]:

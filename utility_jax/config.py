@@ -167,6 +167,7 @@ class BayesConf:
     svi_draws: int = 1000
     svi_rank: int | None = None  # lowrank guide rank; null: the guide's default
     hdi_prob: float = 0.9
+    hierarchical: bool = True  # learn the two prior scales (half-normal hyperpriors)
 
 
 @dataclasses.dataclass

@@ -205,6 +205,13 @@ def posterior_draws(
             "lo": float(slo),
             "hi": float(shi),
         }
+    for name, v in (post.scales or {}).items():  # learned prior scales (hierarchical model)
+        vlo, vhi = np.quantile(v, [(1 - hdi_prob) / 2, (1 + hdi_prob) / 2])
+        m.setdefault("prior_scales", {})[name] = {
+            "mean": float(v.mean()),
+            "lo": float(vlo),
+            "hi": float(vhi),
+        }
     m["warnings"] = BZ.diagnostics_ok(post.diagnostics) if method == "nuts" else []
     u = UtilityDraws("posterior", lo, hi, cols, np.asarray(post.normalized()[0]), m, hdi_prob)
     return u, post
