@@ -156,7 +156,10 @@ def test_compute_run_reports_order_metrics_and_fits_the_shift(tmp_path):
     # scales, which move the sigmas and so the shift) its posterior agrees with the MAP's
     svi = run_compute_utilities(
         _compose(
-            *base, "uncertainty.n_bootstrap=0", "bayes=svi", "bayes.svi_steps=1500",
+            *base,
+            "uncertainty.n_bootstrap=0",
+            "bayes=svi",
+            "bayes.svi_steps=1500",
             "bayes.hierarchical=false",
         ),  # fmt: skip
         tmp_path / "svi",
