@@ -160,7 +160,7 @@ def test_compute_run_reports_order_metrics_and_fits_the_shift(tmp_path):
             "uncertainty.n_bootstrap=0",
             "bayes=svi",
             "bayes.svi_steps=1500",
-            "bayes.hierarchical=false",
+            "bayes.hierarchical=none",
         ),  # fmt: skip
         tmp_path / "svi",
     )

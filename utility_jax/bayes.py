@@ -56,13 +56,14 @@ class BayesConfig:
     """Settings of :func:`run_nuts` / :func:`run_svi`.
 
     Priors default to the fitter's weak priors: ``mu ~ N(0, 10^2)`` and
-    ``log sigma^2 ~ N(0, 2^2)``, i.e. ``log sigma ~ N(0, 1)``. With ``hierarchical`` (the
-    default) those two scales are learned: ``mu ~ N(0, tau_mu^2)`` with
-    ``tau_mu ~ HalfNormal(mu_prior_scale)``, and ``log sigma ~ N(0, tau_s^2)`` with
-    ``tau_s ~ HalfNormal(logsigma_prior_scale)``. A fixed wide prior lets every draw's means
-    spread wider than the truth's (the draw's noise adds to the spread), so utilities
-    normalised per draw are shrunk toward 0 and their intervals miss the large ones; the learned
-    scale removes that (docs/uncertainty.md).
+    ``log sigma^2 ~ N(0, 2^2)``, i.e. ``log sigma ~ N(0, 1)``. ``hierarchical`` learns scales:
+    ``"mu"`` (the default) puts ``mu ~ N(0, tau_mu^2)`` with
+    ``tau_mu ~ HalfNormal(mu_prior_scale)``; ``"both"`` also ``log sigma ~ N(0, tau_s^2)`` with
+    ``tau_s ~ HalfNormal(logsigma_prior_scale)``; ``"none"`` keeps both fixed. A fixed wide prior
+    on the means lets every draw's means spread wider than the truth's (the draw's noise adds to
+    the spread), so utilities normalised per draw are shrunk toward 0 and their intervals miss
+    the large ones; the learned scale removes that. A learned scale for the log-sigmas fits the
+    bulk and over-shrinks the heavy tail of incoherent outcomes (docs/uncertainty.md).
     """
 
     model: Literal["case3", "case5", "logit"] = "case3"
@@ -80,7 +81,7 @@ class BayesConfig:
     svi_rank: int | None = None
     position_bias: bool = False
     bias_prior_scale: float = 1.0
-    hierarchical: bool = True
+    hierarchical: Literal["none", "mu", "both"] = "mu"
 
 
 def thurstonian_model(
@@ -97,22 +98,24 @@ def thurstonian_model(
     position=None,
     position_bias: bool = False,
     bias_prior_scale: float = 1.0,
-    hierarchical: bool = False,
+    hierarchical: str = "none",
 ):
     """The Thurstonian model on vote counts (NumPyro; ``n_a=None`` samples the votes).
 
     ``variant`` is ``"case3"``, ``"case5"`` or ``"logit"`` (named so as not to clash with the
     ``model`` argument of NumPyro/ArviZ utilities). With ``position_bias``, a first-slot shift
     ``bias ~ N(0, bias_prior_scale^2)`` is added to the latent difference of every presentation
-    row (``position`` 1; pooled rows have 0), as in the MAP fitter. With ``hierarchical``, the
-    two prior scales are sampled (``mu_scale``, ``log_sigma_scale``) from half-normals of the
-    given scales (see :class:`BayesConfig`).
+    row (``position`` 1; pooled rows have 0), as in the MAP fitter. ``hierarchical`` (``"none"``,
+    ``"mu"``, ``"both"``) samples the prior scales (``mu_scale``, ``log_sigma_scale``) from
+    half-normals of the given scales (see :class:`BayesConfig`).
     """
+    if hierarchical not in ("none", "mu", "both"):
+        raise ValueError(f"hierarchical must be none, mu or both, got {hierarchical!r}")
     mu_scale, ls_scale = mu_prior_scale, logsigma_prior_scale
-    if hierarchical:
+    if hierarchical != "none":
         mu_scale = numpyro.sample("mu_scale", dist.HalfNormal(mu_prior_scale))
     mu = numpyro.sample("mu", dist.ZeroSumNormal(mu_scale, event_shape=(n_items,)))
-    if variant == "case3" and hierarchical:  # non-centred: the sigmas are weakly identified
+    if variant == "case3" and hierarchical == "both":  # non-centred: sigmas weakly identified
         ls_scale = numpyro.sample("log_sigma_scale", dist.HalfNormal(logsigma_prior_scale))
         z = numpyro.sample("log_sigma_z", dist.ZeroSumNormal(1.0, event_shape=(n_items,)))
         log_sigma = numpyro.deterministic("log_sigma", ls_scale * z)
@@ -214,9 +217,9 @@ def _init_values(fit: ThurstonianFit | None, cfg: BayesConfig) -> dict:
     if cfg.position_bias:
         b = fit.position_bias
         vals["bias"] = jnp.asarray(0.0 if b is None else b, mu.dtype).reshape(())
-    if cfg.hierarchical:  # the scales the MAP's spread suggests
+    if cfg.hierarchical != "none":  # the scales the MAP's spread suggests
         vals["mu_scale"] = jnp.maximum(jnp.std(vals["mu"]), 1e-3)
-        if cfg.model == "case3":
+        if cfg.model == "case3" and cfg.hierarchical == "both":
             vals["log_sigma_scale"] = jnp.maximum(jnp.std(vals["log_sigma"]), 1e-3)
             vals["log_sigma_z"] = vals.pop("log_sigma") / vals["log_sigma_scale"]
     return vals

@@ -167,7 +167,7 @@ class BayesConf:
     svi_draws: int = 1000
     svi_rank: int | None = None  # lowrank guide rank; null: the guide's default
     hdi_prob: float = 0.9
-    hierarchical: bool = True  # learn the two prior scales (half-normal hyperpriors)
+    hierarchical: str = "mu"  # none | mu | both: learned prior scales (half-normal hyperpriors)
 
 
 @dataclasses.dataclass
@@ -216,6 +216,7 @@ _CHOICES = {
     ("agent", "link"): ("probit", "logit"),
     ("bayes", "method"): ("none", "nuts", "svi"),
     ("bayes", "svi_guide"): ("normal", "lowrank"),
+    ("bayes", "hierarchical"): ("none", "mu", "both"),
 }
 
 
