@@ -20,9 +20,9 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(BIN)/utility-jax compute $(ARGS)
 
-## the fast tier (CI)
+## the fast tier (CI), a file per worker (pytest-xdist) on up to 4 cores
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow" -q $(ARGS)
+	$(BIN)/python -m pytest -m "not slow" -q -n auto --maxprocesses=4 --dist loadfile $(ARGS)
 
 ## every test, slow ones included
 test-full: $(STAMP)
