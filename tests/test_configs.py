@@ -184,6 +184,12 @@ def test_bayes_svi_run_writes_posterior(tmp_path):
     rows = json.loads((tmp_path / "utilities.json").read_text())
     assert all(r["posterior_lo"] <= r["posterior_mean"] <= r["posterior_hi"] for r in rows)
     assert res.posterior is not None
+    # the learned scale of the means (bayes.hierarchical=mu) is reported with its interval, near
+    # the spread of the MAP's means (the model's gauge: log sigma summing to 0)
+    sc = m["bayes"]["prior_scales"]["mu_scale"]
+    spread = float(np.std(np.asarray(res.fit.mu))) / float(np.exp(np.mean(np.log(res.fit.sigma))))
+    assert sc["lo"] < sc["mean"] < sc["hi"] and 0.5 < sc["mean"] / spread < 2.0
+    assert "log_sigma_scale" not in m["bayes"]["prior_scales"]
 
 
 @pytest.mark.slow

@@ -62,8 +62,8 @@ class BayesConfig:
     ``tau_s ~ HalfNormal(logsigma_prior_scale)``; ``"none"`` keeps both fixed. A fixed wide prior
     on the means lets every draw's means spread wider than the truth's (the draw's noise adds to
     the spread), so utilities normalised per draw are shrunk toward 0 and their intervals miss
-    the large ones; the learned scale removes that. A learned scale for the log-sigmas fits the
-    bulk and over-shrinks the heavy tail of incoherent outcomes (docs/uncertainty.md).
+    the large ones; the learned scale removes that. Learning the log-sigmas' scale too changed no
+    coverage we measured (docs/uncertainty.md).
     """
 
     model: Literal["case3", "case5", "logit"] = "case3"

@@ -85,8 +85,9 @@ def bootstrap_draws(
     votes from the fit's probabilities (see ``fit_bootstrap``).
 
     ``interval="basic"`` reflects the refits about the estimate (``2 * estimate - refit``: the
-    bootstrap's estimate of the fit's bias is subtracted, to first order); ``"percentile"`` uses
-    them as they are. The draws are the reflected ones too.
+    bootstrap's estimate of the fit's bias is subtracted, to first order; the draws are the
+    reflected ones too); ``"percentile"`` uses them as they are; ``"normal"`` is the estimate
+    plus or minus z times the members' sd.
     """
     if interval not in ("basic", "percentile", "normal"):
         raise ValueError(f"interval must be basic, percentile or normal, got {interval!r}")
@@ -196,25 +197,20 @@ def posterior_draws(
     m: dict[str, Any] = {"method": method, "hdi_prob": hdi_prob, **post.diagnostics}
     if post.position_bias is not None:
         b = np.asarray(post.position_bias)
-        blo, bhi = np.quantile(b, [(1 - hdi_prob) / 2, (1 + hdi_prob) / 2])
-        m["position_bias"] = {"mean": float(b.mean()), "lo": float(blo), "hi": float(bhi)}
+        m["position_bias"] = _draw_summary(b, hdi_prob)
         bs = b / np.sqrt(2.0 * np.mean(post.sigma**2, axis=-1))  # per draw (see the fit's)
-        slo, shi = np.quantile(bs, [(1 - hdi_prob) / 2, (1 + hdi_prob) / 2])
-        m["position_bias_standardized"] = {
-            "mean": float(bs.mean()),
-            "lo": float(slo),
-            "hi": float(shi),
-        }
-    for name, v in (post.scales or {}).items():  # learned prior scales (hierarchical model)
-        vlo, vhi = np.quantile(v, [(1 - hdi_prob) / 2, (1 + hdi_prob) / 2])
-        m.setdefault("prior_scales", {})[name] = {
-            "mean": float(v.mean()),
-            "lo": float(vlo),
-            "hi": float(vhi),
-        }
+        m["position_bias_standardized"] = _draw_summary(bs, hdi_prob)
+    if post.scales:  # learned prior scales (hierarchical model)
+        m["prior_scales"] = {k: _draw_summary(v, hdi_prob) for k, v in post.scales.items()}
     m["warnings"] = BZ.diagnostics_ok(post.diagnostics) if method == "nuts" else []
     u = UtilityDraws("posterior", lo, hi, cols, np.asarray(post.normalized()[0]), m, hdi_prob)
     return u, post
+
+
+def _draw_summary(v: np.ndarray, prob: float) -> dict[str, float]:
+    """Mean and central ``prob`` interval of a scalar's draws."""
+    lo, hi = np.quantile(v, [(1 - prob) / 2, (1 + prob) / 2])
+    return {"mean": float(np.mean(v)), "lo": float(lo), "hi": float(hi)}
 
 
 def interval_agreement(found: dict[str, UtilityDraws]) -> dict[str, dict[str, float]]:
