@@ -15,7 +15,13 @@ import numpy as np
 from scipy import stats
 
 from utility_jax.data import PairwiseData
-from utility_jax.thurstonian import FitConfig, ThurstonianFit, fit_bootstrap, laplace_stderr
+from utility_jax.thurstonian import (
+    FitConfig,
+    ThurstonianFit,
+    fit_bootstrap,
+    laplace_stderr,
+    standardize_shift,
+)
 
 __all__ = [
     "INTERVAL_KINDS",
@@ -198,7 +204,7 @@ def posterior_draws(
     if post.position_bias is not None:
         b = np.asarray(post.position_bias)
         m["position_bias"] = _draw_summary(b, hdi_prob)
-        bs = b / np.sqrt(2.0 * np.mean(post.sigma**2, axis=-1))  # per draw (see the fit's)
+        bs = np.asarray(standardize_shift(b, 2.0 * post.log_sigma))  # per draw, as the fit's
         m["position_bias_standardized"] = _draw_summary(bs, hdi_prob)
     if post.scales:  # learned prior scales (hierarchical model)
         m["prior_scales"] = {k: _draw_summary(v, hdi_prob) for k, v in post.scales.items()}
