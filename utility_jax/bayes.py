@@ -177,7 +177,7 @@ class Posterior:
 
 
 def _model_kwargs(data: PairwiseData, cfg: BayesConfig) -> dict:
-    return dict(**_array_kwargs(data), **_static_kwargs(data, cfg))
+    return dict(**_array_kwargs(data), **_static_kwargs(data.n_items, cfg))
 
 
 def _array_kwargs(data: PairwiseData) -> dict:
@@ -191,9 +191,9 @@ def _array_kwargs(data: PairwiseData) -> dict:
     )
 
 
-def _static_kwargs(data: PairwiseData, cfg: BayesConfig) -> dict:
+def _static_kwargs(n_items: int, cfg: BayesConfig) -> dict:
     return dict(
-        n_items=data.n_items,
+        n_items=n_items,
         variant=cfg.model,
         mu_prior_scale=cfg.mu_prior_scale,
         logsigma_prior_scale=cfg.logsigma_prior_scale,
@@ -325,16 +325,7 @@ _MCMC_CACHE: dict = {}
 def _mcmc(cfg: BayesConfig, n_items: int, progress_bar: bool) -> MCMC:
     key = (cfg, n_items, progress_bar)
     if key not in _MCMC_CACHE:
-        model = functools.partial(
-            thurstonian_model,
-            n_items=n_items,
-            variant=cfg.model,
-            mu_prior_scale=cfg.mu_prior_scale,
-            logsigma_prior_scale=cfg.logsigma_prior_scale,
-            position_bias=cfg.position_bias,
-            bias_prior_scale=cfg.bias_prior_scale,
-            hierarchical=cfg.hierarchical,
-        )
+        model = functools.partial(thurstonian_model, **_static_kwargs(n_items, cfg))
         kernel = NUTS(
             model,
             target_accept_prob=cfg.target_accept_prob,
