@@ -276,5 +276,5 @@ def test_preset_paper_turns_on_every_reference_behaviour_in_one_override():
         assert c.graph.random_share == 0.0  # the reference's active-learning rule alone
     d = validate(_compose())
     assert d.fitter.solver == "lbfgs" and not d.fitter.pseudolabels
-    assert d.graph.random_share == 0.5
+    assert d.graph.random_share == 0.75
     assert (ROOT / "docs" / "fidelity.md").exists()
