@@ -153,7 +153,9 @@ def test_compute_run_reports_order_metrics_and_fits_the_shift(tmp_path):
     assert o1["heldout_log_loss_per_presentation"] < o0["heldout_log_loss_per_presentation"] - 0.02
     assert "fitted first-slot shift" in (tmp_path / "on" / "summary.txt").read_text()
     # the NumPyro model carries the shift too: with the MAP's fixed priors (not learned
-    # scales, which move the sigmas and so the shift) its posterior agrees with the MAP's
+    # scales, which move the sigmas and so the shift) its posterior agrees with the MAP's. The
+    # mean-field guide's intervals are too narrow (docs/uncertainty.md), so the check is that
+    # the two intervals overlap and the centres are close, not that one holds the other's centre
     svi = run_compute_utilities(
         _compose(
             *base,
@@ -165,7 +167,8 @@ def test_compute_run_reports_order_metrics_and_fits_the_shift(tmp_path):
         tmp_path / "svi",
     )
     pb = svi.metrics["bayes"]["position_bias"]
-    assert pb["lo"] < o1["position_bias"] < pb["hi"] and abs(pb["mean"] - o1["position_bias"]) < 0.1
+    assert pb["lo"] < o1["position_bias_hi"] and o1["position_bias_lo"] < pb["hi"]
+    assert abs(pb["mean"] - o1["position_bias"]) < 0.1 and pb["lo"] > 0.3
     with pytest.raises(ValueError, match="needs both presentation orders"):
         run_compute_utilities(
             _compose(*base, "fitter.position_bias=true", "elicitation.orders=first"), tmp_path / "x"
