@@ -85,6 +85,13 @@ def synthetic_problem(n, *, seed=0, votes=20, edges=None, sigma=(0.5, 1.5)):
     return mu, sig, a, b, na.astype(float), np.full(e, float(votes))
 
 
+def in_model_gauge(mu, sigma):
+    """Means on the NumPyro model's scale: centred, in units of the geometric-mean sigma (the
+    gauge where the log-sigmas sum to 0)."""
+    mu = np.asarray(mu)
+    return (mu - mu.mean()) / np.exp(np.mean(np.log(np.asarray(sigma))))
+
+
 # what marks a test as needing the paper's data: a name in its source, or a parameter
 _PAPER_NAMES = re.compile(
     r"\b(ANCHOR|OPTIONS_HIERARCHICAL|LLAMA2_RESULTS|RESULTS_DIR|EXP|paper_templates|"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ANCHOR, ROOT
+from conftest import ANCHOR, ROOT, in_model_gauge
 from hydra import compose, initialize_config_dir
 
 import utility_jax as uj
@@ -187,7 +187,7 @@ def test_bayes_svi_run_writes_posterior(tmp_path):
     # the learned scale of the means (bayes.hierarchical=mu) is reported with its interval, near
     # the spread of the MAP's means (the model's gauge: log sigma summing to 0)
     sc = m["bayes"]["prior_scales"]["mu_scale"]
-    spread = float(np.std(np.asarray(res.fit.mu))) / float(np.exp(np.mean(np.log(res.fit.sigma))))
+    spread = float(np.std(in_model_gauge(res.fit.mu, res.fit.sigma)))
     assert sc["lo"] < sc["mean"] < sc["hi"] and 0.5 < sc["mean"] / spread < 2.0
     assert "log_sigma_scale" not in m["bayes"]["prior_scales"]
 
