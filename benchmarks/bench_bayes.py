@@ -19,7 +19,7 @@ import numpy as np
 from bench_fit import training_data
 
 import utility_jax as uj
-from utility_jax import bayes as B
+from utility_jax.core import bayes as B
 
 warnings.simplefilter("ignore", FutureWarning)
 

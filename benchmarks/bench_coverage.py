@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from hydra import compose, initialize_config_dir
 
-from utility_jax.runner import run_compute_utilities
+from utility_jax.run.runner import run_compute_utilities
 
 warnings.simplefilter("ignore", FutureWarning)
 CONF = Path(__file__).resolve().parents[1] / "conf"

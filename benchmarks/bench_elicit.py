@@ -30,8 +30,8 @@ def part1(args):
     from utility_jax.elicit.hf import HFBackend
     from utility_jax.elicit.llm import LLMAgent
     from utility_jax.finetune.testing import build_random_qwen2
-    from utility_jax.outcomes import load_outcomes
-    from utility_jax.prompts import load_template
+    from utility_jax.io.outcomes import load_outcomes
+    from utility_jax.io.prompts import load_template
 
     outcomes = load_outcomes()
     tpl = load_template()
@@ -100,11 +100,11 @@ def part1(args):
 
 
 def part2(args):
-    from utility_jax.config import ComputeUtilitiesConf, GraphConf, UncertaintyConf
+    from utility_jax.core.simulate import planted_utilities
     from utility_jax.elicit import SimulatedAgent
-    from utility_jax.outcomes import load_outcomes
-    from utility_jax.pipeline import compute_utilities
-    from utility_jax.simulate import planted_utilities
+    from utility_jax.io.outcomes import load_outcomes
+    from utility_jax.run.config import ComputeUtilitiesConf, GraphConf, UncertaintyConf
+    from utility_jax.run.pipeline import compute_utilities
 
     outcomes = load_outcomes()
     print(

@@ -21,7 +21,7 @@ import numpy as np
 from scipy import stats
 
 import utility_jax as uj
-from utility_jax.reference import fit_reference_adam
+from utility_jax.core.reference import fit_reference_adam
 
 
 def problem(n, seed=0):

@@ -19,7 +19,7 @@ import numpy as np
 from scipy import stats
 
 import utility_jax as uj
-from utility_jax.prior_scales import LOGVAR_GRID, MU_GRID, select_prior_scales
+from utility_jax.core.prior_scales import LOGVAR_GRID, MU_GRID, select_prior_scales
 
 
 def expected_log_loss(fit, a, b, p_true):

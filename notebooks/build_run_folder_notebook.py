@@ -18,7 +18,7 @@ CELLS = [
 
 A run folder holds everything a `utility-jax compute` run produced: its settings, its metrics, the
 utilities of every outcome with their intervals, and a summary. This notebook reads one with the
-public API (`utility_jax.collect.load_run`) and walks through what a researcher checks first:
+public API (`utility_jax.run.collect.load_run`) and walks through what a researcher checks first:
 coherence beside the random responder, the utilities with their intervals, and whether the
 intervals can be trusted.
 
@@ -33,8 +33,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from utility_jax.collect import load_run
-from utility_jax.runner import run_compute_utilities
+from utility_jax.run.collect import load_run
+from utility_jax.run.runner import run_compute_utilities
 
 FOLDER = Path(tempfile.mkdtemp()) / "run"
 run_compute_utilities(

@@ -32,7 +32,7 @@ def _paper_data() -> Path:
     sibling = ROOT.parent / "shared" / "anchor-data" / "emergent-values"
     if sibling.exists():
         return sibling
-    from utility_jax.datasets import data_dir
+    from utility_jax.io.datasets import data_dir
 
     return data_dir()
 

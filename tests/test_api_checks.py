@@ -57,7 +57,7 @@ def test_laplace_refuses_a_model_mismatch():
 def test_a_disconnected_graph_is_reported_and_each_component_centred():
     """Before: converged=True with the components at arbitrary offsets (+1.25, -0.45, +0.17 from
     three starts). Now the fit counts its components and centres each, whatever the start."""
-    from utility_jax.thurstonian import component_labels
+    from utility_jax.core.model import component_labels
 
     d = uj.PairwiseData.from_counts(6, [0, 1, 3], [1, 2, 4], [15, 12, 16], [20, 20, 20])
     assert np.asarray(component_labels(d)).tolist() == [0, 0, 0, 3, 3, 5]

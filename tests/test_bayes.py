@@ -11,7 +11,7 @@ from numpyro.infer.util import log_density
 from scipy import stats
 
 import utility_jax as uj
-from utility_jax import bayes as B
+from utility_jax.core import bayes as B
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
 

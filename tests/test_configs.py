@@ -13,7 +13,7 @@ from conftest import ANCHOR, ROOT, in_model_gauge
 from hydra import compose, initialize_config_dir
 
 import utility_jax as uj
-from utility_jax.config import ComputeUtilitiesConf, validate
+from utility_jax.run.config import ComputeUtilitiesConf, validate
 
 CONF = ROOT / "conf"
 GROUPS = [
@@ -75,7 +75,7 @@ def test_experiment_paper_sets_the_papers_graph():
 
 @pytest.mark.parametrize("share", [0.0, 0.5, 1.0])
 def test_a_rounds_random_share_is_drawn_uniformly_beside_the_strategys_pairs(share):
-    from utility_jax.pipeline import _next_pairs
+    from utility_jax.run.pipeline import _next_pairs
 
     conf = validate(_compose(f"graph.random_share={share}", "graph.edges_per_round=40"))
     n = 30
@@ -121,7 +121,7 @@ def test_submitit_launcher_composes():
 
 
 def test_default_experiment_runs_end_to_end(tmp_path):
-    from utility_jax.runner import run_compute_utilities
+    from utility_jax.run.runner import run_compute_utilities
 
     res = run_compute_utilities(_compose("progress=false"), tmp_path)
     for name in [
@@ -162,7 +162,7 @@ def test_default_experiment_runs_end_to_end(tmp_path):
 
 
 def test_bayes_svi_run_writes_posterior(tmp_path):
-    from utility_jax.runner import run_compute_utilities
+    from utility_jax.run.runner import run_compute_utilities
 
     res = run_compute_utilities(
         _compose("experiment=smoke", "bayes=svi", "bayes.svi_steps=1000", "progress=false"),
@@ -194,7 +194,7 @@ def test_bayes_svi_run_writes_posterior(tmp_path):
 
 @pytest.mark.slow
 def test_bayes_nuts_run_reports_diagnostics(tmp_path):
-    from utility_jax.runner import run_compute_utilities
+    from utility_jax.run.runner import run_compute_utilities
 
     run_compute_utilities(_compose("experiment=smoke", "bayes=nuts", "progress=false"), tmp_path)
     m = json.loads((tmp_path / "metrics.json").read_text())
@@ -254,7 +254,7 @@ def test_paper_experiment_reproduces_llama2_heldout_accuracy(tmp_path):
     """Simulating Llama-2-7B-chat's fitted utilities under the paper's design should give a
     held-out accuracy near the reference's real 0.742 (within 0.06: the simulation is the fitted
     model, not the LLM)."""
-    from utility_jax.runner import run_compute_utilities
+    from utility_jax.run.runner import run_compute_utilities
 
     res = run_compute_utilities(
         _compose("experiment=paper", "progress=false", "plots=false"), tmp_path
@@ -264,7 +264,7 @@ def test_paper_experiment_reproduces_llama2_heldout_accuracy(tmp_path):
 
 
 def test_preset_paper_turns_on_every_reference_behaviour_in_one_override():
-    from utility_jax.config import validate
+    from utility_jax.run.config import validate
 
     for extra in ((), ("experiment=transitivity",), ("experiment=no_flip",)):
         c = validate(_compose(*extra, "preset=paper"))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import utility_jax as uj
-from utility_jax import graph as G
+from utility_jax.core import graph as G
 
 
 def test_from_counts_pads_to_bucket_and_masks():
@@ -179,7 +179,7 @@ def test_pseudolabel_counts_on_a_planted_fit_match_scipy():
 def test_pseudolabel_run_reports_both_fits(tmp_path):
     from test_configs import _compose
 
-    from utility_jax.runner import run_compute_utilities
+    from utility_jax.run.runner import run_compute_utilities
 
     # position bias off in both (pseudolabels turn its default off): the same "without" fit
     over = (

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import ANCHOR
 
-from utility_jax import datasets as DS
+from utility_jax.io import datasets as DS
 
 FIXTURE = Path(__file__).parent / "data" / "fetch_fixture"
 SMALL = "utility_analysis/outcomes_small.json"

@@ -171,7 +171,7 @@ def test_vmap_equals_loop(method):
 
 
 def test_second_call_same_shape_does_not_recompile():
-    from utility_jax import thurstonian as th
+    from utility_jax.core import fit as th
 
     d1 = uj.PairwiseData.from_counts(30, *synthetic_problem(30, seed=5, edges=100)[2:], pad_to=256)
     d2 = uj.PairwiseData.from_counts(30, *synthetic_problem(30, seed=6, edges=120)[2:], pad_to=256)

@@ -9,8 +9,8 @@ from conftest import ROOT
 
 NB = ROOT / "notebooks"
 PUBLIC = {
-    "quickstart.ipynb": {"utility_jax", "utility_jax.elicit", "utility_jax.outcomes"},
-    "run_folder.ipynb": {"utility_jax.collect", "utility_jax.runner"},
+    "quickstart.ipynb": {"utility_jax", "utility_jax.elicit", "utility_jax.io.outcomes"},
+    "run_folder.ipynb": {"utility_jax.run.collect", "utility_jax.run.runner"},
 }
 
 

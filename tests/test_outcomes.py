@@ -5,7 +5,7 @@ import json
 import pytest
 from conftest import OPTIONS_HIERARCHICAL
 
-from utility_jax.outcomes import OutcomeSetError, load_outcomes
+from utility_jax.io.outcomes import OutcomeSetError, load_outcomes
 
 
 def test_reference_format_ids_follow_file_order():

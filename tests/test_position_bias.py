@@ -8,8 +8,8 @@ import pytest
 from scipy import stats
 
 import utility_jax as uj
-from utility_jax.data import PairwiseData
-from utility_jax.simulate import simulate_votes
+from utility_jax.core.data import PairwiseData
+from utility_jax.core.simulate import simulate_votes
 
 N = 60
 
@@ -132,7 +132,7 @@ def test_presented_and_order_averaged_predictions():
 def test_compute_run_reports_order_metrics_and_fits_the_shift(tmp_path):
     from test_configs import _compose
 
-    from utility_jax.runner import run_compute_utilities
+    from utility_jax.run.runner import run_compute_utilities
 
     base = [
         "outcomes.limit=30",

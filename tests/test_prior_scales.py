@@ -1,4 +1,4 @@
-"""Prior scales chosen by cross-validation (utility_jax.prior_scales)."""
+"""Prior scales chosen by cross-validation (utility_jax.core.prior_scales)."""
 
 import jax
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 from scipy import stats
 
 import utility_jax as uj
-from utility_jax.prior_scales import select_prior_scales
+from utility_jax.core.prior_scales import select_prior_scales
 
 
 def test_cross_validation_picks_the_grid_minimum_and_helps_a_sparse_design():

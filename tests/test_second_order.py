@@ -7,8 +7,9 @@ import pytest
 from scipy import optimize, stats
 
 import utility_jax as uj
-from utility_jax import second_order as SO
-from utility_jax import thurstonian as T
+from utility_jax.core import likelihood as L
+from utility_jax.core import model as T
+from utility_jax.core import second_order as SO
 
 
 def _bt_mle_float64(n, a, b, na, nt):
@@ -84,9 +85,9 @@ def test_assembled_hessian_and_hvp_equal_autodiff():
     fit = uj.fit_thurstonian(d, cfg=cfg)
     params = {"mu": fit.mu, "log_sigma": 0.5 * fit.log_var, "bias": fit.position_bias}
     x = T._flatten(params, cfg)
-    auto = jax.hessian(lambda y: T._neg_log_posterior(T._unflatten(y, 12, cfg), d, cfg))(x)
-    np.testing.assert_allclose(T._dense_hessian(x, d, cfg), auto, rtol=1e-4, atol=1e-3)
-    hvp, diag = T._hvp_at(x, d, cfg)
+    auto = jax.hessian(lambda y: L._neg_log_posterior(T._unflatten(y, 12, cfg), d, cfg))(x)
+    np.testing.assert_allclose(L._dense_hessian(x, d, cfg), auto, rtol=1e-4, atol=1e-3)
+    hvp, diag = L._hvp_at(x, d, cfg)
     v = jax.random.normal(jax.random.key(0), x.shape)
     np.testing.assert_allclose(hvp(v), auto @ v, rtol=1e-4, atol=1e-3)
     np.testing.assert_allclose(diag, jnp.diag(auto), rtol=1e-4, atol=1e-3)

@@ -8,7 +8,7 @@ from scipy import stats
 
 import utility_jax as uj
 from utility_jax.elicit import SimulatedAgent, reference_utilities
-from utility_jax.outcomes import OutcomeSet, OutcomeSetError, load_outcomes
+from utility_jax.io.outcomes import OutcomeSet, OutcomeSetError, load_outcomes
 
 
 def test_simulated_frequencies_match_probabilities_in_both_orders():

@@ -40,9 +40,9 @@ commands:
 def _compute(cfg) -> float:
     from hydra.core.hydra_config import HydraConfig
 
-    from utility_jax.cost import plan_text
     from utility_jax.elicit.budget import BudgetExceeded
-    from utility_jax.runner import run_compute_utilities
+    from utility_jax.run.cost import plan_text
+    from utility_jax.run.runner import run_compute_utilities
 
     out = HydraConfig.get().runtime.output_dir
     try:
@@ -69,7 +69,7 @@ def _analyze(cfg) -> None:
     out = HydraConfig.get().runtime.output_dir
     res = run_analysis(cfg, out)
     if "token_count" in res:  # dry_run=true: the plan
-        from utility_jax.cost import plan_text
+        from utility_jax.run.cost import plan_text
 
         print(plan_text(res))
         print(f"plan: {out}/plan.json")
@@ -89,7 +89,7 @@ def _control(cfg) -> float:
     out = HydraConfig.get().runtime.output_dir
     m = run_utility_control(cfg, out)
     if "token_count" in m:  # dry_run=true: the plan
-        from utility_jax.cost import plan_text
+        from utility_jax.run.cost import plan_text
 
         print(plan_text(m))
         return float("nan")
@@ -114,7 +114,7 @@ def data_main(args: list[str]) -> int:
     """``utility-jax data ...``."""
     import argparse
 
-    from utility_jax.datasets import DEFAULT_BASE_URL, FILES, data_dir, fetch, sha256_file
+    from utility_jax.io.datasets import DEFAULT_BASE_URL, FILES, data_dir, fetch, sha256_file
 
     p = argparse.ArgumentParser(prog="utility-jax data", usage=DATA_USAGE)
     p.add_argument("action", choices=["fetch", "where", "check"])
@@ -150,7 +150,7 @@ def collect_main(args: list[str]) -> int:
     """``utility-jax collect SWEEP_DIR [--out DIR] [--parquet]``."""
     import argparse
 
-    from utility_jax.collect import collect_runs
+    from utility_jax.run.collect import collect_runs
 
     p = argparse.ArgumentParser(prog="utility-jax collect")
     p.add_argument("root", help="a run folder, a sweep folder, or any folder of runs")
@@ -171,7 +171,7 @@ def compare_main(args: list[str]) -> int:
     """``utility-jax compare RUN_OR_SWEEP... [--out DIR]``."""
     import argparse
 
-    from utility_jax.compare import compare_runs, table_text
+    from utility_jax.run.compare import compare_runs, table_text
 
     p = argparse.ArgumentParser(prog="utility-jax compare")
     p.add_argument("paths", nargs="+", help="run folders, sweep folders, or folders of runs")
@@ -199,7 +199,7 @@ def run_hydra(command: str, args: list[str]):
     """Run a command's Hydra app with ``args`` as its command line."""
     import hydra
 
-    from utility_jax.datasets import register_resolvers
+    from utility_jax.io.datasets import register_resolvers
 
     register_resolvers()
     config_name, task = COMMANDS[command]

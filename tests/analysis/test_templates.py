@@ -3,10 +3,10 @@
 from analysis_helpers import templates_json
 from conftest import ANCHOR
 
-from utility_jax.datasets import TEMPLATE_SOURCES, paper_templates
 from utility_jax.elicit.llm import LLMAgent
-from utility_jax.outcomes import Outcome, OutcomeSet
-from utility_jax.prompts import load_template, template_names
+from utility_jax.io.datasets import TEMPLATE_SOURCES, paper_templates
+from utility_jax.io.outcomes import Outcome, OutcomeSet
+from utility_jax.io.prompts import load_template, template_names
 
 
 def test_every_shipped_paper_template_is_the_papers():

@@ -9,7 +9,7 @@ import pytest
 from analysis_helpers import _run
 from scipy import stats
 
-from utility_jax import triads as T
+from utility_jax.core import triads as T
 
 
 def test_uniform_triads_are_distinct_sorted_and_uniform():

@@ -108,8 +108,8 @@ def test_llm_citizens_answer_in_persona_and_the_run_completes(tmp_path):
     from utility_jax.control import citizen_preferences_llm
     from utility_jax.control.assembly import persona_prompt
     from utility_jax.elicit.backend import AnswerDistribution
-    from utility_jax.outcomes import OutcomeSet
-    from utility_jax.prompts import load_template
+    from utility_jax.io.outcomes import OutcomeSet
+    from utility_jax.io.prompts import load_template
 
     class Recorder:
         name, model = "rec", "rec"
@@ -162,7 +162,7 @@ def test_llm_citizens_answer_in_persona_and_the_run_completes(tmp_path):
 
 def test_joint_table_keeps_marginals_and_the_shipped_associations():
     from utility_jax.control.assembly import joint_table
-    from utility_jax.demography import ipf, marginal
+    from utility_jax.core.demography import ipf, marginal
 
     demo = load_demographics()
     names, levels, t = joint_table(demo)

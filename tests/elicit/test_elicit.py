@@ -14,8 +14,8 @@ from conftest import ANCHOR
 from utility_jax.elicit.llm import LLMAgent
 from utility_jax.elicit.parse import parse_answer
 from utility_jax.elicit.store import ResponseStore, StoreConfigError
-from utility_jax.outcomes import OutcomeSet
-from utility_jax.prompts import load_template, render_pair, template_names
+from utility_jax.io.outcomes import OutcomeSet
+from utility_jax.io.prompts import load_template, render_pair, template_names
 
 OUTCOMES = OutcomeSet.from_texts(
     [
@@ -313,7 +313,7 @@ def test_sigkill_mid_run_loses_nothing_and_repeats_no_call(fake, tmp_path):
 def test_compute_utilities_with_hf_agent_resumes_from_its_store(tiny_model, tmp_path):
     from test_configs import _compose
 
-    from utility_jax.runner import run_compute_utilities
+    from utility_jax.run.runner import run_compute_utilities
 
     over = [
         "agent=hf",

@@ -10,7 +10,7 @@ import pytest
 from utility_jax.elicit.jax_backend import JaxBackend
 from utility_jax.finetune.testing import build_random_qwen2
 from utility_jax.finetune.tokens import encode_prompts
-from utility_jax.prompts import load_template, render_pair, render_text
+from utility_jax.io.prompts import load_template, render_pair, render_text
 
 pytest.importorskip("torch")
 

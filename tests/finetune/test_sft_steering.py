@@ -16,8 +16,8 @@ from utility_jax.elicit.llm import LLMAgent  # noqa: E402
 from utility_jax.finetune.sft import SFTConfig, train_sft  # noqa: E402
 from utility_jax.finetune.testing import build_random_qwen2  # noqa: E402
 from utility_jax.finetune.tokens import answer_token_ids, encode_prompts  # noqa: E402
-from utility_jax.outcomes import OutcomeSet  # noqa: E402
-from utility_jax.prompts import load_template, render_pair  # noqa: E402
+from utility_jax.io.outcomes import OutcomeSet  # noqa: E402
+from utility_jax.io.prompts import load_template, render_pair  # noqa: E402
 
 WORDS = [
     "apple",

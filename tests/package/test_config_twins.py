@@ -5,11 +5,11 @@ import dataclasses
 
 import pytest
 
-from utility_jax.bayes import BayesConfig
-from utility_jax.config import SHELL_ONLY, BayesConf, FitterConf, bayes_config, fit_config
 from utility_jax.control.config import ControlConf, SFTConf, sft_config
+from utility_jax.core.bayes import BayesConfig
+from utility_jax.core.model import FitConfig
 from utility_jax.finetune.sft import SFTConfig
-from utility_jax.thurstonian import FitConfig
+from utility_jax.run.config import SHELL_ONLY, BayesConf, FitterConf, bayes_config, fit_config
 
 # (schema, core, core fields the shell fills from elsewhere)
 TWINS = [

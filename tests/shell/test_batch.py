@@ -10,7 +10,7 @@ import numpy as np
 from fake_openai import FakeOpenAI, compute_cmd
 from test_configs import _compose
 
-from utility_jax.runner import run_compute_utilities
+from utility_jax.run.runner import run_compute_utilities
 
 OVER = [
     "agent=openai",

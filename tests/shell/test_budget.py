@@ -10,7 +10,7 @@ from fake_openai import FakeOpenAI, compute_cmd
 from test_configs import _compose
 
 from utility_jax.elicit.budget import BudgetExceeded, BudgetGuard
-from utility_jax.runner import run_compute_utilities
+from utility_jax.run.runner import run_compute_utilities
 
 OVER = [
     "agent=openai",

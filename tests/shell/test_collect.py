@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from utility_jax.cli import main
-from utility_jax.runner import run_compute_utilities
+from utility_jax.run.runner import run_compute_utilities
 
 
 def _cfg(seed, model):
@@ -45,7 +45,7 @@ def test_collect_errors_name_the_folder(tmp_path, capsys):
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "metrics.json").write_text("{")
     with pytest.raises(ValueError, match=r"bad/metrics.json: not valid JSON"):
-        from utility_jax.collect import collect_runs
+        from utility_jax.run.collect import collect_runs
 
         collect_runs(tmp_path)
 
@@ -70,7 +70,7 @@ def test_compare_two_runs_and_a_sweep(tmp_path, capsys):
         table["ho_acc"] <= table["ho_acc_hi"]
     ).all()
     # the same seed and settings: the sweep's case3 run equals the single run exactly
-    from utility_jax.compare import compare_runs
+    from utility_jax.run.compare import compare_runs
 
     res = compare_runs([single, sweep], out)
     same = res["pairs"][0]

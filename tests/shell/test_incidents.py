@@ -9,13 +9,13 @@ import jax
 import numpy as np
 import pytest
 
-from utility_jax.config import ComputeUtilitiesConf, validate
 from utility_jax.elicit.llm import LLMAgent
-from utility_jax.incidents import NoVotesError, vote_incidents
-from utility_jax.outcomes import OutcomeSet
-from utility_jax.pipeline import compute_utilities
-from utility_jax.prompts import load_template
-from utility_jax.runner import run_compute_utilities
+from utility_jax.io.outcomes import OutcomeSet
+from utility_jax.io.prompts import load_template
+from utility_jax.run.config import ComputeUtilitiesConf, validate
+from utility_jax.run.incidents import NoVotesError, vote_incidents
+from utility_jax.run.pipeline import compute_utilities
+from utility_jax.run.runner import run_compute_utilities
 
 OUTCOMES = OutcomeSet.from_texts([f"You get {k} apples." for k in range(6)])
 
@@ -127,7 +127,7 @@ def test_a_high_error_rate_writes_the_folder_then_fails(tmp_path):
     Now the folder is written (nothing paid for is lost), then the run fails with the reason."""
     from fake_openai import FakeOpenAI
 
-    from utility_jax.incidents import RunIncidentError
+    from utility_jax.run.incidents import RunIncidentError
 
     srv = FakeOpenAI(script=[400, "ok", "ok"] * 40)  # one request in three is refused
     try:
@@ -176,7 +176,7 @@ def test_settings_are_range_checked_with_the_key(override, match):
 
 
 def test_a_folder_as_the_outcome_file_is_named(tmp_path):
-    from utility_jax.outcomes import OutcomeSetError
+    from utility_jax.io.outcomes import OutcomeSetError
 
     with pytest.raises(OutcomeSetError, match="is a folder, not an outcome file"):
         run_compute_utilities(_smoke(**{"outcomes.path": str(tmp_path)}), tmp_path / "run")
@@ -188,8 +188,8 @@ def test_a_model_without_preferences_is_not_reported_as_accurate():
     beside it and a warning says why."""
     import jax.numpy as jnp
 
-    from utility_jax.metrics import evaluate_pairwise
-    from utility_jax.thurstonian import ThurstonianFit
+    from utility_jax.core.metrics import evaluate_pairwise
+    from utility_jax.core.model import ThurstonianFit
 
     fit = ThurstonianFit(
         jnp.zeros(4),
@@ -204,7 +204,7 @@ def test_a_model_without_preferences_is_not_reported_as_accurate():
     )
     ev = evaluate_pairwise(fit, d)
     assert ev["accuracy"] == 1.0 and ev["accuracy_ties_half"] == 0.5 and ev["n_model_ties"] == 3
-    from utility_jax.evaluation import degenerate_warnings
+    from utility_jax.run.evaluation import degenerate_warnings
 
     w = degenerate_warnings({"heldout": ev}, fit, "case3")
     assert len(w) == 1 and "tie at 0.5" in w[0] and "0.5000" in w[0]

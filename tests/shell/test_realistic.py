@@ -7,7 +7,7 @@ import pytest
 from fake_openai import FakeOpenAI, RealisticLLM
 from scipy import stats
 
-from utility_jax.runner import run_compute_utilities
+from utility_jax.run.runner import run_compute_utilities
 
 N = 12
 TEXTS = [f"You receive a gift card worth {10 * (k + 1)} dollars." for k in range(N)]

@@ -15,9 +15,9 @@ from scipy import stats
 from utility_jax.analysis.draws import interval
 from utility_jax.analysis.harness import Task, opening
 from utility_jax.analysis.inputs import read_input
-from utility_jax.metrics import fisher_interval
-from utility_jax.outcomes import load_outcomes
-from utility_jax.simulate import planted_utilities
+from utility_jax.core.metrics import fisher_interval
+from utility_jax.core.simulate import planted_utilities
+from utility_jax.io.outcomes import load_outcomes
 
 __all__ = [
     "similarity_matrices",

@@ -17,8 +17,8 @@ from scipy import optimize
 from utility_jax.analysis.draws import fmt, interval
 from utility_jax.analysis.harness import Task, opening
 from utility_jax.analysis.inputs import read_input
-from utility_jax.data import pool_orders
-from utility_jax.outcomes import Outcome, OutcomeSet
+from utility_jax.core.data import pool_orders
+from utility_jax.io.outcomes import Outcome, OutcomeSet
 
 __all__ = [
     "indifference_points",

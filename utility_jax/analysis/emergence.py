@@ -24,10 +24,10 @@ from scipy import stats
 
 from utility_jax.analysis.convergence import load_capability
 from utility_jax.analysis.harness import Task, opening
-from utility_jax.metrics import fisher_interval
-from utility_jax.outcomes import load_outcomes
-from utility_jax.report import flatten
-from utility_jax.simulate import planted_utilities
+from utility_jax.core.metrics import fisher_interval
+from utility_jax.core.simulate import planted_utilities
+from utility_jax.io.outcomes import load_outcomes
+from utility_jax.run.report import flatten
 
 __all__ = ["Config", "run_metrics", "trend", "run", "plot", "summary"]
 

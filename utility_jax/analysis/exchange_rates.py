@@ -17,8 +17,8 @@ import numpy as np
 from utility_jax.analysis.draws import fmt, interval
 from utility_jax.analysis.harness import Task, opening
 from utility_jax.analysis.inputs import read_input
-from utility_jax.datasets import reference_dollar_amounts
-from utility_jax.outcomes import Outcome, OutcomeSet, money_anchors
+from utility_jax.io.datasets import reference_dollar_amounts
+from utility_jax.io.outcomes import Outcome, OutcomeSet, money_anchors
 
 __all__ = [
     "fit_log_utility",
@@ -215,7 +215,7 @@ def quantity_outcomes(
 
 
 def dollar_amounts(n: int, max_exponent: float = 9.0) -> list[int]:
-    """The reference's dollar-anchor rule (:func:`utility_jax.datasets.reference_dollar_amounts`):
+    """The reference's dollar-anchor rule (:func:`utility_jax.io.datasets.reference_dollar_amounts`):
     ``dollar_amounts(100)`` gives its 92 amounts."""
     return reference_dollar_amounts(n, max_exponent)
 

@@ -31,11 +31,11 @@ import jax
 import numpy as np
 from omegaconf import OmegaConf
 
-from utility_jax.agents import build_agent, build_backend
-from utility_jax.config import AgentConf, ComputeUtilitiesConf
-from utility_jax.outcomes import OutcomeSet
-from utility_jax.pipeline import ComputeUtilitiesResult, compute_utilities
-from utility_jax.report import jsonable, write_run
+from utility_jax.io.outcomes import OutcomeSet
+from utility_jax.run.agents import build_agent, build_backend
+from utility_jax.run.config import AgentConf, ComputeUtilitiesConf
+from utility_jax.run.pipeline import ComputeUtilitiesResult, compute_utilities
+from utility_jax.run.report import jsonable, write_run
 
 __all__ = [
     "Task",

@@ -6,7 +6,7 @@ from typing import Any
 
 import yaml
 
-from utility_jax.assets import asset_path
+from utility_jax.io.assets import asset_path
 
 __all__ = ["ASSETS", "read_input"]
 

@@ -33,8 +33,8 @@ import numpy as np
 from utility_jax.analysis.draws import fmt, interval, paired_draws
 from utility_jax.analysis.harness import Task, opening
 from utility_jax.analysis.inputs import read_input
-from utility_jax.outcomes import Outcome, OutcomeSet
-from utility_jax.simulate import planted_utilities
+from utility_jax.core.simulate import planted_utilities
+from utility_jax.io.outcomes import Outcome, OutcomeSet
 
 __all__ = [
     "load_processes",

@@ -21,9 +21,9 @@ import numpy as np
 from utility_jax.analysis.draws import fmt, interval
 from utility_jax.analysis.harness import Task, judge_conf, opening
 from utility_jax.analysis.inputs import read_input
-from utility_jax.outcomes import Outcome, OutcomeSet
-from utility_jax.prompts import system_message
-from utility_jax.simulate import planted_utilities
+from utility_jax.core.simulate import planted_utilities
+from utility_jax.io.outcomes import Outcome, OutcomeSet
+from utility_jax.io.prompts import system_message
 
 log = logging.getLogger("utility_jax")
 

@@ -13,10 +13,10 @@ import dataclasses
 import numpy as np
 from scipy import stats
 
-from utility_jax.agents import simulated_truth
 from utility_jax.analysis.draws import fmt, map_draws, paired_draws
 from utility_jax.analysis.harness import Task, opening
-from utility_jax.outcomes import load_outcomes
+from utility_jax.io.outcomes import load_outcomes
+from utility_jax.run.agents import simulated_truth
 
 __all__ = ["Config", "run", "plot", "summary"]
 

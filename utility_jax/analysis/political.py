@@ -12,7 +12,7 @@ import numpy as np
 from utility_jax.analysis.draws import map_draws, paired_draws
 from utility_jax.analysis.harness import Task, opening
 from utility_jax.analysis.inputs import read_input
-from utility_jax.outcomes import Outcome, OutcomeSet
+from utility_jax.io.outcomes import Outcome, OutcomeSet
 
 __all__ = ["pca", "place_among", "load_political", "Config", "run", "plot", "summary"]
 

@@ -16,8 +16,8 @@ from scipy import stats
 from utility_jax.analysis.draws import fmt, map_draws, paired_draws
 from utility_jax.analysis.harness import Task, judge_conf, opening
 from utility_jax.analysis.inputs import ASSETS
-from utility_jax.outcomes import Outcome, OutcomeSet, load_outcomes
-from utility_jax.simulate import planted_utilities
+from utility_jax.core.simulate import planted_utilities
+from utility_jax.io.outcomes import Outcome, OutcomeSet, load_outcomes
 
 __all__ = ["subset_correlations", "Config", "run", "plot", "summary"]
 

@@ -22,8 +22,8 @@ from utility_jax.analysis import (
     transitivity,
 )
 from utility_jax.analysis.harness import Context, analysis_config, write_analysis
-from utility_jax.config import validate
-from utility_jax.progress import progress_factory
+from utility_jax.run.config import validate
+from utility_jax.run.progress import progress_factory
 
 __all__ = ["ANALYSES", "run_analysis"]
 
@@ -50,8 +50,8 @@ def _dry_run(conf, mod, acfg, out: Path) -> dict:
     import json
     import tempfile
 
-    from utility_jax.cost import plan
     from utility_jax.elicit.dry_run import Ledger
+    from utility_jax.run.cost import plan
 
     # a few cheap draws: the analyses need some, and their numbers are not the point here
     conf = dataclasses.replace(

@@ -4,7 +4,7 @@ The reference's transitivity experiment draws 1,000 triads uniformly from all C(
 triples, asks the three pairs of each fresh (not the active-learning graph, whose triangles are
 full of near-indifferent pairs), in both orders with K answers per order, and reports
 log10 P(cycle). Its exact definition lived in the lost notebook, so every candidate
-(:mod:`utility_jax.triads`) is reported beside a random responder's value, exact and
+(:mod:`utility_jax.core.triads`) is reported beside a random responder's value, exact and
 simulated with the model's vote counts; the summary says which candidate, if any, reproduces
 the paper's random baseline (-0.484; GPT-4o: -1.61).
 
@@ -15,12 +15,12 @@ import dataclasses
 
 import numpy as np
 
-from utility_jax import triads as T
-from utility_jax.agents import simulated_truth
 from utility_jax.analysis.draws import fmt, interval
 from utility_jax.analysis.harness import Task, opening
-from utility_jax.data import pool_orders
-from utility_jax.outcomes import load_outcomes
+from utility_jax.core import triads as T
+from utility_jax.core.data import pool_orders
+from utility_jax.io.outcomes import load_outcomes
+from utility_jax.run.agents import simulated_truth
 
 __all__ = ["Config", "run", "plot", "summary", "PAPER"]
 

@@ -20,10 +20,10 @@ import numpy as np
 import yaml
 from scipy import stats
 
-from utility_jax.assets import asset_path
-from utility_jax.data import PairwiseData, pool_orders
-from utility_jax.demography import interaction_seed, ipf
+from utility_jax.core.data import PairwiseData, pool_orders
+from utility_jax.core.demography import interaction_seed, ipf
 from utility_jax.elicit.llm import LLMAgent
+from utility_jax.io.assets import asset_path
 
 __all__ = [
     "Citizen",
@@ -59,7 +59,7 @@ def load_demographics(path: str | Path | None = None) -> dict:
 
 def joint_table(demographics: dict | None = None) -> tuple[list[str], list[list[str]], np.ndarray]:
     """``(attribute names, levels per attribute, joint shares)``: the marginals with the
-    associations' odds ratios (:func:`utility_jax.demography.ipf`)."""
+    associations' odds ratios (:func:`utility_jax.core.demography.ipf`)."""
     demo = demographics or load_demographics()
     names = list(demo["attributes"])
     levels = [list(demo["attributes"][a]) for a in names]

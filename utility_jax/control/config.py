@@ -6,8 +6,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from utility_jax.config import FitterConf, OutcomesConf, merge_schema, to_core
 from utility_jax.finetune.sft import SFTConfig
+from utility_jax.run.config import FitterConf, OutcomesConf, merge_schema, to_core
 
 __all__ = ["ModelConf", "AssemblyConf", "SFTConf", "ControlConf", "validate_control", "sft_config"]
 

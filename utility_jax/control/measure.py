@@ -6,10 +6,11 @@ from collections.abc import Callable
 import jax
 import numpy as np
 
-from utility_jax.data import PairwiseData, pool_orders
+from utility_jax.core.data import PairwiseData, pool_orders
+from utility_jax.core.likelihood import predict_proba
+from utility_jax.core.model import ThurstonianFit
 from utility_jax.elicit.llm import LLMAgent
-from utility_jax.prompts import render_pair
-from utility_jax.thurstonian import ThurstonianFit, predict_proba
+from utility_jax.io.prompts import render_pair
 
 __all__ = ["measure", "direct_agreement", "sft_examples", "same_side"]
 

@@ -10,7 +10,7 @@ import numpy as np
 import yaml
 from scipy import stats
 
-from utility_jax.metrics import wilson_interval
+from utility_jax.core.metrics import wilson_interval
 
 __all__ = ["corr", "write_control_run"]
 

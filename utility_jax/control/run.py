@@ -13,8 +13,6 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from utility_jax.agents import build_backend
-from utility_jax.config import AgentConf, ElicitationConf, fit_config
 from utility_jax.control.assembly import (
     SimulatedAssembly,
     citizen_preferences_llm,
@@ -26,14 +24,16 @@ from utility_jax.control.assembly import (
 from utility_jax.control.config import ControlConf, sft_config, validate_control
 from utility_jax.control.measure import direct_agreement, measure, sft_examples
 from utility_jax.control.report import corr, write_control_run
+from utility_jax.core.fit import fit_thurstonian
 from utility_jax.elicit.jax_backend import JaxBackend
 from utility_jax.finetune import load_checkpoint, save_checkpoint
 from utility_jax.finetune.sft import train_sft
 from utility_jax.finetune.tokens import answer_token_ids, encode_prompts
-from utility_jax.outcomes import load_outcomes
-from utility_jax.progress import progress_factory
-from utility_jax.prompts import load_template, system_message
-from utility_jax.thurstonian import fit_thurstonian
+from utility_jax.io.outcomes import load_outcomes
+from utility_jax.io.prompts import load_template, system_message
+from utility_jax.run.agents import build_backend
+from utility_jax.run.config import AgentConf, ElicitationConf, fit_config
+from utility_jax.run.progress import progress_factory
 
 __all__ = ["run_utility_control"]
 
@@ -129,9 +129,9 @@ def _dry_run(conf: ControlConf, out: Path) -> dict[str, Any]:
     local and costs nothing), counted and priced; nothing is sent."""
     import json
 
-    from utility_jax.config import BudgetConf
-    from utility_jax.cost import plan
     from utility_jax.elicit.dry_run import DryRunBackend, Ledger
+    from utility_jax.run.config import BudgetConf
+    from utility_jax.run.cost import plan
 
     outcomes = load_outcomes(conf.outcomes.path, limit=conf.outcomes.limit)
     tpl = load_template(conf.template)

@@ -42,7 +42,7 @@ def token_counter(agent_conf):
         try:
             from transformers import AutoTokenizer
 
-            from utility_jax.prompts import render_text
+            from utility_jax.io.prompts import render_text
 
             tok = AutoTokenizer.from_pretrained(agent_conf.model)
             chat = agent_conf.chat

@@ -1,6 +1,6 @@
 """A local transformers causal LM as an elicitation backend (torch; imported only when used).
 
-Prompts are rendered by :func:`utility_jax.prompts.render_text` (the model's chat template when
+Prompts are rendered by :func:`utility_jax.io.prompts.render_text` (the model's chat template when
 it has one, else the base-model format), the same renderer the ``jax`` backend and SFT use. Batches
 are left-padded, so the next-token distribution is read at the last position of every row.
 """
@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from utility_jax.elicit.backend import AnswerDistribution, Completion
-from utility_jax.prompts import answer_token_ids, render_text
+from utility_jax.io.prompts import answer_token_ids, render_text
 
 __all__ = ["HFBackend"]
 
@@ -69,7 +69,7 @@ class HFBackend:
         return s
 
     def render(self, messages: list[dict]) -> str:
-        """The prompt text (see :func:`utility_jax.prompts.render_text`)."""
+        """The prompt text (see :func:`utility_jax.io.prompts.render_text`)."""
         return render_text(self.tokenizer, messages, chat=self.chat)
 
     def _encode(self, texts: list[str]):

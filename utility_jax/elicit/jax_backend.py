@@ -2,7 +2,7 @@
 and after tuning without format conversions.
 
 Prompts are rendered and encoded by :func:`utility_jax.finetune.tokens.encode_prompts`, i.e. by
-:func:`utility_jax.prompts.render_text`, the renderer the ``hf`` backend uses: the same checkpoint
+:func:`utility_jax.io.prompts.render_text`, the renderer the ``hf`` backend uses: the same checkpoint
 reads the same text through both backends (a test checks prompts and log-probs agree).
 """
 
@@ -17,7 +17,7 @@ from utility_jax.elicit.backend import AnswerDistribution
 from utility_jax.finetune import load_checkpoint
 from utility_jax.finetune.model import last_logits_jit
 from utility_jax.finetune.tokens import encode_prompts
-from utility_jax.prompts import answer_token_ids
+from utility_jax.io.prompts import answer_token_ids
 
 __all__ = ["JaxBackend"]
 

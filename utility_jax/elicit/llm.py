@@ -10,8 +10,8 @@ from utility_jax.elicit.base import AgentStats
 from utility_jax.elicit.budget import BudgetGuard
 from utility_jax.elicit.parse import RULES, parse_answer
 from utility_jax.elicit.store import ResponseStore, request_key
-from utility_jax.outcomes import OutcomeSet
-from utility_jax.prompts import PromptTemplate, render_pair
+from utility_jax.io.outcomes import OutcomeSet
+from utility_jax.io.prompts import PromptTemplate, render_pair
 
 __all__ = ["LLMAgent"]
 

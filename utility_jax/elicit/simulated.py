@@ -7,10 +7,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from utility_jax.data import bucket_length
+from utility_jax.core.data import bucket_length
+from utility_jax.core.model import PROBIT
+from utility_jax.core.simulate import simulate_votes
 from utility_jax.elicit.base import AgentStats
-from utility_jax.outcomes import OutcomeSet, OutcomeSetError
-from utility_jax.simulate import simulate_votes
+from utility_jax.io.outcomes import OutcomeSet, OutcomeSetError
 
 __all__ = ["SimulatedAgent", "reference_utilities"]
 
@@ -43,14 +44,14 @@ def reference_utilities(path: str | Path, outcomes: OutcomeSet) -> tuple[np.ndar
 
 
 class SimulatedAgent:
-    """Answers from known utilities (see :func:`utility_jax.simulate.simulate_votes`)."""
+    """Answers from known utilities (see :func:`utility_jax.core.simulate.simulate_votes`)."""
 
     def __init__(
         self,
         mu,
         sigma,
         *,
-        link: str = "probit",
+        link: str = PROBIT,
         position_bias: float = 0.0,
         refusal_rate: float = 0.0,
         name: str = "simulated",

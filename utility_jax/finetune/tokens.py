@@ -1,10 +1,10 @@
-"""Chat prompts to padded token arrays (rendered by :func:`utility_jax.prompts.render_text`, the
+"""Chat prompts to padded token arrays (rendered by :func:`utility_jax.io.prompts.render_text`, the
 renderer the ``hf`` backend uses too), and the answer-letter token ids."""
 
 import numpy as np
 
-from utility_jax.data import bucket_length
-from utility_jax.prompts import answer_token_ids, encode_text, render_text
+from utility_jax.core.data import bucket_length
+from utility_jax.io.prompts import answer_token_ids, encode_text, render_text
 
 __all__ = ["answer_token_ids", "encode_prompts"]
 

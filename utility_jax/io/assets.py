@@ -6,7 +6,7 @@ from pathlib import Path
 
 __all__ = ["asset_path"]
 
-_ROOT = Path(__file__).resolve().parent
+_ROOT = Path(__file__).resolve().parents[1] / "assets"
 
 
 def asset_path(*parts: str) -> Path:

@@ -14,14 +14,10 @@ import jax
 import numpy as np
 from scipy import stats
 
-from utility_jax.data import PairwiseData
-from utility_jax.thurstonian import (
-    FitConfig,
-    ThurstonianFit,
-    fit_bootstrap,
-    laplace_stderr,
-    standardize_shift,
-)
+from utility_jax.core.bootstrap import fit_bootstrap
+from utility_jax.core.data import PairwiseData
+from utility_jax.core.laplace import laplace_stderr
+from utility_jax.core.model import FitConfig, ThurstonianFit, standardize_shift
 
 __all__ = [
     "INTERVAL_KINDS",
@@ -85,7 +81,7 @@ def bootstrap_draws(
 ) -> UtilityDraws:
     """Vote-level bootstrap: ``n`` warm-started refits on resampled votes (``refit="full"``), or
     one Newton step each from the estimate (``"one_step"``; see
-    :func:`~utility_jax.thurstonian.fit_bootstrap`). A fit that is not a verified minimum has no
+    :func:`~utility_jax.core.model.fit_bootstrap`). A fit that is not a verified minimum has no
     Hessian to step with: it gets full refits, and the metrics say so. ``randomize_prior``
     (one-step only) also draws the prior's centres per member; ``resample="model"`` draws the
     votes from the fit's probabilities (see ``fit_bootstrap``).
@@ -185,7 +181,7 @@ def posterior_draws(
     progress_bar: bool,
 ):
     """NUTS or SVI from the MAP fit: ``(UtilityDraws, Posterior)``."""
-    from utility_jax import bayes as BZ
+    from utility_jax.core import bayes as BZ
 
     if method == "nuts":
         post = BZ.run_nuts(key, data, bcfg, init=fit, progress_bar=progress_bar)

@@ -13,9 +13,15 @@ import itertools
 import jax
 import numpy as np
 
-from utility_jax import thurstonian as T
-from utility_jax.data import PairwiseData
-from utility_jax.thurstonian import FitConfig, fit_thurstonian, log_likelihood_pairwise
+from utility_jax.core.data import PairwiseData
+from utility_jax.core.fit import fit_thurstonian
+from utility_jax.core.likelihood import (
+    _dense_hessian,
+    _neg_log_posterior,
+    _weighted,
+    log_likelihood_pairwise,
+)
+from utility_jax.core.model import FitConfig, _flatten, _params_of
 
 __all__ = ["MU_GRID", "LOGVAR_GRID", "select_prior_scales", "log_evidence"]
 
@@ -47,14 +53,14 @@ def log_evidence(data: PairwiseData, cfg: FitConfig) -> tuple[float, object]:
     fit = fit_thurstonian(data, cfg=cfg)
     if not bool(fit.converged):
         return float("nan"), fit
-    params, wdata = T._params_of(fit, cfg), T._weighted(data, cfg)
-    h = T._dense_hessian(T._flatten(params, cfg), wdata, cfg)
+    params, wdata = _params_of(fit, cfg), _weighted(data, cfg)
+    h = _dense_hessian(_flatten(params, cfg), wdata, cfg)
     chol = np.linalg.cholesky(np.asarray(h, np.float64))
     n = data.n_items
-    obj = float(T._neg_log_posterior(params, wdata, cfg))
+    obj = float(_neg_log_posterior(params, wdata, cfg))
     # the priors' normalising constants (the quadratic parts are in obj)
     norm = 0.0 if cfg.mu_prior_scale is None else n * np.log(cfg.mu_prior_scale)
-    if cfg.model == "case3" and cfg.logvar_prior_scale is not None:
+    if cfg.utility_model.learns_variance and cfg.logvar_prior_scale is not None:
         norm += n * np.log(cfg.logvar_prior_scale)
     return -obj - norm - float(np.sum(np.log(np.diag(chol)))), fit
 
@@ -98,7 +104,7 @@ def select_prior_scales(
             f"prior-scale cross-validation needs at least {2 * n_folds} pairs, got "
             f"{int((folds >= 0).sum())}"
         )
-    lv = logvar_grid if cfg.model == "case3" else (cfg.logvar_prior_scale,)
+    lv = logvar_grid if cfg.utility_model.learns_variance else (cfg.logvar_prior_scale,)
     votes = np.asarray(data.n_total)
     table = []
     for s_mu, s_lv in itertools.product(mu_grid, lv):
@@ -123,7 +129,7 @@ def select_prior_scales(
 
 
 def _by_evidence(data, cfg, mu_grid, logvar_grid):
-    lv = logvar_grid if cfg.model == "case3" else (cfg.logvar_prior_scale,)
+    lv = logvar_grid if cfg.utility_model.learns_variance else (cfg.logvar_prior_scale,)
     table = []
     for s_mu, s_lv in itertools.product(mu_grid, lv):
         c = dataclasses.replace(cfg, mu_prior_scale=s_mu, logvar_prior_scale=s_lv)

@@ -9,7 +9,7 @@ Pairs are ``[n, 2]`` int arrays with the smaller index first.
 
 import numpy as np
 
-from utility_jax.data import PairwiseData
+from utility_jax.core.data import PairwiseData
 
 __all__ = [
     "canonical_pairs",

@@ -10,8 +10,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from utility_jax.datasets import register_resolvers
-from utility_jax.thurstonian import FitConfig
+from utility_jax.core.model import DEFAULT_MODEL, LINKS, MODELS, PROBIT, FitConfig
+from utility_jax.io.datasets import register_resolvers
 
 register_resolvers()  # ${uj_data_dir:} in conf/paths
 
@@ -45,7 +45,7 @@ class AgentConf:
     kind: str = "simulated"  # simulated | hf | openai | jax (our NNX model, log-prob mode)
     # simulated: "planted" (seeded utilities) or the path of a reference results_utilities_*.json
     utilities: str = "planted"
-    link: str = "probit"
+    link: str = PROBIT
     position_bias: float = 0.0
     refusal_rate: float = 0.0
     mu_scale: float = 1.5
@@ -72,7 +72,7 @@ class AgentConf:
 
 @dataclasses.dataclass
 class FitterConf:
-    model: str = "case3"
+    model: str = DEFAULT_MODEL
     solver: str = "lbfgs"  # lbfgs | reference_adam (the reference algorithm, for comparison)
     mu_prior_scale: float | None = 10.0
     logvar_prior_scale: float | None = 2.0
@@ -86,7 +86,7 @@ class FitterConf:
     newton_tol: float = 1e-3
     dense_max: int = 2048
     # prior scales: fixed (mu_prior_scale, logvar_prior_scale as set) | cv (5-fold
-    # cross-validation of held-out log loss on a grid, utility_jax.prior_scales)
+    # cross-validation of held-out log loss on a grid, utility_jax.core.prior_scales)
     prior_scales: str = "fixed"
     init_scale: float = 0.01  # sd of random initial means (the reference's init)
     warm_start: bool = True
@@ -199,7 +199,7 @@ class ComputeUtilitiesConf:
 
 
 _CHOICES = {
-    ("fitter", "model"): ("case3", "case5", "logit"),
+    ("fitter", "model"): tuple(MODELS),
     ("fitter", "solver"): ("lbfgs", "reference_adam"),
     ("fitter", "edge_weight"): ("votes", "uniform"),
     ("fitter", "polish"): ("auto", "dense", "cg", "none"),
@@ -213,7 +213,7 @@ _CHOICES = {
     ("elicitation", "mode"): ("sample", "logprob"),
     ("elicitation", "parser"): ("reference", "strict"),
     ("elicitation", "orders"): ("both", "first"),
-    ("agent", "link"): ("probit", "logit"),
+    ("agent", "link"): LINKS,
     ("bayes", "method"): ("none", "nuts", "svi"),
     ("bayes", "svi_guide"): ("normal", "lowrank"),
     ("bayes", "hierarchical"): ("none", "mu", "both"),
@@ -414,8 +414,10 @@ def fit_config(f: FitterConf) -> FitConfig:
 
 
 def bayes_config(b: BayesConf, model: str, **fitter):
-    """The core :class:`~utility_jax.bayes.BayesConfig` for a bayes config and fitter model
+    """The core :class:`~utility_jax.core.bayes.BayesConfig` for a bayes config and fitter model
     (``fitter``: the fitter's position-bias settings, shared with the MAP fit)."""
-    from utility_jax.bayes import BayesConfig  # numpyro is imported only when a posterior is run
+    from utility_jax.core.bayes import (
+        BayesConfig,  # numpyro is imported only when a posterior is run
+    )
 
     return to_core(b, BayesConfig, model=model, **fitter)

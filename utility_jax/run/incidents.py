@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from utility_jax.data import pool_orders
+from utility_jax.core.data import pool_orders
 from utility_jax.elicit.base import Agent
 
 __all__ = [

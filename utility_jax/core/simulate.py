@@ -6,15 +6,33 @@ each pair in both presentation orders, ``k`` samples per order, choosing the opt
 logistic link), and refusing with probability ``refusal_rate``.
 """
 
+from collections.abc import Sequence
+from typing import Any, Protocol
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from utility_jax.data import PairwiseData, pool_orders
-from utility_jax.outcomes import OutcomeSet
-from utility_jax.thurstonian import pair_proba
+from utility_jax.core.data import PairwiseData, pool_orders
+from utility_jax.core.likelihood import pair_proba
+from utility_jax.core.model import PROBIT
 
 __all__ = ["simulate_votes", "simulate_pairwise", "planted_utilities"]
+
+
+class _Outcome(Protocol):
+    extra: dict[str, Any]
+
+
+class Outcomes(Protocol):
+    """What :func:`planted_utilities` reads of an outcome set (``io.outcomes.OutcomeSet`` is one):
+    a category per outcome and each outcome's ``extra`` fields. The core never imports the file
+    layer, so it names the shape, not the class."""
+
+    categories: Sequence[str]
+    outcomes: Sequence[_Outcome]
+
+    def __len__(self) -> int: ...
 
 
 def _p_first(mu, sigma, i, j, bias, link):
@@ -22,7 +40,7 @@ def _p_first(mu, sigma, i, j, bias, link):
 
 
 def planted_utilities(
-    outcomes: OutcomeSet,
+    outcomes: Outcomes,
     key: jax.Array,
     *,
     mu_scale: float = 1.5,
@@ -60,7 +78,7 @@ def simulate_votes(
     idx_b: jax.Array,
     k: int,
     *,
-    link: str = "probit",
+    link: str = PROBIT,
     position_bias: float = 0.0,
     refusal_rate: float = 0.0,
 ) -> jax.Array:
@@ -73,7 +91,7 @@ def simulate_votes(
       refusal_rate: probability that an answer is unparseable.
 
     Compiled once per padded length, ``k`` and ``link``; pad pair arrays (e.g. to
-    :func:`~utility_jax.data.bucket_length`) when calling it with many different lengths.
+    :func:`~utility_jax.core.data.bucket_length`) when calling it with many different lengths.
 
     Returns:
       ``[n_pairs, 2, 3]`` counts: axis 1 is the order (0: ``idx_a`` shown as A, 1: ``idx_b`` shown
@@ -96,7 +114,7 @@ def simulate_pairwise(
     pairs,
     k: int = 10,
     *,
-    link: str = "probit",
+    link: str = PROBIT,
     position_bias: float = 0.0,
     refusal_rate: float = 0.0,
     refusal: str = "half",

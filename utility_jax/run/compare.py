@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from utility_jax.collect import find_runs, run_row
-from utility_jax.metrics import fisher_interval, wilson_interval
-from utility_jax.uncertainty import INTERVAL_KINDS
+from utility_jax.core.metrics import fisher_interval, wilson_interval
+from utility_jax.run.collect import find_runs, run_row
+from utility_jax.run.uncertainty import INTERVAL_KINDS
 
 __all__ = ["COLUMNS", "compare_runs", "table_text"]
 

@@ -13,8 +13,9 @@ import jax.numpy as jnp
 import optax
 from jax.scipy.special import ndtr
 
-from utility_jax.data import PairwiseData
-from utility_jax.thurstonian import ThurstonianFit, log_likelihood_pairwise
+from utility_jax.core.data import PairwiseData
+from utility_jax.core.likelihood import log_likelihood_pairwise
+from utility_jax.core.model import PROBIT, ThurstonianFit
 
 __all__ = ["fit_reference_adam"]
 
@@ -60,7 +61,7 @@ def fit_reference_adam(
     mu, lv = _normalise(params["mu"], params["log_var"])
     g = jax.grad(loss)(params)
     gn = jnp.maximum(jnp.abs(g["mu"]).max(), jnp.abs(g["log_var"]).max())
-    nll = -log_likelihood_pairwise(mu, lv, data, "probit")
+    nll = -log_likelihood_pairwise(mu, lv, data, PROBIT)
     return ThurstonianFit(
         mu=mu,
         log_var=lv,
@@ -68,5 +69,5 @@ def fit_reference_adam(
         n_iter=jnp.asarray(epochs),
         grad_norm=gn,
         nll=nll,
-        link="probit",
+        link=PROBIT,
     )

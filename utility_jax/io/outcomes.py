@@ -25,8 +25,8 @@ from typing import Any
 
 import yaml
 
-from utility_jax.assets import asset_path
-from utility_jax.datasets import data_dir
+from utility_jax.io.assets import asset_path
+from utility_jax.io.datasets import data_dir
 
 __all__ = ["Outcome", "OutcomeSet", "OutcomeSetError", "load_outcomes", "money_anchors", "DEFAULT"]
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 
-from utility_jax.collect import run_row
+from utility_jax.run.collect import run_row
 
 __all__ = ["MLflowCallback", "WandbCallback", "run_record"]
 

@@ -12,16 +12,16 @@ import jax
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from utility_jax.agents import build_agent, store_config
-from utility_jax.config import validate
-from utility_jax.cost import plan, plan_text
 from utility_jax.elicit.budget import BudgetExceeded
 from utility_jax.elicit.store import FolderLock, StoreConfigError
-from utility_jax.incidents import RunIncidentError
-from utility_jax.outcomes import load_outcomes
-from utility_jax.pipeline import ComputeUtilitiesResult, compute_utilities
-from utility_jax.progress import progress_factory
-from utility_jax.report import flatten, write_run
+from utility_jax.io.outcomes import load_outcomes
+from utility_jax.run.agents import build_agent, store_config
+from utility_jax.run.config import validate
+from utility_jax.run.cost import plan, plan_text
+from utility_jax.run.incidents import RunIncidentError
+from utility_jax.run.pipeline import ComputeUtilitiesResult, compute_utilities
+from utility_jax.run.progress import progress_factory
+from utility_jax.run.report import flatten, write_run
 
 __all__ = ["run_compute_utilities", "dry_run_plan"]
 

@@ -9,7 +9,7 @@ Model (the fitter's likelihood and priors, as a generative model)::
 
 The identifiability choice is explicit and exact: both gauges are constraints of the prior, so no
 chain can drift along a flat direction. With ``n_a`` given, the likelihood enters through
-:func:`~utility_jax.thurstonian.log_likelihood_pairwise` (log space, fractional half-votes allowed);
+:func:`~utility_jax.core.model.log_likelihood_pairwise` (log space, fractional half-votes allowed);
 without it the model samples vote counts (prior/posterior predictive).
 
 Inference: NUTS initialised at the MAP fit with chains vectorised, or SVI with an ``AutoNormal``
@@ -29,14 +29,9 @@ import numpyro.distributions as dist
 from numpyro.infer import MCMC, NUTS, SVI, Trace_ELBO, init_to_value
 from numpyro.infer.autoguide import AutoLowRankMultivariateNormal, AutoNormal
 
-from utility_jax.data import PairwiseData
-from utility_jax.thurstonian import (
-    ThurstonianFit,
-    link_of,
-    log_likelihood_pairwise,
-    log_proba_pairwise,
-    pair_proba,
-)
+from utility_jax.core.data import PairwiseData
+from utility_jax.core.likelihood import log_likelihood_pairwise, log_proba_pairwise, pair_proba
+from utility_jax.core.model import DEFAULT_MODEL, ThurstonianFit, get_model
 
 __all__ = [
     "BayesConfig",
@@ -66,7 +61,7 @@ class BayesConfig:
     coverage we measured (docs/uncertainty.md).
     """
 
-    model: Literal["case3", "case5", "logit"] = "case3"
+    model: str = DEFAULT_MODEL  # a name in utility_jax.core.model.MODELS
     mu_prior_scale: float = 10.0
     logsigma_prior_scale: float = 1.0
     num_warmup: int = 500
@@ -92,7 +87,7 @@ def thurstonian_model(
     *,
     n_items: int,
     mask=None,
-    variant: str = "case3",
+    variant: str = DEFAULT_MODEL,
     mu_prior_scale: float = 10.0,
     logsigma_prior_scale: float = 1.0,
     position=None,
@@ -102,8 +97,8 @@ def thurstonian_model(
 ):
     """The Thurstonian model on vote counts (NumPyro; ``n_a=None`` samples the votes).
 
-    ``variant`` is ``"case3"``, ``"case5"`` or ``"logit"`` (named so as not to clash with the
-    ``model`` argument of NumPyro/ArviZ utilities). With ``position_bias``, a first-slot shift
+    ``variant`` names a :data:`~utility_jax.core.model.MODELS` entry (named so as not to clash
+    with the ``model`` argument of NumPyro/ArviZ utilities). With ``position_bias``, a first-slot shift
     ``bias ~ N(0, bias_prior_scale^2)`` is added to the latent difference of every presentation
     row (``position`` 1; pooled rows have 0), as in the MAP fitter. ``hierarchical`` (``"none"``,
     ``"mu"``, ``"both"``) samples the prior scales (``mu_scale``, ``log_sigma_scale``) from
@@ -115,18 +110,19 @@ def thurstonian_model(
     if hierarchical != "none":
         mu_scale = numpyro.sample("mu_scale", dist.HalfNormal(mu_prior_scale))
     mu = numpyro.sample("mu", dist.ZeroSumNormal(mu_scale, event_shape=(n_items,)))
-    if variant == "case3" and hierarchical == "both":  # non-centred: sigmas weakly identified
+    spec = get_model(variant)
+    if spec.learns_variance and hierarchical == "both":  # non-centred: sigmas weakly identified
         ls_scale = numpyro.sample("log_sigma_scale", dist.HalfNormal(logsigma_prior_scale))
         z = numpyro.sample("log_sigma_z", dist.ZeroSumNormal(1.0, event_shape=(n_items,)))
         log_sigma = numpyro.deterministic("log_sigma", ls_scale * z)
-    elif variant == "case3":
+    elif spec.learns_variance:
         log_sigma = numpyro.sample(
             "log_sigma", dist.ZeroSumNormal(ls_scale, event_shape=(n_items,))
         )
     else:
         log_sigma = jnp.zeros((n_items,), mu.dtype)
     log_var = 2.0 * log_sigma
-    link = link_of(variant)
+    link = spec.link
     mask = jnp.ones(jnp.shape(idx_a), bool) if mask is None else mask
     bias = None
     if position_bias:
@@ -148,7 +144,7 @@ class Posterior:
 
     Attributes:
       mu: ``[draws, n_items]``. log_sigma: ``[draws, n_items]`` (zeros for case V / logit).
-      method: ``"nuts"`` or ``"svi"``. link: ``"probit"`` or ``"logit"``.
+      method: ``"nuts"`` or ``"svi"``. link: the model's choice link (probit or logit).
       diagnostics: R-hat, ESS, divergences (NUTS), final ELBO loss (SVI), wall time.
       chains: number of chains (draws are chain-major).
     """
@@ -211,7 +207,7 @@ def _init_values(fit: ThurstonianFit | None, cfg: BayesConfig) -> dict:
         return {}
     mu = jnp.asarray(fit.mu)
     vals = {"mu": mu - mu.mean()}
-    if cfg.model == "case3":
+    if get_model(cfg.model).learns_variance:
         ls = 0.5 * jnp.asarray(fit.log_var)
         vals["log_sigma"] = ls - ls.mean()
     if cfg.position_bias:
@@ -219,7 +215,7 @@ def _init_values(fit: ThurstonianFit | None, cfg: BayesConfig) -> dict:
         vals["bias"] = jnp.asarray(0.0 if b is None else b, mu.dtype).reshape(())
     if cfg.hierarchical != "none":  # the scales the MAP's spread suggests
         vals["mu_scale"] = jnp.maximum(jnp.std(vals["mu"]), 1e-3)
-        if cfg.model == "case3" and cfg.hierarchical == "both":
+        if get_model(cfg.model).learns_variance and cfg.hierarchical == "both":
             vals["log_sigma_scale"] = jnp.maximum(jnp.std(vals["log_sigma"]), 1e-3)
             vals["log_sigma_z"] = vals.pop("log_sigma") / vals["log_sigma_scale"]
     return vals
@@ -310,7 +306,7 @@ def run_nuts(
     ls = np.asarray(s["log_sigma"]) if "log_sigma" in s else np.zeros_like(mu)
     bias = np.asarray(s["bias"]) if "bias" in s else None
     return Posterior(
-        mu, ls, "nuts", link_of(cfg.model), diag, cfg.num_chains, idata, bias, _scales_of(s)
+        mu, ls, "nuts", get_model(cfg.model).link, diag, cfg.num_chains, idata, bias, _scales_of(s)
     )
 
 
@@ -396,7 +392,9 @@ def run_svi(
     mu = np.asarray(draws["mu"])
     ls = np.asarray(draws["log_sigma"]) if "log_sigma" in draws else np.zeros_like(mu)
     bias = np.asarray(draws["bias"]) if "bias" in draws else None
-    return Posterior(mu, ls, "svi", link_of(cfg.model), diag, 1, None, bias, _scales_of(draws))
+    return Posterior(
+        mu, ls, "svi", get_model(cfg.model).link, diag, 1, None, bias, _scales_of(draws)
+    )
 
 
 def hdi(draws: np.ndarray, prob: float = 0.9) -> tuple[np.ndarray, np.ndarray]:

@@ -1,10 +1,10 @@
 """The compute-utilities loop: held-out split, initial graph, active-learning rounds, fits.
 
 This module holds the elicitation loop only (:func:`elicit_and_fit`); :func:`compute_utilities`
-composes it with :mod:`~utility_jax.evaluation` (metrics, random responder, recovery),
-:mod:`~utility_jax.uncertainty` (bootstrap, Laplace, posterior) and :mod:`~utility_jax.cost`.
+composes it with :mod:`~utility_jax.run.evaluation` (metrics, random responder, recovery),
+:mod:`~utility_jax.run.uncertainty` (bootstrap, Laplace, posterior) and :mod:`~utility_jax.run.cost`.
 The Hydra entry point (``utility-jax compute`` / ``experiments/compute_utilities.py``) only builds
-its inputs and writes its result (:mod:`~utility_jax.runner`).
+its inputs and writes its result (:mod:`~utility_jax.run.runner`).
 """
 
 import dataclasses
@@ -17,30 +17,26 @@ from typing import Any
 import jax
 import numpy as np
 
-from utility_jax import evaluation as E
-from utility_jax import graph as G
-from utility_jax import metrics as M
-from utility_jax import uncertainty as U
-from utility_jax.config import ComputeUtilitiesConf, bayes_config, fit_config
-from utility_jax.cost import cost_metrics
-from utility_jax.data import PairwiseData, bucket_length, pool_orders
+from utility_jax.core import graph as G
+from utility_jax.core import metrics as M
+from utility_jax.core.data import PairwiseData, bucket_length, pool_orders
+from utility_jax.core.fit import fit_thurstonian
+from utility_jax.core.laplace import laplace_stderr
+from utility_jax.core.likelihood import predict_proba
+from utility_jax.core.model import FitConfig, ThurstonianFit, component_labels
+from utility_jax.core.reference import fit_reference_adam
 from utility_jax.elicit.base import Agent
-from utility_jax.incidents import (
+from utility_jax.io.outcomes import OutcomeSet
+from utility_jax.run import evaluation as E
+from utility_jax.run import uncertainty as U
+from utility_jax.run.config import ComputeUtilitiesConf, bayes_config, fit_config
+from utility_jax.run.cost import cost_metrics
+from utility_jax.run.incidents import (
     NoVotesError,
     graph_components,
     no_votes_reason,
     run_incidents,
     vote_incidents,
-)
-from utility_jax.outcomes import OutcomeSet
-from utility_jax.reference import fit_reference_adam
-from utility_jax.thurstonian import (
-    FitConfig,
-    ThurstonianFit,
-    component_labels,
-    fit_thurstonian,
-    laplace_stderr,
-    predict_proba,
 )
 
 __all__ = ["ComputeUtilitiesResult", "Elicited", "compute_utilities", "elicit_and_fit"]
@@ -66,14 +62,14 @@ class ComputeUtilitiesResult:
     intervals: dict[str, np.ndarray]
     true_mu: np.ndarray | None = None
     true_sigma: np.ndarray | None = None
-    posterior: Any = None  # utility_jax.bayes.Posterior when cfg.bayes.method != "none"
+    posterior: Any = None  # utility_jax.core.bayes.Posterior when cfg.bayes.method != "none"
     # [n_draws, N] normalised utility draws per interval kind ("bootstrap", "laplace",
     # "posterior"): derived numbers (analyses) get their intervals by mapping over them
     draws: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
     uncertainty: dict[str, U.UtilityDraws] = dataclasses.field(default_factory=dict)
 
     def utility_draws(self) -> tuple[str, np.ndarray]:
-        """The preferred draws (see :data:`~utility_jax.uncertainty.INTERVAL_KINDS`)."""
+        """The preferred draws (see :data:`~utility_jax.run.uncertainty.INTERVAL_KINDS`)."""
         u = U.preferred(self.uncertainty, need_draws=True)
         if u is None:
             raise ValueError(
@@ -102,7 +98,7 @@ class Elicited:
 
 def _to_data(n_items, pairs, counts, refusal, pad_to=None, *, agent=None, what="the pairs"):
     """Pairs with votes as data; pairs left without votes are dropped (and reported by
-    :mod:`~utility_jax.incidents`); no vote at all is a :class:`NoVotesError` naming the cause."""
+    :mod:`~utility_jax.run.incidents`); no vote at all is a :class:`NoVotesError` naming the cause."""
     wins, total = pool_orders(counts, refusal=refusal)
     keep = total > 0
     if not keep.any():
@@ -172,7 +168,7 @@ def _prior_scales(cfg: ComputeUtilitiesConf, el: Elicited, fcfg: FitConfig, fit_
     used = {"mu_prior_scale": fcfg.mu_prior_scale, "logvar_prior_scale": fcfg.logvar_prior_scale}
     if cfg.fitter.prior_scales != "cv" or cfg.fitter.solver != "lbfgs":
         return el, fcfg, fit_fn, {"method": "fixed", **used}
-    from utility_jax.prior_scales import select_prior_scales
+    from utility_jax.core.prior_scales import select_prior_scales
 
     data = el.fit_data if el.fit_data is not None else el.train
     t0 = time.perf_counter()

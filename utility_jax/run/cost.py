@@ -6,9 +6,9 @@ from typing import Any
 import numpy as np
 import yaml
 
-from utility_jax.assets import asset_path
 from utility_jax.elicit.base import Agent
 from utility_jax.elicit.budget import BudgetGuard
+from utility_jax.io.assets import asset_path
 
 __all__ = ["cost_metrics", "prices", "budget_guard", "plan", "plan_text"]
 

@@ -13,8 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import stats
 
-from utility_jax.data import PairwiseData
-from utility_jax.thurstonian import predict_log_proba
+from utility_jax.core.data import PairwiseData
+from utility_jax.core.likelihood import predict_log_proba
 
 __all__ = [
     "wilson_interval",
@@ -192,7 +192,7 @@ def transitivity(data: PairwiseData, triads: np.ndarray) -> dict[str, float]:
 def evaluate_pairwise(fit, data: PairwiseData) -> dict[str, float]:
     """Held-out metrics of a fit on ``data``: accuracy, log loss per vote, Brier, ECE.
 
-    ``fit`` is a :class:`~utility_jax.thurstonian.ThurstonianFit` (unbatched).
+    ``fit`` is a :class:`~utility_jax.core.model.ThurstonianFit` (unbatched).
     """
     return {
         k: (int(v) if k.startswith("n_") else float(v)) for k, v in _evaluate(fit, data).items()

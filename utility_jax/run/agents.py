@@ -13,14 +13,14 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from utility_jax.config import AgentConf, ComputeUtilitiesConf, ElicitationConf
-from utility_jax.cost import budget_guard
+from utility_jax.core.simulate import planted_utilities
 from utility_jax.elicit.llm import LLMAgent
 from utility_jax.elicit.simulated import SimulatedAgent, reference_utilities
 from utility_jax.elicit.store import ResponseStore
-from utility_jax.outcomes import OutcomeSet
-from utility_jax.prompts import load_template, system_message
-from utility_jax.simulate import planted_utilities
+from utility_jax.io.outcomes import OutcomeSet
+from utility_jax.io.prompts import load_template, system_message
+from utility_jax.run.config import AgentConf, ComputeUtilitiesConf, ElicitationConf
+from utility_jax.run.cost import budget_guard
 
 __all__ = ["build_backend", "build_agent", "simulated_truth", "store_config", "TRANSPORT_ONLY"]
 

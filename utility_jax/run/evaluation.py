@@ -1,5 +1,5 @@
 """How good a run's fit is: coherence metrics, the random-responder baseline, recovery of known
-utilities and posterior-predictive scores. Every number goes through :mod:`utility_jax.metrics`
+utilities and posterior-predictive scores. Every number goes through :mod:`utility_jax.core.metrics`
 (log space, no clipping)."""
 
 from collections.abc import Callable
@@ -10,9 +10,10 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import stats
 
-from utility_jax import metrics as M
-from utility_jax.data import PairwiseData
-from utility_jax.thurstonian import ThurstonianFit, log_likelihood_pairwise
+from utility_jax.core import metrics as M
+from utility_jax.core.data import PairwiseData
+from utility_jax.core.likelihood import log_likelihood_pairwise
+from utility_jax.core.model import ThurstonianFit, get_model
 
 __all__ = [
     "TIE_RULE",
@@ -60,7 +61,7 @@ def degenerate_warnings(metrics: dict[str, Any], fit: ThurstonianFit, model: str
             f"with no preferences): the reference's tie rule counts them as correct "
             f"(accuracy {ho['accuracy']:.4f}); with ties as half it is {ho['accuracy_ties_half']:.4f}"
         )
-    if model == "case3":
+    if get_model(model).learns_variance:
         s = np.asarray(fit.sigma_normalized)
         big = np.flatnonzero(~np.isfinite(s) | (s > SIGMA_BLOWUP))
         if big.size:
@@ -119,7 +120,7 @@ def recovery(
         "spearman_mu": float(stats.spearmanr(np.asarray(fit.mu), tmu).statistic),
         "pearson_mu": float(np.corrcoef(np.asarray(fit.mu), tmu)[0, 1]),
     }
-    if model == "case3":
+    if get_model(model).learns_variance:
         # compare on a common scale: the true sigmas divided by the true means' sd
         tn = tsig / tmu.std()
         rec["spearman_sigma"] = float(
@@ -142,7 +143,7 @@ def recovery(
 
 def posterior_predictive_metrics(posterior, heldout: PairwiseData) -> dict[str, float]:
     """Held-out log loss and accuracy of the posterior-predictive probabilities."""
-    from utility_jax.bayes import posterior_predictive_log_proba
+    from utility_jax.core.bayes import posterior_predictive_log_proba
 
     v = heldout.valid()
     lp, lq = posterior_predictive_log_proba(posterior, v["idx_a"], v["idx_b"])

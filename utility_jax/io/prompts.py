@@ -15,7 +15,7 @@ import functools
 
 import yaml
 
-from utility_jax.assets import asset_path
+from utility_jax.io.assets import asset_path
 
 __all__ = [
     "PromptTemplate",

@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from utility_jax.pipeline import ComputeUtilitiesResult
-from utility_jax.thurstonian import predict_proba
-from utility_jax.uncertainty import preferred
+from utility_jax.core.likelihood import predict_proba
+from utility_jax.run.pipeline import ComputeUtilitiesResult
+from utility_jax.run.uncertainty import preferred
 
 __all__ = ["write_run", "utilities_table", "summary_text", "jsonable", "flatten"]
 
@@ -62,7 +62,7 @@ def utilities_table(res: ComputeUtilitiesResult) -> list[dict[str, Any]]:
 
 
 def _interval_kind(res: ComputeUtilitiesResult) -> str | None:
-    """The interval shown in the summary and plots (:func:`utility_jax.uncertainty.preferred`)."""
+    """The interval shown in the summary and plots (:func:`utility_jax.run.uncertainty.preferred`)."""
     u = preferred(res.uncertainty)
     return None if u is None else u.kind
 
@@ -435,7 +435,7 @@ def _calibration_and_rounds(res, out: Path, made: list) -> None:
 def _write_posterior(res: ComputeUtilitiesResult, out: Path) -> dict[str, str]:
     """Posterior draws, a per-outcome summary (mean, sd, HDI of mu and sigma, own and normalised
     scale) and, for NUTS, ArviZ's per-parameter diagnostics (R-hat, ESS)."""
-    from utility_jax.bayes import summarize_posterior
+    from utility_jax.core.bayes import summarize_posterior
 
     post = res.posterior
     written = {}

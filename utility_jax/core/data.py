@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from utility_jax.types import PairIdx, PairMask, VoteCounts
+from utility_jax.core.types import PairIdx, PairMask, VoteCounts
 
 __all__ = ["PairwiseData", "bucket_length", "Label", "REFUSAL_RULES", "pool_orders"]
 

@@ -343,7 +343,7 @@ def extract_derived(root: str | Path) -> list[str]:
             "rule": "reference_dollar_amounts(100): np.logspace(0, 9, 100), rounded, deduped",
             "count": len(reference_dollar_amounts(100)),
         }
-        space["note"] = f"extracted by utility_jax.datasets from {_EXCHANGE_SRC} (literals only)"
+        space["note"] = f"extracted by utility_jax.io.datasets from {_EXCHANGE_SRC} (literals only)"
         (out / "exchange_rate_option_space.json").write_text(json.dumps(space, indent=1))
         written.append("derived/exchange_rate_option_space.json")
     (out / "time_discounting_grid.json").write_text(json.dumps(time_discounting_grid(), indent=1))

@@ -10,8 +10,8 @@ from typing import Any
 
 import yaml
 
-from utility_jax.config import ComputeUtilitiesConf
-from utility_jax.report import flatten
+from utility_jax.run.config import ComputeUtilitiesConf
+from utility_jax.run.report import flatten
 
 __all__ = ["find_runs", "run_row", "collect_runs", "RunFolder", "load_run"]
 
@@ -116,7 +116,7 @@ class RunFolder:
 
     def interval_kind(self) -> str | None:
         """The interval the run reports first (posterior, bootstrap, Laplace), or None."""
-        from utility_jax.uncertainty import INTERVAL_KINDS
+        from utility_jax.run.uncertainty import INTERVAL_KINDS
 
         row = self.utilities[0] if self.utilities else {}
         return next((k for k in INTERVAL_KINDS if f"{k}_lo" in row), None)
