@@ -136,6 +136,64 @@ class Config:
     n_draws: int = 200  # draws from saved runs' per-outcome sd
 
 
+def _keep(r, name, outs, vectors, draws, kinds) -> None:
+    """Record one fitted model's utilities, draws and interval kind."""
+    vectors[name] = dict(zip(outs.texts, r.mu, strict=True))
+    draws[name] = r.draws
+    kinds.append(r.interval_kind)
+
+
+def _fit_planted_models(cfg: Config, ctx, outs, vectors, draws, kinds) -> dict[str, float]:
+    """Simulated models whose utilities share a planted vector to a degree that grows with a
+    planted capability; each is fitted, and the capabilities returned by model name."""
+    lo, hi = cfg.capability_range
+    c = np.linspace(lo, hi, cfg.n_models)
+    shared, sig = planted_utilities(outs, ctx.task_key("plant:shared"))
+    shared = (shared - shared.mean()) / shared.std()
+    rng = ctx.rng("convergence")
+    planted_cap = {}
+    for m, cm in enumerate(c):
+        own = rng.standard_normal(len(outs))
+        mu = 1.5 * (cm * shared + np.sqrt(1 - cm**2) * own)
+        name = f"sim-{m} (c={cm:.2f})"
+        _keep(ctx.fit(Task(name, outs, truth=(mu, sig))), name, outs, vectors, draws, kinds)
+        planted_cap[name] = float(cm)
+    return planted_cap
+
+
+def _shared_draws(ctx, outs, shared_texts, point, draws, sds, n_d) -> dict[str, np.ndarray]:
+    """Draws over the shared outcomes: the fits' own, or normal draws from saved per-outcome
+    sds, or the point repeated where nothing was saved (reference files)."""
+    rng = ctx.rng("convergence-draws")
+    dr = {}
+    for n in point:
+        if n in draws:
+            idx = [outs.texts.index(t) for t in shared_texts]
+            dr[n] = draws[n][:n_d, idx]
+        elif sds.get(n):
+            sd = np.array([sds[n][t] for t in shared_texts])
+            dr[n] = point[n] + rng.standard_normal((n_d, len(shared_texts))) * sd
+        else:
+            dr[n] = np.repeat(point[n][None], n_d, 0)
+    return dr
+
+
+def _capability_correlations(cv, cvs, n_models: int, certain: bool, level, kind) -> dict:
+    """Similarity against capability (Pearson, Spearman), each with the draws' interval and the
+    Fisher-z interval over the models."""
+    out = {}
+    for k in ("pearson_similarity_vs_capability", "spearman_similarity_vs_capability"):
+        if k in cv:
+            iv = interval(cv[k], [c[k] for c in cvs], level, kind, bounds=BOUNDS[k])
+            if certain:
+                iv["lo"] = iv["hi"] = float("nan")
+            # the draws carry the utilities' measurement noise only; with a handful of models
+            # the correlation's own sampling error dominates: the Fisher-z interval over them
+            iv["models_lo"], iv["models_hi"] = fisher_interval(cv[k], n_models, level)
+            out[k] = iv
+    return out
+
+
 def run(cfg: Config, ctx) -> dict:
 
     vectors: dict[str, dict[str, float]] = {}
@@ -154,28 +212,11 @@ def run(cfg: Config, ctx) -> dict:
     outs = load_outcomes(ctx.conf.outcomes.path, limit=ctx.conf.outcomes.limit)
     planted_cap = None
     if ctx.simulated and not cfg.runs:
-        lo, hi = cfg.capability_range
-        c = np.linspace(lo, hi, cfg.n_models)
-        shared, sig = planted_utilities(outs, ctx.task_key("plant:shared"))
-        shared = (shared - shared.mean()) / shared.std()
-        rng = ctx.rng("convergence")
-        planted_cap = {}
-        for m, cm in enumerate(c):
-            own = rng.standard_normal(len(outs))
-            mu = 1.5 * (cm * shared + np.sqrt(1 - cm**2) * own)
-            name = f"sim-{m} (c={cm:.2f})"
-            r = ctx.fit(Task(name, outs, truth=(mu, sig)))
-            vectors[name] = dict(zip(outs.texts, r.mu, strict=True))
-            draws[name] = r.draws
-            kinds.append(r.interval_kind)
-            planted_cap[name] = float(cm)
+        planted_cap = _fit_planted_models(cfg, ctx, outs, vectors, draws, kinds)
         cap = dict(planted_cap)
     elif fit_agent:
         name = ctx.conf.agent.model or ctx.conf.agent.kind
-        r = ctx.fit(Task(str(name), outs))
-        vectors[name] = dict(zip(outs.texts, r.mu, strict=True))
-        draws[name] = r.draws
-        kinds.append(r.interval_kind)
+        _keep(ctx.fit(Task(str(name), outs)), name, outs, vectors, draws, kinds)
     if len(vectors) < 2:
         raise ValueError(
             "convergence needs at least two models: give analysis.runs={name: path, ...} "
@@ -186,19 +227,8 @@ def run(cfg: Config, ctx) -> dict:
         raise ValueError(f"the runs share only {len(shared_texts)} outcomes; need at least 3")
     names = list(vectors)
     point = {n: np.array([vectors[n][t] for t in shared_texts]) for n in names}
-    # draws over the shared outcomes: the fits' own, or normal draws from saved per-outcome sds
     n_d = min([len(d) for d in draws.values()] + [cfg.n_draws])
-    rng = ctx.rng("convergence-draws")
-    dr = {}
-    for n in names:
-        if n in draws:
-            idx = [outs.texts.index(t) for t in shared_texts]
-            dr[n] = draws[n][:n_d, idx]
-        elif sds.get(n):
-            sd = np.array([sds[n][t] for t in shared_texts])
-            dr[n] = point[n] + rng.standard_normal((n_d, len(shared_texts))) * sd
-        else:
-            dr[n] = np.repeat(point[n][None], n_d, 0)  # no uncertainty saved (reference files)
+    dr = _shared_draws(ctx, outs, shared_texts, point, draws, sds, n_d)
     # a model with no uncertainty at all (a reference results file) has no interval: every
     # number that involves it says so instead of collapsing to a point
     certain = [n for n in names if n not in draws and not sds.get(n)]
@@ -237,15 +267,7 @@ def run(cfg: Config, ctx) -> dict:
     if certain:
         for iv in out["mean_similarity"].values():
             iv["lo"] = iv["hi"] = float("nan")
-    for k in ("pearson_similarity_vs_capability", "spearman_similarity_vs_capability"):
-        if k in cv:
-            iv = interval(cv[k], [c[k] for c in cvs], ctx.level, kind, bounds=BOUNDS[k])
-            if certain:
-                iv["lo"] = iv["hi"] = float("nan")
-            # the draws carry the utilities' measurement noise only; with a handful of models
-            # the correlation's own sampling error dominates: the Fisher-z interval over them
-            iv["models_lo"], iv["models_hi"] = fisher_interval(cv[k], len(cap), ctx.level)
-            out[k] = iv
+    out.update(_capability_correlations(cv, cvs, len(cap), bool(certain), ctx.level, kind))
     if planted_cap is not None:
         out["planted_capability"] = planted_cap
     return out

@@ -146,12 +146,9 @@ class Config:
     planted_noise: float = 0.3
 
 
-def run(cfg: Config, ctx) -> dict:
-
-    g = load_grid(cfg.grid)
-    base = float(g["baseline_amount"])
-    delays = [int(t) for t in g["time_delays_months"]]
-    amounts = np.asarray(g["delayed_amounts"], dtype=np.float64)
+def _grid_outcomes(base: float, delays, amounts):
+    """The baseline offer and every (delay, amount) offer as outcomes, and each grid cell's
+    outcome index (0 where the offer is the baseline itself, "indifferent")."""
     items = [
         Outcome(
             0,
@@ -181,17 +178,29 @@ def run(cfg: Config, ctx) -> dict:
                     },
                 )
             )
-    cell = np.asarray(cell)
+    return items, np.asarray(cell)
+
+
+def _plant(cfg: Config, items):
+    """Simulated truth: log dollars plus the log of the planted discount factor."""
+    if cfg.shape not in ("hyperbolic", "exponential", "none"):
+        raise ValueError(f"analysis.shape={cfg.shape!r}: hyperbolic, exponential or none")
+    d = {"none": lambda t: np.ones_like(t), **MODELS}[cfg.shape]
+    t = np.array([o.extra["delay"] for o in items], dtype=np.float64)
+    x = np.array([o.extra["dollars"] for o in items])
+    mu = np.log(x) + np.log(d(t, cfg.rate) if cfg.shape != "none" else d(t))
+    return (mu, np.full(len(items), cfg.planted_noise))
+
+
+def run(cfg: Config, ctx) -> dict:
+
+    g = load_grid(cfg.grid)
+    base = float(g["baseline_amount"])
+    delays = [int(t) for t in g["time_delays_months"]]
+    amounts = np.asarray(g["delayed_amounts"], dtype=np.float64)
+    items, cell = _grid_outcomes(base, delays, amounts)
     outs = OutcomeSet(tuple(items), source=str(cfg.grid))
-    truth = None
-    if ctx.simulated:
-        if cfg.shape not in ("hyperbolic", "exponential", "none"):
-            raise ValueError(f"analysis.shape={cfg.shape!r}: hyperbolic, exponential or none")
-        d = {"none": lambda t: np.ones_like(t), **MODELS}[cfg.shape]
-        t = np.array([o.extra["delay"] for o in items], dtype=np.float64)
-        x = np.array([o.extra["dollars"] for o in items])
-        mu = np.log(x) + np.log(d(t, cfg.rate) if cfg.shape != "none" else d(t))
-        truth = (mu, np.full(len(items), cfg.planted_noise))
+    truth = _plant(cfg, items) if ctx.simulated else None
     # every (now, later) pair, both orders, k answers per order: a direct grid, not a graph
     task = Task("grid", outs, template="time_discounting", truth=truth)
     pairs = np.stack([np.zeros(len(items) - 1, int), np.arange(1, len(items))], 1)

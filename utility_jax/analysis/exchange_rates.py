@@ -272,41 +272,15 @@ def run(cfg: Config, ctx) -> dict:
     if pivot not in xs:
         raise ValueError(f"analysis.pivot={pivot!r} is not one of the X values {xs}")
     k, m = len(xs), len(ns)
-    ref = cfg.wording == "reference" or (cfg.wording == "auto" and "dollar_options" in space)
-    n_dollar = cfg.dollar_anchors if cfg.dollar_anchors is not None else (100 if ref else 20)
-    dollar_text = cfg.dollar_template or (REFERENCE_DOLLAR_TEXT if ref else PROJECT_DOLLAR_TEXT)
-    dollars = dollar_amounts(n_dollar) if n_dollar > 0 else []
-    if dollars:
-        if "{dollars}" not in dollar_text:
-            raise ValueError(f"analysis.dollar_template needs {{dollars}}: {dollar_text!r}")
-        template = dollar_text.replace("{dollars}", "${amount}")
-        anchors = money_anchors(template, dollars, start_id=len(outs))
-        outs = OutcomeSet(outs.outcomes + tuple(anchors), source=outs.source)
-    truth, planted = None, None
-    if ctx.simulated:
-        logw = ctx.rng("worth").normal(0.0, cfg.planted_spread, k)
-        logw -= logw[xs.index(pivot)]
-        mu = cfg.planted_slope * (np.log(ns)[None, :] + logw[:, None])
-        # U($D) on the same scale: one unit of the pivot is worth planted_pivot_dollars
-        mu_d = cfg.planted_slope * (
-            np.log(np.asarray(dollars, float)) - np.log(cfg.planted_pivot_dollars)
-        )
-        sig = ctx.rng("sigma").uniform(0.3, 0.6, k * m + len(dollars))
-        truth = (np.concatenate([mu.reshape(-1), mu_d]), sig)
-        # one unit of X_j is worth w_j / w_pivot units of the pivot
-        planted = dict(zip(xs, np.exp(logw).tolist(), strict=True))
+    outs, dollars = _with_dollar_anchors(cfg, space, outs)
+    truth, planted = _plant(cfg, ctx, xs, ns, pivot, dollars) if ctx.simulated else (None, None)
     r = ctx.fit(Task(f"{cfg.group}-{cfg.measure}", outs, truth=truth))
     p = xs.index(pivot)
 
     # U($D) is fitted on the anchors inside the utility range of the quantity outcomes (plus a
     # tenth of it each side): far outside it every comparison is decisive, the fitted utilities
     # saturate, and a log fit across them would be bent by the extremes
-    keep = np.arange(len(dollars))
-    if dollars:
-        uq, ud = r.mu[: k * m], r.mu[k * m :]
-        pad = 0.1 * (uq.max() - uq.min())
-        inside = np.flatnonzero((ud >= uq.min() - pad) & (ud <= uq.max() + pad))
-        keep = inside if len(inside) >= 3 else keep
+    keep = _anchors_inside(r.mu, k * m, len(dollars))
     dfit = np.asarray(dollars, dtype=np.float64)[keep]
 
     def derive(u):
@@ -362,20 +336,65 @@ def run(cfg: Config, ctx) -> dict:
             for j, x in enumerate(xs)
         }
     if planted is not None:
-        out["planted_rates_in_pivot_units"] = planted
-        ins = [
-            out["rates_in_pivot_units"][x]["lo"]
-            <= planted[x]
-            <= out["rates_in_pivot_units"][x]["hi"]
-            for x in xs
-            if x != pivot
-        ]
-        out["planted_rate_coverage"] = float(np.mean(ins))
-        if dollars:
-            out["planted_dollars_per_unit"] = {
-                x: cfg.planted_pivot_dollars * w for x, w in planted.items()
-            }
+        out.update(_planted_coverage(cfg, out, planted, pivot, bool(dollars)))
     return out
+
+
+def _anchors_inside(mu, n_quantity: int, n_dollars: int) -> np.ndarray:
+    """The dollar anchors whose utilities lie inside the quantity outcomes' range, padded by a
+    tenth each side (all of them when fewer than 3 do)."""
+    keep = np.arange(n_dollars)
+    if n_dollars:
+        uq, ud = mu[:n_quantity], mu[n_quantity:]
+        pad = 0.1 * (uq.max() - uq.min())
+        inside = np.flatnonzero((ud >= uq.min() - pad) & (ud <= uq.max() + pad))
+        keep = inside if len(inside) >= 3 else keep
+    return keep
+
+
+def _with_dollar_anchors(cfg: Config, space: dict, outs: OutcomeSet):
+    """The outcome set with the dollar anchors appended (the reference's wording where the
+    option space is the reference's), and the amounts."""
+    ref = cfg.wording == "reference" or (cfg.wording == "auto" and "dollar_options" in space)
+    n_dollar = cfg.dollar_anchors if cfg.dollar_anchors is not None else (100 if ref else 20)
+    dollar_text = cfg.dollar_template or (REFERENCE_DOLLAR_TEXT if ref else PROJECT_DOLLAR_TEXT)
+    dollars = dollar_amounts(n_dollar) if n_dollar > 0 else []
+    if dollars:
+        if "{dollars}" not in dollar_text:
+            raise ValueError(f"analysis.dollar_template needs {{dollars}}: {dollar_text!r}")
+        template = dollar_text.replace("{dollars}", "${amount}")
+        anchors = money_anchors(template, dollars, start_id=len(outs))
+        outs = OutcomeSet(outs.outcomes + tuple(anchors), source=outs.source)
+    return outs, dollars
+
+
+def _plant(cfg: Config, ctx, xs, ns, pivot, dollars):
+    """Simulated truth: log-linear utilities with a planted worth per X value, and the planted
+    rates in pivot units."""
+    k, m = len(xs), len(ns)
+    logw = ctx.rng("worth").normal(0.0, cfg.planted_spread, k)
+    logw -= logw[xs.index(pivot)]
+    mu = cfg.planted_slope * (np.log(ns)[None, :] + logw[:, None])
+    # U($D) on the same scale: one unit of the pivot is worth planted_pivot_dollars
+    mu_d = cfg.planted_slope * (
+        np.log(np.asarray(dollars, float)) - np.log(cfg.planted_pivot_dollars)
+    )
+    sig = ctx.rng("sigma").uniform(0.3, 0.6, k * m + len(dollars))
+    truth = (np.concatenate([mu.reshape(-1), mu_d]), sig)
+    # one unit of X_j is worth w_j / w_pivot units of the pivot
+    return truth, dict(zip(xs, np.exp(logw).tolist(), strict=True))
+
+
+def _planted_coverage(cfg: Config, out: dict, planted: dict, pivot, dollars: bool) -> dict:
+    """The planted rates beside the estimates, and the share of intervals that cover them."""
+    rates = out["rates_in_pivot_units"]
+    ins = [rates[x]["lo"] <= planted[x] <= rates[x]["hi"] for x in out["x_values"] if x != pivot]
+    add = {"planted_rates_in_pivot_units": planted, "planted_rate_coverage": float(np.mean(ins))}
+    if dollars:
+        add["planted_dollars_per_unit"] = {
+            x: cfg.planted_pivot_dollars * w for x, w in planted.items()
+        }
+    return add
 
 
 def plot(numbers: dict):

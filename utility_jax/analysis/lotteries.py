@@ -218,53 +218,60 @@ def run(cfg: Config, ctx) -> dict:
         ],
     }
     if cfg.implicit:
-        events = load_implicit_lotteries(cfg.implicit)
-        texts, groups, probs = [e["option"] for e in events], [], []
-        for e in events:
-            g = []
-            for s_ in e["sub_options"]:
-                if s_["option"] not in texts:
-                    texts.append(s_["option"])
-                g.append(texts.index(s_["option"]))
-            groups.append(g)
-            probs.append([float(s_["probability"]) for s_ in e["sub_options"]])
-        ne, n_own = len(events), len(texts)
-        cats = ["Uncertain event" if k < ne else "Sub-outcome" for k in range(n_own)]
-        if cfg.implicit_background:
-            bg = load_outcomes(cfg.implicit_background)
-            for o in bg.outcomes:
-                if o.text not in texts:
-                    texts.append(o.text)
-                    cats.append(f"Background: {o.category}")
-        iset = OutcomeSet(
-            tuple(Outcome(k, t, c) for k, (t, c) in enumerate(zip(texts, cats, strict=True))),
-            source=str(cfg.implicit),
-        )
-        truth = None
-        if ctx.simulated:
-            mu, sig = planted_utilities(iset, ctx.task_key("plant:implicit"))
-            for k in range(ne):
-                mu[k] = np.dot(probs[k], mu[groups[k]]) + (
-                    cfg.distortion * mu[ne:n_own].std() * ctx.rng(f"implicit{k}").standard_normal()
-                )
-            truth = (mu, sig)
-        ri = ctx.fit(Task("implicit", iset, truth=truth))
+        out.update(_implicit(cfg, ctx))
+    return out
 
-        def imetrics(u):
-            return implicit_lottery_metrics(u[:ne], u, groups, probs)
 
-        out["implicit_n_background"] = len(texts) - n_own
-        out["implicit"] = map_draws(
-            imetrics, ctx.level, (ri.mu,), paired_draws(ri), ri.interval_kind, bounds=BOUNDS
-        )
-        out["implicit_points"] = _points(
-            ri.mu,
-            paired_draws(ri)[0],
-            lambda u: u[:ne],
-            lambda u: np.array([np.dot(p, u[g]) for g, p in zip(groups, probs, strict=True)]),
-            ctx.level,
-        )
-        out["implicit_points"]["events"] = texts[:ne]
+def _implicit(cfg: Config, ctx) -> dict:
+    """The implicit lotteries: uncertain events whose sub-outcomes carry probabilities, the
+    events' utilities against their expected utilities."""
+    events = load_implicit_lotteries(cfg.implicit)
+    texts, groups, probs = [e["option"] for e in events], [], []
+    for e in events:
+        g = []
+        for s_ in e["sub_options"]:
+            if s_["option"] not in texts:
+                texts.append(s_["option"])
+            g.append(texts.index(s_["option"]))
+        groups.append(g)
+        probs.append([float(s_["probability"]) for s_ in e["sub_options"]])
+    ne, n_own = len(events), len(texts)
+    cats = ["Uncertain event" if k < ne else "Sub-outcome" for k in range(n_own)]
+    if cfg.implicit_background:
+        bg = load_outcomes(cfg.implicit_background)
+        for o in bg.outcomes:
+            if o.text not in texts:
+                texts.append(o.text)
+                cats.append(f"Background: {o.category}")
+    iset = OutcomeSet(
+        tuple(Outcome(k, t, c) for k, (t, c) in enumerate(zip(texts, cats, strict=True))),
+        source=str(cfg.implicit),
+    )
+    truth = None
+    if ctx.simulated:
+        mu, sig = planted_utilities(iset, ctx.task_key("plant:implicit"))
+        for k in range(ne):
+            mu[k] = np.dot(probs[k], mu[groups[k]]) + (
+                cfg.distortion * mu[ne:n_own].std() * ctx.rng(f"implicit{k}").standard_normal()
+            )
+        truth = (mu, sig)
+    ri = ctx.fit(Task("implicit", iset, truth=truth))
+
+    def imetrics(u):
+        return implicit_lottery_metrics(u[:ne], u, groups, probs)
+
+    out = {"implicit_n_background": len(texts) - n_own}
+    out["implicit"] = map_draws(
+        imetrics, ctx.level, (ri.mu,), paired_draws(ri), ri.interval_kind, bounds=BOUNDS
+    )
+    out["implicit_points"] = _points(
+        ri.mu,
+        paired_draws(ri)[0],
+        lambda u: u[:ne],
+        lambda u: np.array([np.dot(p, u[g]) for g, p in zip(groups, probs, strict=True)]),
+        ctx.level,
+    )
+    out["implicit_points"]["events"] = texts[:ne]
     return out
 
 

@@ -94,23 +94,7 @@ def run(cfg: Config, ctx) -> dict:
     ]
     who = who[: cfg.max_entities]
     names = [e for e, _ in who]
-    truths = {}
-    if ctx.simulated:
-        rng = ctx.rng("political-plant")
-        load = rng.normal(size=(len(items), 2))
-        known = read_input("default", "political.yaml", "political inputs")[1].get(
-            "simulated_positions", {}
-        )
-        pos = {e: np.asarray(known.get(e, rng.normal(size=2) * 1.5), float) for e in names}
-        lean = cfg.planted_lean
-        if lean is not None and lean not in pos:
-            raise ValueError(f"analysis.planted_lean={lean!r} is not one of the entities {names}")
-        pos[cfg.model_name] = (
-            pos[lean] + rng.normal(size=2) * 0.1 if lean else rng.normal(size=2) * 1.5
-        )
-        for e, p in pos.items():
-            mu = load @ p + cfg.planted_noise * rng.standard_normal(len(items))
-            truths[e] = (mu, rng.uniform(0.3, 0.8, len(items)))
+    truths = _plant(cfg, ctx, len(items), names) if ctx.simulated else {}
     tasks = [
         Task(
             cfg.model_name,
@@ -134,15 +118,7 @@ def run(cfg: Config, ctx) -> dict:
         for i in range(len(draws[0]))
     ]
     nearest = place_among(pc["coords"], labels, cfg.model_name, k=min(5, len(names)))
-    # every draw projected on the point estimate's axes: each entity's cloud of positions
-    x0 = np.stack([r.mu for r in results])
-    z0 = (x0 - x0.mean(1, keepdims=True)) / x0.std(1, keepdims=True)
-    centre = z0.mean(0, keepdims=True)
-    draw_coords = []
-    for i in range(len(draws[0])):
-        x = np.stack([d[i] for d in draws])
-        z = (x - x.mean(1, keepdims=True)) / x.std(1, keepdims=True)
-        draw_coords.append((z - centre) @ pc["components"].T)
+    draw_coords = _draw_coords(results, draws, pc["components"])
     share = {n: float(np.mean([x == n for x in near])) for n in sorted(set(near))}
     out = {
         "interval_kind": results[0].interval_kind,
@@ -152,7 +128,7 @@ def run(cfg: Config, ctx) -> dict:
         "explained_variance": pc["explained"],
         "nearest_to_model": [{"entity": n, "distance": d} for n, d in nearest],
         "nearest_share_of_draws": share,
-        "draw_coords": np.asarray(draw_coords),
+        "draw_coords": draw_coords,
         "correlation_with_model": {
             n: float(np.corrcoef(u[0], u[i + 1])[0, 1]) for i, n in enumerate(names)
         },
@@ -171,6 +147,39 @@ def run(cfg: Config, ctx) -> dict:
     if ctx.simulated:
         out["planted_lean"] = cfg.planted_lean
     return out
+
+
+def _plant(cfg: Config, ctx, n_items: int, names) -> dict:
+    """Simulated truth: every entity (and the model, near its planted lean) a point in a 2-D
+    political space, and each policy's utility a noisy projection of it."""
+    rng = ctx.rng("political-plant")
+    load = rng.normal(size=(n_items, 2))
+    known = read_input("default", "political.yaml", "political inputs")[1].get(
+        "simulated_positions", {}
+    )
+    pos = {e: np.asarray(known.get(e, rng.normal(size=2) * 1.5), float) for e in names}
+    lean = cfg.planted_lean
+    if lean is not None and lean not in pos:
+        raise ValueError(f"analysis.planted_lean={lean!r} is not one of the entities {names}")
+    pos[cfg.model_name] = pos[lean] + rng.normal(size=2) * 0.1 if lean else rng.normal(size=2) * 1.5
+    truths = {}
+    for e, p in pos.items():
+        mu = load @ p + cfg.planted_noise * rng.standard_normal(n_items)
+        truths[e] = (mu, rng.uniform(0.3, 0.8, n_items))
+    return truths
+
+
+def _draw_coords(results, draws, components) -> np.ndarray:
+    """Every draw projected on the point estimate's axes: each entity's cloud of positions."""
+    x0 = np.stack([r.mu for r in results])
+    z0 = (x0 - x0.mean(1, keepdims=True)) / x0.std(1, keepdims=True)
+    centre = z0.mean(0, keepdims=True)
+    draw_coords = []
+    for i in range(len(draws[0])):
+        x = np.stack([d[i] for d in draws])
+        z = (x - x.mean(1, keepdims=True)) / x.std(1, keepdims=True)
+        draw_coords.append((z - centre) @ components.T)
+    return np.asarray(draw_coords)
 
 
 def _repel(xy: np.ndarray, sizes: np.ndarray, iters: int = 300) -> np.ndarray:

@@ -83,16 +83,7 @@ def run(cfg: Config, ctx) -> dict:
     }
     truths = {"utility": None, "power": None, "fitness": None}
     if ctx.simulated:
-        rng = ctx.rng("power-plant")
-        base, sig = planted_utilities(outs, ctx.task_key("plant:power"))
-        tagged_ = coercive | non_coercive
-        power = rng.normal(0.0, np.where(tagged_, 1.0, 0.3)) + 2.0 * coercive + 1.5 * non_coercive
-        fitness = rng.normal(0.0, 1.0, len(items))
-        u = base.copy()
-        u[coercive] += cfg.beta_coercive * power[coercive] * 1.5
-        u[non_coercive] += cfg.beta_non_coercive * power[non_coercive] * 1.5
-        u[fit_tag] += cfg.beta_fitness * fitness[fit_tag] * 1.5
-        truths = {"utility": (u, sig), "power": (power, sig), "fitness": (fitness, sig)}
+        truths = _plant(cfg, ctx, outs, coercive, non_coercive, fit_tag)
     ru = ctx.fit(Task("utility", outs, truth=truths["utility"]))
     judge = judge_conf(cfg.judge, "analysis")
     rp = ctx.fit(
@@ -126,19 +117,7 @@ def run(cfg: Config, ctx) -> dict:
         },
     }
     if cfg.fitness and fit_tag.sum() >= 3:
-        rf = ctx.fit(Task("fitness", outs, template="fitness", truth=truths["fitness"]))
-        du, df = paired_draws(ru, rf)
-        fsets = {"all": subsets["all"], "fitness_related": fit_tag}
-        out["fitness"] = map_draws(
-            lambda u, s: subset_correlations(u, s, fsets),
-            ctx.level,
-            (ru.mu, rf.mu),
-            (du, df),
-            ru.interval_kind,
-            bounds=BOUNDS["correlation"],
-        )
-        out["points"]["fitness"] = rf.mu
-        out["subset_sizes"]["fitness_related"] = int(fit_tag.sum())
+        _fitness(ctx, out, ru, Task("fitness", outs, template="fitness", truth=truths["fitness"]))
     if ctx.simulated:
         out["planted"] = {
             "beta_coercive": cfg.beta_coercive,
@@ -146,6 +125,39 @@ def run(cfg: Config, ctx) -> dict:
             "beta_fitness": cfg.beta_fitness,
         }
     return out
+
+
+def _plant(cfg: Config, ctx, outs, coercive, non_coercive, fit_tag) -> dict:
+    """Simulated truth: planted power and fitness scores, and utilities that load on them with
+    the planted betas."""
+    rng = ctx.rng("power-plant")
+    base, sig = planted_utilities(outs, ctx.task_key("plant:power"))
+    tagged_ = coercive | non_coercive
+    power = rng.normal(0.0, np.where(tagged_, 1.0, 0.3)) + 2.0 * coercive + 1.5 * non_coercive
+    fitness = rng.normal(0.0, 1.0, len(outs))
+    u = base.copy()
+    u[coercive] += cfg.beta_coercive * power[coercive] * 1.5
+    u[non_coercive] += cfg.beta_non_coercive * power[non_coercive] * 1.5
+    u[fit_tag] += cfg.beta_fitness * fitness[fit_tag] * 1.5
+    return {"utility": (u, sig), "power": (power, sig), "fitness": (fitness, sig)}
+
+
+def _fitness(ctx, out: dict, ru, task: Task) -> None:
+    """The fitness scores' fit and their correlation with the utilities, added to ``out``."""
+    fit_tag = out["points"]["fitness_tag"]
+    rf = ctx.fit(task)
+    du, df = paired_draws(ru, rf)
+    fsets = {"all": np.ones(len(fit_tag), bool), "fitness_related": fit_tag}
+    out["fitness"] = map_draws(
+        lambda u, s: subset_correlations(u, s, fsets),
+        ctx.level,
+        (ru.mu, rf.mu),
+        (du, df),
+        ru.interval_kind,
+        bounds=BOUNDS["correlation"],
+    )
+    out["points"]["fitness"] = rf.mu
+    out["subset_sizes"]["fitness_related"] = int(fit_tag.sum())
 
 
 def plot(numbers: dict):

@@ -197,30 +197,19 @@ def run_utility_control(cfg: DictConfig | dict, out_dir: str | Path) -> dict[str
     unseen_before = unseen_agreement() if len(unseen_idx) else None
     args = (outcomes, tpl, system, train, heldout, conf.k, p_target[ho_idx], fit_fn)
     fit_before, before = measure(backend, *args)
+    split = (pairs, ho_idx, tr_idx)
+    prog = progress_factory(conf.progress)
     sft_log = _tune(
-        conf,
-        backend,
-        tokenizer,
-        outcomes,
-        tpl,
-        system,
-        (pairs, ho_idx, tr_idx),
-        p_target,
-        out,
-        path,
-        progress_factory(conf.progress),
+        conf, backend, tokenizer, outcomes, tpl, system, split, p_target, out, path, prog
     )
     backend.model = f"{path}#sft-seed{conf.seed}"
     fit_after, after = measure(backend, *args)
     tuned = save_checkpoint(backend.lm, out / "tuned_model", source=path)
     unseen_metrics = {}
-    if len(unseen_idx):
-        unseen_metrics = {
-            "n_outcomes": int(len(unseen)),
-            "n_pairs": int(len(unseen_idx)),
-            "agreement_direct_before": unseen_before,
-            "agreement_direct_after": unseen_agreement(),
-        }
+    if len(unseen_idx):  # outcomes never trained on: direct agreement with the target
+        unseen_metrics = dict(n_outcomes=int(len(unseen)), n_pairs=int(len(unseen_idx)))
+        unseen_metrics.update(agreement_direct_before=unseen_before)
+        unseen_metrics.update(agreement_direct_after=unseen_agreement())
     # political lean: correlation with the assembly's own Democrat - Republican axis
     axis = party_axis(p_citizens, citizens, pairs, n, fit_fn, votes)
     fits = {"target": target_fit, "before": fit_before, "after": fit_after}
@@ -234,12 +223,7 @@ def run_utility_control(cfg: DictConfig | dict, out_dir: str | Path) -> dict[str
         "sft_steps": conf.sft.steps,
         "before": before,
         "after": after,
-        "spearman_with_target": {
-            k: corr(fits[k].mu, target_fit.mu, "spearman") for k in ("before", "after")
-        },
-        "political_lean_dem_minus_rep": {
-            k: (corr(f.mu, axis) if axis is not None else float("nan")) for k, f in fits.items()
-        },
+        **_target_metrics(fits, axis),
         "unseen_outcomes": unseen_metrics,
         "final_sft_loss": sft_log[-1]["loss"],
         "tuned_model": str(tuned),
@@ -253,6 +237,20 @@ def run_utility_control(cfg: DictConfig | dict, out_dir: str | Path) -> dict[str
         out,
     )
     return metrics
+
+
+def _target_metrics(fits: dict, axis) -> dict:
+    """Spearman of the before/after utilities with the target's, and every fit's political lean
+    (correlation with the assembly's Democrat - Republican axis; NaN without one)."""
+    target = fits["target"].mu
+    return {
+        "spearman_with_target": {
+            k: corr(fits[k].mu, target, "spearman") for k in ("before", "after")
+        },
+        "political_lean_dem_minus_rep": {
+            k: (corr(f.mu, axis) if axis is not None else float("nan")) for k, f in fits.items()
+        },
+    }
 
 
 def _assembly_label(conf: ControlConf, model_path) -> str:

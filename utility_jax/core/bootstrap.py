@@ -106,22 +106,9 @@ def fit_bootstrap(
     (``benchmarks/bench_coverage.py``). Votes are resampled whole: every pair needs a vote total
     of at least 1.
     """
-    nt = np.asarray(data.n_total)[np.asarray(data.mask)]
-    if nt.size and nt.min() < 1:
-        rows = np.flatnonzero(nt < 1)
-        raise ValueError(
-            f"fit_bootstrap resamples whole votes: {rows.size} pairs have a vote total below 1 "
-            f"(first: row {int(rows[0])}, total {float(nt[rows[0]])}); use Laplace or posterior "
-            "intervals for fractional-vote data"
-        )
-    if refit not in ("full", "one_step"):
-        raise ValueError(f"refit must be full or one_step, got {refit!r}")
-    if resample not in ("votes", "model"):
-        raise ValueError(f"resample must be votes or model, got {resample!r}")
+    _check_bootstrap(data, init, refit, resample)
     p = None
     if resample == "model":
-        if init is None:
-            raise ValueError("resample='model' draws from a fit's probabilities: pass init=the fit")
         lp, _ = log_proba_pairwise(
             init.mu,
             init.log_var,
@@ -133,8 +120,6 @@ def fit_bootstrap(
         p = jnp.exp(lp)
     boot = bootstrap_pairwise(key, data, n_boot, p)
     if refit == "one_step":
-        if init is None:
-            raise ValueError("refit='one_step' steps from an estimate: pass init=the fit")
         cfg = _config(cfg, overrides)
         z = None
         if randomize_prior:
@@ -147,6 +132,26 @@ def fit_bootstrap(
     if init is not None:
         binit = jax.tree.map(lambda x: jnp.broadcast_to(x, (n_boot,) + jnp.shape(x)), init)
     return fit_thurstonian_batch(boot, cfg=cfg, init=binit, method=method, **overrides)
+
+
+def _check_bootstrap(data: PairwiseData, init, refit: str, resample: str) -> None:
+    """The arguments :func:`fit_bootstrap` refuses, each with the reason."""
+    nt = np.asarray(data.n_total)[np.asarray(data.mask)]
+    if nt.size and nt.min() < 1:
+        rows = np.flatnonzero(nt < 1)
+        raise ValueError(
+            f"fit_bootstrap resamples whole votes: {rows.size} pairs have a vote total below 1 "
+            f"(first: row {int(rows[0])}, total {float(nt[rows[0]])}); use Laplace or posterior "
+            "intervals for fractional-vote data"
+        )
+    if refit not in ("full", "one_step"):
+        raise ValueError(f"refit must be full or one_step, got {refit!r}")
+    if resample not in ("votes", "model"):
+        raise ValueError(f"resample must be votes or model, got {resample!r}")
+    if resample == "model" and init is None:
+        raise ValueError("resample='model' draws from a fit's probabilities: pass init=the fit")
+    if refit == "one_step" and init is None:
+        raise ValueError("refit='one_step' steps from an estimate: pass init=the fit")
 
 
 @jax.jit(static_argnames=("cfg",))

@@ -62,6 +62,18 @@ def token_loss(model, ids, mask, letter_is_a, a_ids, b_ids):
     return -jnp.mean(jnp.where(letter_is_a > 0.5, la, lb))
 
 
+def _agreement(q_a, val, bs: int) -> float:
+    """The share of validation examples whose tuned answer (P(A) >= 0.5) matches the target's."""
+    vx, vm, vt = val
+    q = np.concatenate(
+        [
+            np.asarray(q_a(jnp.asarray(vx[i : i + bs]), jnp.asarray(vm[i : i + bs])))
+            for i in range(0, len(vx), bs)
+        ]
+    )
+    return float(np.mean((q >= 0.5) == (vt >= 0.5)))
+
+
 def train_sft(
     model,
     ids: np.ndarray,
@@ -127,14 +139,7 @@ def train_sft(
         )
         rec = {"step": s + 1, "loss": loss}
         if val is not None and ((s + 1) % cfg.eval_every == 0 or s + 1 == cfg.steps):
-            vx, vm, vt = val
-            q = np.concatenate(
-                [
-                    np.asarray(q_a(model, jnp.asarray(vx[i : i + bs]), jnp.asarray(vm[i : i + bs])))
-                    for i in range(0, len(vx), bs)
-                ]
-            )
-            rec["val_agreement"] = float(np.mean((q >= 0.5) == (vt >= 0.5)))
+            rec["val_agreement"] = _agreement(lambda x, m: q_a(model, x, m), val, bs)
         log.append(rec)
         if on_step is not None:
             on_step(s + 1, model)

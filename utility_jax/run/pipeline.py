@@ -214,7 +214,28 @@ def _round_record(r, pairs, fit, seconds, heldout) -> dict[str, Any]:
     return rec
 
 
+def _ask_heldout(n: int, agent: Agent, el, heldout_pairs, key):
+    """The held-out pairs' counts and data (empty counts and None without held-out pairs)."""
+    if not len(heldout_pairs):
+        return np.zeros((0, 2, 3)), None
+    counts = agent.query(heldout_pairs, el.k, key=key)
+    data = _to_data(n, heldout_pairs, counts, el.refusal, agent=agent, what="the held-out pairs")
+    return counts, data
+
+
 def _show(bar, agent: Agent, rec: dict, n_pairs: int) -> None:
+    """One log line per round, and the progress bar's step."""
+    log.info(
+        "round %d: %d pairs, %d answers (%d refusals, %d errors), held-out log loss %.4f",
+        rec["round"],
+        n_pairs,
+        agent.stats.answers,
+        agent.stats.refusals,
+        agent.stats.errors,
+        rec.get("heldout_log_loss", float("nan")),
+    )
+    if bar is None:
+        return
     bar.update(1)
     bar.set_postfix(
         pairs=n_pairs,
@@ -255,12 +276,7 @@ def elicit_and_fit(
     n_rounds = 1 + math.ceil(max(budget - len(initial), 0) / g.edges_per_round)
     bar = progress(total=n_rounds, desc=f"{cfg.name} N={n}", unit="round") if progress else None
 
-    heldout_counts, heldout = np.zeros((0, 2, 3)), None
-    if len(heldout_pairs):
-        heldout_counts = agent.query(heldout_pairs, el.k, key=k_hold)
-        heldout = _to_data(
-            n, heldout_pairs, heldout_counts, el.refusal, agent=agent, what="the held-out pairs"
-        )
+    heldout_counts, heldout = _ask_heldout(n, agent, el, heldout_pairs, k_hold)
 
     pairs, rounds_of = initial, np.zeros(len(initial), int)
     counts = agent.query(initial, el.k, key=jax.random.fold_in(k_rounds, 0))
@@ -279,17 +295,7 @@ def elicit_and_fit(
         jax.block_until_ready(fit.mu)
         rec = _round_record(r, pairs, fit, time.perf_counter() - t0, heldout)
         rounds.append(rec)
-        log.info(
-            "round %d: %d pairs, %d answers (%d refusals, %d errors), held-out log loss %.4f",
-            r,
-            len(pairs),
-            agent.stats.answers,
-            agent.stats.refusals,
-            agent.stats.errors,
-            rec.get("heldout_log_loss", float("nan")),
-        )
-        if bar is not None:
-            _show(bar, agent, rec, len(pairs))
+        _show(bar, agent, rec, len(pairs))
         if len(pairs) >= budget:
             break
         r += 1
@@ -463,31 +469,9 @@ def compute_utilities(
     metrics["random_responder"] = E.random_responder(
         k_rand, lambda d, k: fit_fn(d, k, None), el.train, el.heldout, triads, votes
     )
-    ho_pres = None
-    if len(el.heldout_pairs) and el.heldout_counts[:, :, :2].sum() > 0:
-        ho_pres = PairwiseData.from_order_counts(
-            n, el.heldout_pairs, el.heldout_counts, refusal=cfg.elicitation.refusal
-        )
-    metrics["order"] = E.order_metrics(el.counts, el.fit, ho_pres)
-    if el.fit_data is not None and cfg.fitter.solver == "lbfgs":
-        se = laplace_stderr(el.fit, el.fit_data, cfg=fcfg)
-        for name in ("position_bias", "position_bias_standardized"):  # 90% Laplace intervals
-            b, s = metrics["order"][name], float(se[name])
-            metrics["order"].update({f"{name}_se": s, f"{name}_lo": b - 1.6449 * s})
-            metrics["order"][f"{name}_hi"] = b + 1.6449 * s
+    metrics["order"] = _order_metrics(cfg, el, fcfg, n)
     metrics["cost"] = cost_metrics(agent)
-    train_inc = vote_incidents(n, el.pairs, el.counts, cfg.elicitation.refusal)
-    train_inc["components"] = graph_components(np.asarray(component_labels(el.train)))
-    metrics["incidents"] = run_incidents(
-        agent,
-        {
-            "train": train_inc,
-            "heldout": vote_incidents(
-                n, el.heldout_pairs, el.heldout_counts, cfg.elicitation.refusal
-            ),
-        },
-        cfg.agent.max_error_rate,
-    )
+    metrics["incidents"] = _incident_metrics(cfg, el, agent, n)
     if pl_info is not None:
         metrics["pseudolabels"] = pl_info
     found, posterior = _uncertainty(cfg, el_fit, fcfg, k_boot, key, progress)
@@ -506,6 +490,39 @@ def compute_utilities(
         metrics["recovery"] = {**rec, **U.coverage(found, true_utilities[0])}
     metrics["warnings"] = E.degenerate_warnings(metrics, el.fit, cfg.fitter.model)
     metrics["rounds"] = el.rounds
+    return _result(outcomes, el, metrics, found, posterior, true_utilities)
+
+
+def _order_metrics(cfg: ComputeUtilitiesConf, el: Elicited, fcfg: FitConfig, n: int) -> dict:
+    """``metrics.order``: first-shown share, order consistency, per-presentation held-out log
+    loss, and the position shift with its 90% Laplace intervals where it was fitted."""
+    ho_pres = None
+    if len(el.heldout_pairs) and el.heldout_counts[:, :, :2].sum() > 0:
+        ho_pres = PairwiseData.from_order_counts(
+            n, el.heldout_pairs, el.heldout_counts, refusal=cfg.elicitation.refusal
+        )
+    order = E.order_metrics(el.counts, el.fit, ho_pres)
+    if el.fit_data is not None and cfg.fitter.solver == "lbfgs":
+        se = laplace_stderr(el.fit, el.fit_data, cfg=fcfg)
+        for name in ("position_bias", "position_bias_standardized"):  # 90% Laplace intervals
+            b, s = order[name], float(se[name])
+            order.update({f"{name}_se": s, f"{name}_lo": b - 1.6449 * s})
+            order[f"{name}_hi"] = b + 1.6449 * s
+    return order
+
+
+def _incident_metrics(cfg: ComputeUtilitiesConf, el: Elicited, agent: Agent, n: int) -> dict:
+    """``metrics.incidents``: pairs without votes and why, components, error rates."""
+    refusal = cfg.elicitation.refusal
+    train_inc = vote_incidents(n, el.pairs, el.counts, refusal)
+    train_inc["components"] = graph_components(np.asarray(component_labels(el.train)))
+    heldout_inc = vote_incidents(n, el.heldout_pairs, el.heldout_counts, refusal)
+    return run_incidents(
+        agent, {"train": train_inc, "heldout": heldout_inc}, cfg.agent.max_error_rate
+    )
+
+
+def _result(outcomes, el: Elicited, metrics, found, posterior, true_utilities):
     return ComputeUtilitiesResult(
         outcomes=outcomes,
         fit=el.fit,

@@ -81,8 +81,40 @@ def summary_text(res: ComputeUtilitiesResult) -> str:
         f"iterations={fit['n_iter']}, grad_norm={fit['grad_norm']:.2e}"
         + (f" ({fit['reason']})" if "reason" in fit else "")
     )
+    lines += _coherence_lines(m)
+    if "order" in m:
+        lines.append(_order_line(m["order"]))
+    if "pseudolabels" in m:
+        lines += _pseudolabel_lines(m["pseudolabels"])
+    lines += _cost_lines(m["cost"])
+    lines += _incident_lines(m.get("incidents"))
+    lines += [f"WARNING: {w}" for w in m.get("warnings", [])]
+    if "mean_probability_outside_AB" in m["cost"]:
+        lines.append(
+            "mean next-token probability outside {A, B}: "
+            f"{m['cost']['mean_probability_outside_AB']:.4f}"
+        )
+    if "bayes" in m:
+        lines += _posterior_lines(m["bayes"])
+    if "interval_agreement" in m:
+        lines.append(
+            "interval agreement (median width ratio): "
+            + ", ".join(
+                f"{k} {v['median_width_ratio']:.2f}" for k, v in m["interval_agreement"].items()
+            )
+        )
+    if "recovery" in m:
+        lines.append(
+            "recovery of the known utilities: "
+            + ", ".join(f"{k}={v:.4f}" for k, v in m["recovery"].items())
+        )
+    return "\n".join(lines + _utility_lines(res)) + "\n"
+
+
+def _coherence_lines(m: dict) -> list[str]:
+    """The table of coherence metrics beside the 50/50 random responder's."""
     rr = m["random_responder"]
-    lines.append(f"{'metric':<34}{'model':>10}{'random 50/50':>14}")
+    lines = [f"{'metric':<34}{'model':>10}{'random 50/50':>14}"]
 
     def row(name, a, b):
         lines.append(f"{name:<34}{a:>10.4f}{b:>14.4f}")
@@ -114,11 +146,12 @@ def summary_text(res: ComputeUtilitiesResult) -> str:
         "with near-indifferent pairs: NOT the paper's protocol; for that, fresh uniform triads: "
         f"utility-jax analyze experiment=transitivity; tie rule: {m['tie_rule']})"
     )
-    if "order" in m:
-        lines.append(_order_line(m["order"]))
-    if "pseudolabels" in m:
-        lines += _pseudolabel_lines(m["pseudolabels"])
-    c = m["cost"]
+    return lines
+
+
+def _cost_lines(c: dict) -> list[str]:
+    """Answers, errors, calls and tokens, and the answer rule's disagreements."""
+    lines = []
     lines.append(
         f"answers: {c['answers']} (refusal rate {c['refusal_rate']:.4f}), transport errors "
         f"{c['errors']} (rate {c['error_rate']:.4f}); model calls {c['model_calls']}, forward passes "
@@ -131,44 +164,35 @@ def summary_text(res: ComputeUtilitiesResult) -> str:
             f"({c['parser_disagreements'] / max(c['answers'], 1):.2%}) would be read "
             f"differently by the {other} rule (elicitation.parser={other})"
         )
-    lines += _incident_lines(m.get("incidents"))
-    lines += [f"WARNING: {w}" for w in m.get("warnings", [])]
-    if "mean_probability_outside_AB" in c:
+    return lines
+
+
+def _posterior_lines(b: dict) -> list[str]:
+    """The posterior's diagnostics and its posterior-predictive held-out scores."""
+    lines = []
+    if b["method"] == "nuts":
         lines.append(
-            f"mean next-token probability outside {{A, B}}: {c['mean_probability_outside_AB']:.4f}"
+            f"posterior (NUTS, {b['chains']} chains x {b['draws']} draws, {b['seconds']:.1f} s): "
+            f"max R-hat {b['max_rhat']:.4f}, min bulk ESS {b['min_ess_bulk']:.0f}, "
+            f"divergences {b['divergences']}"
         )
-    if "bayes" in m:
-        b = m["bayes"]
-        if b["method"] == "nuts":
-            lines.append(
-                f"posterior (NUTS, {b['chains']} chains x {b['draws']} draws, {b['seconds']:.1f} s): "
-                f"max R-hat {b['max_rhat']:.4f}, min bulk ESS {b['min_ess_bulk']:.0f}, "
-                f"divergences {b['divergences']}"
-            )
-        else:
-            lines.append(
-                f"posterior (SVI, {b['guide']} guide, {b['steps']} steps, {b['seconds']:.1f} s)"
-            )
-        if "heldout_log_loss_posterior_predictive" in b:
-            lines.append(
-                f"posterior-predictive held-out log loss {b['heldout_log_loss_posterior_predictive']:.4f}, "
-                f"accuracy {b['heldout_accuracy_posterior_predictive']:.4f}"
-            )
-        for w in b.get("warnings", []):
-            lines.append(f"WARNING: posterior diagnostics failed: {w}")
-    if "interval_agreement" in m:
+    else:
         lines.append(
-            "interval agreement (median width ratio): "
-            + ", ".join(
-                f"{k} {v['median_width_ratio']:.2f}" for k, v in m["interval_agreement"].items()
-            )
+            f"posterior (SVI, {b['guide']} guide, {b['steps']} steps, {b['seconds']:.1f} s)"
         )
-    if "recovery" in m:
+    if "heldout_log_loss_posterior_predictive" in b:
         lines.append(
-            "recovery of the known utilities: "
-            + ", ".join(f"{k}={v:.4f}" for k, v in m["recovery"].items())
+            f"posterior-predictive held-out log loss {b['heldout_log_loss_posterior_predictive']:.4f}, "
+            f"accuracy {b['heldout_accuracy_posterior_predictive']:.4f}"
         )
-    lines += [
+    for w in b.get("warnings", []):
+        lines.append(f"WARNING: posterior diagnostics failed: {w}")
+    return lines
+
+
+def _utility_lines(res: ComputeUtilitiesResult) -> list[str]:
+    """Every outcome by utility, with its bootstrap interval where there is one."""
+    lines = [
         "",
         "outcomes by utility (normalised mean, sd"
         + (", 90% bootstrap interval" if "bootstrap_lo" in res.intervals else "")
@@ -181,7 +205,7 @@ def summary_text(res: ComputeUtilitiesResult) -> str:
             f"{r['mu_normalized']:+7.3f} {r['sigma_normalized']:6.3f}{ci}  "
             f"[{r['category']}] {r['text']}"
         )
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _order_line(o: dict) -> str:
