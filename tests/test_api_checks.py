@@ -73,3 +73,47 @@ def test_a_disconnected_graph_is_reported_and_each_component_centred():
         uj.PairwiseData.from_counts(3, [0, 1], [1, 2], [15, 12], [20, 20])
     )
     assert int(connected.n_components) == 1
+
+
+def test_named_shapes_match_real_data():
+    from utility_jax.core import types as T
+
+    d = uj.PairwiseData.from_counts(4, [0, 1, 2], [1, 2, 3], [3.0, 5.0, 1.0], [10.0, 10.0, 10.0])
+    assert isinstance(d.idx_a, T.PairIdx) and isinstance(d.idx_b, T.PairIdx)
+    assert isinstance(d.n_a, T.VoteCounts) and isinstance(d.n_total, T.VoteCounts)
+    assert isinstance(d.mask, T.PairMask)
+    assert not isinstance(d.n_a, T.PairIdx)  # floats are not indices
+    fit = uj.fit_thurstonian(d)
+    assert isinstance(fit.mu, T.Utilities) and isinstance(fit.log_var, T.LogVariances)
+    assert not isinstance(fit.mu[None], T.Utilities)  # a batch axis is not one vector
+
+
+def test_model_names_live_in_one_module():
+    """No code outside core/model.py compares or passes a model or link name as a string (the
+    UtilityModel objects carry them); docstrings may name them."""
+    import ast
+    from pathlib import Path
+
+    from utility_jax.core.model import LINKS, MODELS
+
+    names = set(MODELS) | set(LINKS)
+    pkg = Path(uj.__file__).parent
+    found = []
+    for p in pkg.rglob("*.py"):
+        if p == pkg / "core" / "model.py":
+            continue
+        tree = ast.parse(p.read_text())
+        docs = {
+            id(n.body[0].value)
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Module | ast.FunctionDef | ast.ClassDef | ast.AsyncFunctionDef)
+            and n.body
+            and isinstance(n.body[0], ast.Expr)
+            and isinstance(n.body[0].value, ast.Constant)
+        }
+        found += [
+            f"{p.relative_to(pkg)}:{n.lineno} {n.value!r}"
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Constant) and n.value in names and id(n) not in docs
+        ]
+    assert not found, found

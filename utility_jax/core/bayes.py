@@ -161,6 +161,7 @@ class Posterior:
 
     @property
     def sigma(self) -> np.ndarray:
+        """``[draws, n_items]`` standard deviations on the model's own scale."""
         return np.exp(self.log_sigma)
 
     def normalized(self) -> tuple[np.ndarray, np.ndarray]:
@@ -169,6 +170,7 @@ class Posterior:
         return (self.mu - self.mu.mean(1, keepdims=True)) / sd, self.sigma / sd
 
     def save(self, path) -> None:
+        """The draws as a compressed ``.npz`` (``mu``, ``log_sigma``, ``chains``)."""
         np.savez_compressed(path, mu=self.mu, log_sigma=self.log_sigma, chains=self.chains)
 
 

@@ -1,4 +1,8 @@
-"""Named array shapes used across the core (jaxtyping aliases, checked only in tests)."""
+"""Named array shapes used across the core (jaxtyping aliases).
+
+They document the fields of :class:`~utility_jax.core.data.PairwiseData`; nothing checks them at
+run time. ``tests/test_api_checks.py`` checks that real data matches them (``isinstance``).
+"""
 
 from jaxtyping import Array, Bool, Float, Int
 

@@ -1,4 +1,8 @@
-"""The interface every elicitation backend implements."""
+"""The interface every agent implements (the simulated agent and ``LLMAgent``).
+
+An agent answers pairs; a *backend* (:mod:`utility_jax.elicit.backend`) is what an ``LLMAgent``
+asks a language model through.
+"""
 
 import dataclasses
 from pathlib import Path

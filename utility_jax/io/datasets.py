@@ -162,6 +162,7 @@ def data_file(relpath: str) -> Path:
 
 
 def sha256_file(path: Path) -> str:
+    """The hex sha256 of a file, read in 1 MiB chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -180,6 +181,7 @@ class FetchReport:
     derived: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
+        """One line: files written, present and derived, and where."""
         return (
             f"{len(self.written)} files written ({self.n_bytes:,} bytes), {len(self.present)} "
             f"already present and verified, {len(self.derived)} derived files; in {self.dest}"

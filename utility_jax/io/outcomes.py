@@ -40,6 +40,8 @@ class OutcomeSetError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Outcome:
+    """One outcome: its id in its file, its text, its category and any extra fields."""
+
     id: int
     text: str
     category: str
@@ -64,32 +66,39 @@ class OutcomeSet:
 
     @property
     def texts(self) -> list[str]:
+        """Every outcome's text, in order."""
         return [o.text for o in self.outcomes]
 
     @property
     def categories(self) -> list[str]:
+        """Every outcome's category, in order."""
         return [o.category for o in self.outcomes]
 
     @property
     def ids(self) -> list[int]:
+        """Every outcome's id, in order."""
         return [o.id for o in self.outcomes]
 
     def index_of(self, text: str) -> int:
+        """The position of the outcome with this text; a ``KeyError`` names the file."""
         for i, o in enumerate(self.outcomes):
             if o.text == text:
                 return i
         raise KeyError(f"{self.source}: no outcome with text {text!r}")
 
     def subset(self, indices: Sequence[int]) -> "OutcomeSet":
+        """The outcomes at these positions, in this order (ids kept)."""
         return OutcomeSet(tuple(self.outcomes[i] for i in indices), source=self.source)
 
     def to_records(self) -> list[dict[str, Any]]:
+        """One dict per outcome (id, text, category, extra fields), for JSON and CSV."""
         return [
             {"id": o.id, "text": o.text, "category": o.category, **o.extra} for o in self.outcomes
         ]
 
     @classmethod
     def from_texts(cls, texts: Sequence[str], category: str = "uncategorised") -> "OutcomeSet":
+        """An outcome set from plain texts, ids 0..n-1, one category."""
         return cls(tuple(Outcome(i, t, category) for i, t in enumerate(texts)))
 
 

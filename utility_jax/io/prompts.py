@@ -38,11 +38,15 @@ def _assets() -> dict:
 
 @dataclasses.dataclass(frozen=True)
 class PromptTemplate:
+    """A forced-choice prompt with ``{option_A}`` and ``{option_B}`` slots (and any other fields
+    its analysis fills); ``reasoning`` templates let the model think before its answer."""
+
     name: str
     text: str
     reasoning: bool = False
 
     def render(self, option_a: str, option_b: str, **fields) -> str:
+        """The prompt for one presentation order; a ``ValueError`` names a missing field."""
         try:
             return self.text.format(option_A=option_a, option_B=option_b, **fields)
         except KeyError as e:
@@ -50,6 +54,7 @@ class PromptTemplate:
 
 
 def template_names() -> list[str]:
+    """The names of the shipped templates."""
     return list(_assets()["templates"])
 
 

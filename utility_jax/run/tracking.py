@@ -3,7 +3,8 @@ logged to MLflow (a local file store by default, no server) or to Weights & Bias
 mode by default).
 
     utility-jax compute +tracking=mlflow                 # ./mlruns, then `mlflow ui`
-    utility-jax compute -m seed=0,1,2 +tracking=mlflow tracking_uri=file:/data/mlruns
+    utility-jax compute -m seed=0,1,2 +tracking=mlflow \
+        hydra.callbacks.mlflow.tracking_uri=file:/data/mlruns
     utility-jax compute +tracking=wandb                  # offline; `wandb sync` later
 
 Logged per job: the run's settings as parameters (``config.*`` of :func:`collect.run_row`), every
