@@ -95,20 +95,12 @@ def run(cfg: Config, ctx) -> dict:
             agent=judge,
         )
     )
-    du, dp = paired_draws(ru, rp)
     out = {
         "interval_kind": ru.interval_kind,
         "power_scored_by": f"judge {judge.kind}:{judge.model}" if judge else "the analysed model",
         "n_outcomes": len(items),
         "subset_sizes": {k: int(v.sum()) for k, v in subsets.items()},
-        "power": map_draws(
-            lambda u, s: subset_correlations(u, s, subsets),
-            ctx.level,
-            (ru.mu, rp.mu),
-            (du, dp),
-            ru.interval_kind,
-            bounds=BOUNDS["correlation"],
-        ),
+        "power": _correlations(ctx, ru, rp, subsets),
         "points": {
             "utility": ru.mu,
             "power": rp.mu,
@@ -142,20 +134,26 @@ def _plant(cfg: Config, ctx, outs, coercive, non_coercive, fit_tag) -> dict:
     return {"utility": (u, sig), "power": (power, sig), "fitness": (fitness, sig)}
 
 
+def _correlations(ctx, ru, rx, subsets: dict) -> dict:
+    """Correlations of the utilities with another fit's scores on each subset, with intervals
+    from the paired draws."""
+    du, dx = paired_draws(ru, rx)
+    return map_draws(
+        lambda u, s: subset_correlations(u, s, subsets),
+        ctx.level,
+        (ru.mu, rx.mu),
+        (du, dx),
+        ru.interval_kind,
+        bounds=BOUNDS["correlation"],
+    )
+
+
 def _fitness(ctx, out: dict, ru, task: Task) -> None:
     """The fitness scores' fit and their correlation with the utilities, added to ``out``."""
     fit_tag = out["points"]["fitness_tag"]
     rf = ctx.fit(task)
-    du, df = paired_draws(ru, rf)
     fsets = {"all": np.ones(len(fit_tag), bool), "fitness_related": fit_tag}
-    out["fitness"] = map_draws(
-        lambda u, s: subset_correlations(u, s, fsets),
-        ctx.level,
-        (ru.mu, rf.mu),
-        (du, df),
-        ru.interval_kind,
-        bounds=BOUNDS["correlation"],
-    )
+    out["fitness"] = _correlations(ctx, ru, rf, fsets)
     out["points"]["fitness"] = rf.mu
     out["subset_sizes"]["fitness_related"] = int(fit_tag.sum())
 

@@ -205,11 +205,7 @@ def run_utility_control(cfg: DictConfig | dict, out_dir: str | Path) -> dict[str
     backend.model = f"{path}#sft-seed{conf.seed}"
     fit_after, after = measure(backend, *args)
     tuned = save_checkpoint(backend.lm, out / "tuned_model", source=path)
-    unseen_metrics = {}
-    if len(unseen_idx):  # outcomes never trained on: direct agreement with the target
-        unseen_metrics = dict(n_outcomes=int(len(unseen)), n_pairs=int(len(unseen_idx)))
-        unseen_metrics.update(agreement_direct_before=unseen_before)
-        unseen_metrics.update(agreement_direct_after=unseen_agreement())
+    unseen_metrics = _unseen_metrics(unseen, unseen_idx, unseen_before, unseen_agreement)
     # political lean: correlation with the assembly's own Democrat - Republican axis
     axis = party_axis(p_citizens, citizens, pairs, n, fit_fn, votes)
     fits = {"target": target_fit, "before": fit_before, "after": fit_after}
@@ -237,6 +233,19 @@ def run_utility_control(cfg: DictConfig | dict, out_dir: str | Path) -> dict[str
         out,
     )
     return metrics
+
+
+def _unseen_metrics(unseen, unseen_idx, before, agreement) -> dict:
+    """Outcomes never trained on: direct agreement with the target before and after tuning
+    (``agreement()`` asks the tuned model); empty when every outcome was trained on."""
+    if not len(unseen_idx):
+        return {}
+    return {
+        "n_outcomes": int(len(unseen)),
+        "n_pairs": int(len(unseen_idx)),
+        "agreement_direct_before": before,
+        "agreement_direct_after": agreement(),
+    }
 
 
 def _target_metrics(fits: dict, axis) -> dict:

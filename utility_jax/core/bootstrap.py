@@ -123,7 +123,7 @@ def fit_bootstrap(
         cfg = _config(cfg, overrides)
         z = None
         if randomize_prior:
-            size = _flatten(_params_of(init, cfg), cfg).shape[0]
+            size = cfg.utility_model.n_params(data.n_items, cfg.position_bias)
             z = jax.random.normal(jax.random.fold_in(key, 1), (n_boot, size), data.n_a.dtype)
         return _one_step_jit(boot, data, init, cfg, z)
     if randomize_prior:

@@ -68,7 +68,7 @@ class UtilityModel:
         fixed (unit variance for case V; the Gumbel scale for Bradley-Terry).
       fixed_sigma: the standard deviation reported for every outcome when the variance is not
         learned (``None`` when it is).
-      description: one line for ``--help`` and the docs.
+      description: one line, shown where a config names an unknown model.
     """
 
     name: str
@@ -76,12 +76,6 @@ class UtilityModel:
     learns_variance: bool
     fixed_sigma: float | None
     description: str
-
-    def sigma(self, log_var: jax.Array) -> jax.Array:
-        """Standard deviations on the model's own scale from the fitted log-variances."""
-        if self.learns_variance:
-            return jnp.exp(0.5 * log_var)
-        return jnp.full_like(log_var, self.fixed_sigma)
 
     def blocks(self, position_bias: bool) -> tuple[str, ...]:
         """The solver's parameter blocks, in the order of the flat vector."""
@@ -113,7 +107,8 @@ def get_model(name: str) -> UtilityModel:
     try:
         return MODELS[name]
     except (KeyError, TypeError):
-        raise ValueError(f"model must be one of {', '.join(MODELS)}, got {name!r}") from None
+        known = "; ".join(f"{m.name} ({m.description})" for m in MODELS.values())
+        raise ValueError(f"model must be one of: {known}; got {name!r}") from None
 
 
 #: ``ThurstonianFit.status`` codes
@@ -331,12 +326,8 @@ def _prior_penalty(mu, log_var, bias, n, cfg: FitConfig):
 
 # The polish works on one flat vector: [mu (n), log_sigma (n, case III), bias (1, if fitted)].
 def _flatten(params, cfg: FitConfig) -> jax.Array:
-    parts = [params["mu"]]
-    if cfg.utility_model.learns_variance:
-        parts.append(params["log_sigma"])
-    if cfg.position_bias:
-        parts.append(jnp.reshape(params["bias"], (1,)))
-    return jnp.concatenate(parts)
+    blocks = cfg.utility_model.blocks(cfg.position_bias)
+    return jnp.concatenate([jnp.reshape(params[b], (-1,)) for b in blocks])
 
 
 def _unflatten(x, n: int, cfg: FitConfig):
@@ -355,7 +346,7 @@ def _row_columns(data: PairwiseData, cfg: FitConfig) -> jax.Array:
     if cfg.utility_model.learns_variance:
         cols += [n + a, n + b]
     if cfg.position_bias:
-        cols.append(jnp.full_like(a, n * (2 if cfg.utility_model.learns_variance else 1)))
+        cols.append(jnp.full_like(a, cfg.utility_model.n_params(n, position_bias=False)))
     return jnp.stack(cols, -1)
 
 
