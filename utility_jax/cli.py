@@ -20,13 +20,12 @@ __all__ = ["main", "COMMANDS"]
 
 CONFIG_MODULE = "pkg://utility_jax.conf"
 
-USAGE = """usage: utility-jax COMMAND [hydra options and overrides...]
+_USAGE = """usage: utility-jax COMMAND [hydra options and overrides...]
 
 commands:
   compute   elicit and fit utilities (default: the simulated agent on the shipped outcomes)
-  analyze   one of the paper's analyses: experiment=lotteries|instrumental|maximization|
-            convergence|political|exchange_rates|discounting|power_seeking|corrigibility|
-            transitivity|no_flip|emergence
+  analyze   one of the paper's analyses:
+            {analyses}
   (compute and analyze take dry_run=true: count requests, tokens and cost; send nothing)
   control   utility control: steer a model toward a citizen assembly by fine-tuning
   data      the paper's public inputs: 'utility-jax data fetch' (see 'utility-jax data --help')
@@ -35,6 +34,30 @@ commands:
 
 'utility-jax COMMAND --help' lists a command's config groups and options.
 """
+
+
+def analysis_experiments() -> list[str]:
+    """The shipped experiments that run an analysis (their config has an ``analysis`` section),
+    read from the configs, so the usage never imports the analyses (and JAX) to list them."""
+    import yaml
+
+    folder = Path(__file__).parent / "conf" / "experiment"
+    return sorted(
+        p.stem
+        for p in folder.glob("*.yaml")
+        if (yaml.safe_load(p.read_text()) or {}).get("analysis")
+    )
+
+
+def usage() -> str:
+    """The command's usage text, with the analyses as the configs name them."""
+    lines, line = [], "experiment="
+    for name in analysis_experiments():
+        if len(line) + len(name) > 76:
+            lines.append(line)
+            line = ""
+        line += name + "|"
+    return _USAGE.format(analyses=("\n" + " " * 12).join(lines + [line.rstrip("|")]))
 
 
 def _compute(cfg) -> float:
@@ -216,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``utility-jax`` (and ``python -m utility_jax``)."""
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help", "help"):
-        print(USAGE, end="")
+        print(usage(), end="")
         return 0
     command, rest = args[0], args[1:]
     if command == "data":
@@ -226,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     if command == "compare":
         return compare_main(rest)
     if command not in COMMANDS:
-        print(f"utility-jax: unknown command {command!r}\n\n{USAGE}", end="", file=sys.stderr)
+        print(f"utility-jax: unknown command {command!r}\n\n{usage()}", end="", file=sys.stderr)
         return 2
     run_hydra(command, rest)
     return 0

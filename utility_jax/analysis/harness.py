@@ -1,6 +1,6 @@
 """The shell every analysis runs in: tasks (one utility fit each) through the run's agent.
 
-An analysis (``utility_jax.analysis.<module>``, listed in :mod:`~utility_jax.analysis.registry`)
+An analysis (``utility_jax.analysis.<module>``, found by :mod:`~utility_jax.analysis.registry`)
 provides
 
 * ``Config``: a dataclass of its settings (the ``analysis`` section of the run config);
@@ -211,7 +211,7 @@ def analysis_config(cls, raw: dict | None, name: str, paper: dict | None = None)
     reference settings, on top (``paper_settings`` of the module)."""
     raw = dict(raw or {})
     preset = raw.pop("preset", None)
-    raw = {k: v for k, v in raw.items() if k != "name"}
+    raw = {k: v for k, v in raw.items() if k not in ("name", "module")}
     if preset == "paper" and paper:
         raw.update(paper)
     elif preset not in (None, "none", "paper"):
