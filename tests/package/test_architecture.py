@@ -81,6 +81,7 @@ ORDER = {
         "hf",
         "jax_backend",
         "openai_compat",
+        "registry",
         "llm",
         "__init__",
     ],

@@ -31,6 +31,7 @@ import jax
 import numpy as np
 from omegaconf import OmegaConf
 
+from utility_jax.elicit.registry import AGENT_KINDS
 from utility_jax.io.outcomes import OutcomeSet
 from utility_jax.run.agents import build_agent, build_backend
 from utility_jax.run.config import AgentConf, ComputeUtilitiesConf
@@ -196,9 +197,8 @@ def judge_conf(raw: dict | None, what: str) -> AgentConf | None:
         conf = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(AgentConf), raw))
     except Exception as e:
         raise ValueError(f"{what}.judge: bad agent setting: {e}") from e
-    kinds = ("simulated", "hf", "openai", "jax")
-    if conf.kind not in kinds:
-        raise ValueError(f"{what}.judge.kind={conf.kind!r} is not one of {kinds}")
+    if conf.backend is None and conf.kind not in AGENT_KINDS:
+        raise ValueError(f"{what}.judge.kind={conf.kind!r} is not one of {AGENT_KINDS}")
     if conf.kind != "simulated" and not conf.model:
         raise ValueError(f"{what}.judge needs a model (judge.model=...)")
     return conf

@@ -6,6 +6,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from utility_jax.elicit.registry import BACKENDS
 from utility_jax.finetune.sft import SFTConfig
 from utility_jax.run.config import FitterConf, OutcomesConf, merge_schema, to_core
 
@@ -79,7 +80,7 @@ class ControlConf:
 
 _CHOICES = {
     ("assembly", "kind"): ("simulated", "agent"),
-    ("assembly", "agent_kind"): ("jax", "hf", "openai"),
+    ("assembly", "agent_kind"): tuple(BACKENDS),
     ("assembly", "pooling"): ("mean", "majority"),
     ("sft", "loss"): ("answer", "token"),
     ("fitter", "solver"): ("lbfgs",),

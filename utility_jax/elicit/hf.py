@@ -12,7 +12,7 @@ from typing import Any
 from utility_jax.elicit.backend import AnswerDistribution, Completion
 from utility_jax.io.prompts import answer_token_ids, render_text
 
-__all__ = ["HFBackend"]
+__all__ = ["HFBackend", "from_config"]
 
 
 class HFBackend:
@@ -158,3 +158,17 @@ class HFBackend:
                     on_result(len(out), row)
                 out.append(row)
         return out
+
+
+def from_config(agent, elicitation) -> HFBackend:
+    """The backend of an ``agent=hf`` config (``agent``: the agent settings, ``elicitation``: the
+    sampling ones)."""
+    return HFBackend(
+        agent.model,
+        device=agent.device,
+        dtype=agent.dtype,
+        batch_size=agent.batch_size,
+        chat=agent.chat,
+        temperature=elicitation.temperature,
+        max_new_tokens=elicitation.max_new_tokens,
+    )

@@ -19,7 +19,7 @@ from utility_jax.finetune.model import last_logits_jit
 from utility_jax.finetune.tokens import encode_prompts
 from utility_jax.io.prompts import answer_token_ids
 
-__all__ = ["JaxBackend"]
+__all__ = ["JaxBackend", "from_config"]
 
 
 class JaxBackend:
@@ -83,3 +83,8 @@ class JaxBackend:
                     on_result(len(out), d)
                 out.append(d)
         return out
+
+
+def from_config(agent, elicitation) -> JaxBackend:
+    """The backend of an ``agent=jax`` config (our NNX model, log-prob mode)."""
+    return JaxBackend.from_pretrained(agent.model, batch_size=agent.batch_size, chat=agent.chat)

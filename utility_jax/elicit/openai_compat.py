@@ -30,7 +30,7 @@ from typing import Any
 
 from utility_jax.elicit.backend import AnswerDistribution, Completion
 
-__all__ = ["OpenAIBackend", "RequestError"]
+__all__ = ["OpenAIBackend", "RequestError", "from_config"]
 
 
 def _quiet_http_logs() -> None:
@@ -392,3 +392,19 @@ def redact(text: str, secrets: list[str]) -> str:
         if sec and len(sec) >= 4:
             text = text.replace(sec, "[REDACTED]")
     return _HEADER_ECHO.sub(lambda m: f"{m.group(1)}{m.group(2)}[REDACTED]", text)
+
+
+def from_config(agent, elicitation) -> OpenAIBackend:
+    """The backend of an ``agent=openai`` config (any OpenAI-compatible server)."""
+    return OpenAIBackend(
+        agent.base_url,
+        agent.model,
+        api_key_env=agent.api_key_env,
+        concurrency=agent.concurrency,
+        timeout_s=agent.timeout_s,
+        max_retries=agent.max_retries,
+        temperature=elicitation.temperature,
+        max_tokens=elicitation.max_new_tokens,
+        batch=agent.batch,
+        batch_poll_s=agent.batch_poll_s,
+    )

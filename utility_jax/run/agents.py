@@ -1,8 +1,7 @@
 """Agents and LLM backends from run configs: the one factory every experiment uses.
 
-The backends are imported when asked for: ``hf`` needs torch, ``jax`` flax and transformers.
-
-``build_backend`` turns an agent config (``hf``, ``openai`` or ``jax``) into a backend;
+``build_backend`` turns an LLM agent config into its backend (the kinds and their modules are
+in :mod:`utility_jax.elicit.registry`, imported when asked for);
 ``build_agent`` wraps it (or a simulated agent) into an :class:`~utility_jax.elicit.Agent` with
 its response store. The compute-utilities run, the analyses and utility control all come here.
 """
@@ -15,6 +14,7 @@ import numpy as np
 
 from utility_jax.core.simulate import planted_utilities
 from utility_jax.elicit.llm import LLMAgent
+from utility_jax.elicit.registry import backend_module
 from utility_jax.elicit.simulated import SimulatedAgent, reference_utilities
 from utility_jax.elicit.store import ResponseStore
 from utility_jax.io.outcomes import OutcomeSet
@@ -26,43 +26,12 @@ __all__ = ["build_backend", "build_agent", "simulated_truth", "store_config", "T
 
 
 def build_backend(a: AgentConf, el: ElicitationConf):
-    """The LLM backend of an ``hf``, ``openai`` or ``jax`` agent config."""
+    """The LLM backend of an agent config (:mod:`utility_jax.elicit.registry`)."""
     if not a.model:
         raise ValueError(
             f"agent={a.kind} needs agent.model (a checkpoint path, hub id or served model name)"
         )
-    if a.kind == "hf":
-        from utility_jax.elicit.hf import HFBackend
-
-        return HFBackend(
-            a.model,
-            device=a.device,
-            dtype=a.dtype,
-            batch_size=a.batch_size,
-            chat=a.chat,
-            temperature=el.temperature,
-            max_new_tokens=el.max_new_tokens,
-        )
-    if a.kind == "jax":
-        from utility_jax.elicit.jax_backend import JaxBackend
-
-        return JaxBackend.from_pretrained(a.model, batch_size=a.batch_size, chat=a.chat)
-    if a.kind == "openai":
-        from utility_jax.elicit.openai_compat import OpenAIBackend
-
-        return OpenAIBackend(
-            a.base_url,
-            a.model,
-            api_key_env=a.api_key_env,
-            concurrency=a.concurrency,
-            timeout_s=a.timeout_s,
-            max_retries=a.max_retries,
-            temperature=el.temperature,
-            max_tokens=el.max_new_tokens,
-            batch=a.batch,
-            batch_poll_s=a.batch_poll_s,
-        )
-    raise ValueError(f"agent.kind={a.kind!r} has no LLM backend (hf, openai or jax)")
+    return backend_module(a.kind, a.backend).from_config(a, el)
 
 
 #: agent settings that change how answers are fetched, never what they are: a resumed run may
@@ -88,6 +57,9 @@ def store_config(cfg: ComputeUtilitiesConf) -> dict:
     d = dataclasses.asdict(cfg)
     el = {k: v for k, v in d["elicitation"].items() if k not in ("store", "force", "parser")}
     agent = {k: v for k, v in d["agent"].items() if k not in TRANSPORT_ONLY}
+    for k in ("backend", "options"):  # a backend of one's own; absent from stores made before
+        if not agent[k]:
+            del agent[k]
     return {
         "outcomes": d["outcomes"],
         "agent": agent,

@@ -11,6 +11,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from utility_jax.core.model import DEFAULT_MODEL, LINKS, MODELS, PROBIT, FitConfig
+from utility_jax.elicit.registry import AGENT_KINDS
 from utility_jax.io.datasets import register_resolvers
 
 register_resolvers()  # ${uj_data_dir:} in conf/paths
@@ -42,7 +43,7 @@ class OutcomesConf:
 
 @dataclasses.dataclass
 class AgentConf:
-    kind: str = "simulated"  # simulated | hf | openai | jax (our NNX model, log-prob mode)
+    kind: str = "simulated"  # simulated, or an LLM backend's kind (utility_jax.elicit.registry)
     # simulated: "planted" (seeded utilities) or the path of a reference results_utilities_*.json
     utilities: str = "planted"
     link: str = PROBIT
@@ -68,6 +69,10 @@ class AgentConf:
     max_error_rate: float = 0.05
     batch: bool = False  # openai: sample through the provider's Batch API (half price on OpenAI)
     batch_poll_s: float = 30.0  # seconds between polls of a submitted batch
+    # a backend of one's own: the module whose from_config(agent, elicitation) builds it, and
+    # its settings
+    backend: str | None = None
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -209,7 +214,6 @@ _CHOICES = {
     ("uncertainty", "bootstrap_refit"): ("one_step", "full"),
     ("graph", "strategy"): ("reference", "variance", "random"),
     ("elicitation", "refusal"): ("half", "drop"),
-    ("agent", "kind"): ("simulated", "hf", "openai", "jax"),
     ("elicitation", "mode"): ("sample", "logprob"),
     ("elicitation", "parser"): ("reference", "strict"),
     ("elicitation", "orders"): ("both", "first"),
@@ -358,6 +362,11 @@ def validate(cfg: DictConfig | dict[str, Any]) -> ComputeUtilitiesConf:
         val = getattr(getattr(obj, group), key)
         if val not in allowed:
             raise ValueError(f"{group}.{key}={val!r} is not one of {allowed}")
+    if obj.agent.backend is None and obj.agent.kind not in AGENT_KINDS:
+        raise ValueError(
+            f"agent.kind={obj.agent.kind!r} is not one of {AGENT_KINDS} (or name a backend of "
+            "your own with agent.backend)"
+        )
     check_ranges(obj, _RANGES)
     obj.fitter.position_bias = _resolve_position_bias(obj)
     if obj.fitter.position_bias and obj.fitter.pseudolabels:
