@@ -68,6 +68,7 @@ ORDER = {
         "demography",
         "prior_scales",
         "reference",
+        "bayes_config",
         "bayes",
     ],
     "elicit": [

@@ -8,7 +8,7 @@ from omegaconf import DictConfig
 
 from utility_jax.elicit.registry import BACKENDS
 from utility_jax.finetune.sft import SFTConfig
-from utility_jax.run.config import FitterConf, OutcomesConf, merge_schema, to_core
+from utility_jax.run.config import FitterConf, OutcomesConf, merge_schema, schema_of, to_core
 
 __all__ = ["ModelConf", "AssemblyConf", "SFTConf", "ControlConf", "validate_control", "sft_config"]
 
@@ -38,21 +38,15 @@ class AssemblyConf:
     republican_instruction: bool = True  # the paper's Appendix-H instruction in Republican personas
 
 
-@dataclasses.dataclass
-class SFTConf:
-    """The Hydra twin of :class:`~utility_jax.finetune.sft.SFTConfig` (defaults agree; the run's
-    ``seed`` fills the core's)."""
-
-    steps: int = 250
-    batch_size: int = 32
-    lr: float = 3e-3
-    warmup: int = 20
-    weight_decay: float = 0.0
-    eval_every: int = 50
-    loss: str = "answer"  # answer | token (plain SFT on sampled target letters)
-    lora_rank: int = 0  # > 0: LoRA adapters only
-    lora_alpha: float = 16.0
-    checkpoint_every: int = 0  # > 0: save checkpoints/step_N every N steps
+#: ``sft``: :class:`~utility_jax.finetune.sft.SFTConfig`'s fields and defaults (the run's ``seed``
+#: fills the core's), and when to save checkpoints
+SFTConf = schema_of(
+    SFTConfig,
+    "SFTConf",
+    __name__,
+    drop=("seed",),
+    fields=[("checkpoint_every", int, dataclasses.field(default=0))],  # > 0: checkpoints/step_N
+)
 
 
 @dataclasses.dataclass

@@ -19,7 +19,7 @@ or low-rank multivariate normal guide (initialised at the MAP) for large outcome
 import dataclasses
 import functools
 import time
-from typing import Any, Literal
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -29,6 +29,7 @@ import numpyro.distributions as dist
 from numpyro.infer import MCMC, NUTS, SVI, Trace_ELBO, init_to_value
 from numpyro.infer.autoguide import AutoLowRankMultivariateNormal, AutoNormal
 
+from utility_jax.core.bayes_config import BayesConfig
 from utility_jax.core.data import PairwiseData
 from utility_jax.core.likelihood import log_likelihood_pairwise, log_proba_pairwise, pair_proba
 from utility_jax.core.model import DEFAULT_MODEL, ThurstonianFit, get_model
@@ -44,39 +45,6 @@ __all__ = [
     "posterior_predictive_log_proba",
     "hdi",
 ]
-
-
-@dataclasses.dataclass(frozen=True)
-class BayesConfig:
-    """Settings of :func:`run_nuts` / :func:`run_svi`.
-
-    Priors default to the fitter's weak priors: ``mu ~ N(0, 10^2)`` and
-    ``log sigma^2 ~ N(0, 2^2)``, i.e. ``log sigma ~ N(0, 1)``. ``hierarchical`` learns scales:
-    ``"mu"`` (the default) puts ``mu ~ N(0, tau_mu^2)`` with
-    ``tau_mu ~ HalfNormal(mu_prior_scale)``; ``"both"`` also ``log sigma ~ N(0, tau_s^2)`` with
-    ``tau_s ~ HalfNormal(logsigma_prior_scale)``; ``"none"`` keeps both fixed. A fixed wide prior
-    on the means lets every draw's means spread wider than the truth's (the draw's noise adds to
-    the spread), so utilities normalised per draw are shrunk toward 0 and their intervals miss
-    the large ones; the learned scale removes that. Learning the log-sigmas' scale too changed no
-    coverage we measured (docs/uncertainty.md).
-    """
-
-    model: str = DEFAULT_MODEL  # a name in utility_jax.core.model.MODELS
-    mu_prior_scale: float = 10.0
-    logsigma_prior_scale: float = 1.0
-    num_warmup: int = 500
-    num_samples: int = 1000
-    num_chains: int = 2
-    target_accept_prob: float = 0.8
-    max_tree_depth: int = 8
-    svi_guide: Literal["normal", "lowrank"] = "normal"
-    svi_steps: int = 3000
-    svi_lr: float = 0.01
-    svi_draws: int = 1000
-    svi_rank: int | None = None
-    position_bias: bool = False
-    bias_prior_scale: float = 1.0
-    hierarchical: Literal["none", "mu", "both"] = "mu"
 
 
 def thurstonian_model(

@@ -5,12 +5,14 @@ wrong type fails at start-up with the key's name, not halfway through a paid run
 """
 
 import dataclasses
+import typing
 from dataclasses import field
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from utility_jax.core.model import DEFAULT_MODEL, LINKS, MODELS, PROBIT, FitConfig
+from utility_jax.core.bayes_config import BayesConfig
+from utility_jax.core.model import LINKS, MODELS, PROBIT, FitConfig
 from utility_jax.elicit.registry import AGENT_KINDS
 from utility_jax.io.datasets import register_resolvers
 
@@ -20,6 +22,7 @@ __all__ = [
     "OutcomesConf",
     "AgentConf",
     "FitterConf",
+    "schema_of",
     "GraphConf",
     "ElicitationConf",
     "UncertaintyConf",
@@ -31,7 +34,6 @@ __all__ = [
     "check_ranges",
     "fit_config",
     "to_core",
-    "SHELL_ONLY",
 ]
 
 
@@ -75,34 +77,55 @@ class AgentConf:
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-@dataclasses.dataclass
-class FitterConf:
-    model: str = DEFAULT_MODEL
-    solver: str = "lbfgs"  # lbfgs | reference_adam (the reference algorithm, for comparison)
-    mu_prior_scale: float | None = 10.0
-    logvar_prior_scale: float | None = 2.0
-    edge_weight: str = "votes"
-    max_iter: int = 1000
-    gtol: float | None = None
-    memory_size: int = 10  # L-BFGS history length
-    # second-order polish: converged means a verified minimum (see FitConfig)
-    polish: str = "auto"  # auto | dense | cg | none
-    polish_steps: int = 30
-    newton_tol: float = 1e-3
-    dense_max: int = 2048
-    # prior scales: fixed (mu_prior_scale, logvar_prior_scale as set) | cv (5-fold
-    # cross-validation of held-out log loss on a grid, utility_jax.core.prior_scales)
-    prior_scales: str = "fixed"
-    init_scale: float = 0.01  # sd of random initial means (the reference's init)
-    warm_start: bool = True
+def schema_of(
+    core: type, name: str, module: str, *, drop=(), fields=(), first=(), replace=None
+) -> type:
+    """A Hydra schema generated from a frozen core config, so that each default is written once.
+
+    The schema has every field of ``core`` but ``drop`` (filled by the shell from elsewhere), with
+    the core's default (``replace``: ``{name: (type, default)}`` where the command line takes
+    another form, e.g. ``position_bias: auto``), after the shell's own fields ``first`` and before
+    ``fields`` (``(name, type, dataclasses.field(...))`` triples, as for
+    :func:`dataclasses.make_dataclass`). ``Literal`` types become ``str`` (OmegaConf has no
+    ``Literal``; :func:`validate` checks the choices). ``module``: the module that holds it (its
+    ``__name__``, so the class pickles by reference as a class statement's would)."""
+    replace = replace or {}
+    own = []
+    for f in dataclasses.fields(core):
+        if f.name in drop:
+            continue
+        typ, default = replace.get(f.name, (f.type, f.default))
+        typ = str if typing.get_origin(typ) is typing.Literal else typ
+        own.append((f.name, typ, field(default=default)))
+    cls = dataclasses.make_dataclass(name, [*first, *own, *fields])
+    cls.__module__ = module
+    return cls
+
+
+#: ``fitter``: :class:`FitConfig`'s fields and defaults, and the shell's own
+FitterConf = schema_of(
+    FitConfig,
+    "FitterConf",
+    __name__,
     # a shift toward the option shown first, fitted from per-order rows (the reference pools):
     # auto = on whenever both orders are asked and the L-BFGS fitter runs without pseudolabels
-    position_bias: Any = "auto"
-    bias_prior_scale: float = 1.0
-    # the reference's final fit: hard labels on unasked pairs the fit predicts with p >= threshold
-    pseudolabels: bool = False
-    pseudolabel_threshold: float = 0.95
-    pseudolabel_weight: float = 1.0  # one pseudolabel weighs this many average asked pairs
+    replace={"position_bias": (Any, "auto")},
+    first=[
+        # lbfgs | reference_adam (the reference algorithm, for comparison)
+        ("solver", str, field(default="lbfgs")),
+    ],
+    fields=[
+        # prior scales: fixed (mu_prior_scale, logvar_prior_scale as set) | cv (5-fold
+        # cross-validation of held-out log loss on a grid, utility_jax.core.prior_scales)
+        ("prior_scales", str, field(default="fixed")),
+        ("warm_start", bool, field(default=True)),
+        # the reference's final fit: hard labels on unasked pairs the fit predicts with
+        # p >= threshold; one pseudolabel weighs pseudolabel_weight average asked pairs
+        ("pseudolabels", bool, field(default=False)),
+        ("pseudolabel_threshold", float, field(default=0.95)),
+        ("pseudolabel_weight", float, field(default=1.0)),
+    ],
+)
 
 
 @dataclasses.dataclass
@@ -156,23 +179,16 @@ class UncertaintyConf:
     bootstrap_resample: str = "model"
 
 
-@dataclasses.dataclass
-class BayesConf:
-    method: str = "none"  # none | nuts | svi
-    mu_prior_scale: float = 10.0
-    logsigma_prior_scale: float = 1.0
-    num_warmup: int = 500
-    num_samples: int = 1000
-    num_chains: int = 2
-    target_accept_prob: float = 0.8
-    max_tree_depth: int = 8
-    svi_guide: str = "normal"  # normal | lowrank
-    svi_steps: int = 3000
-    svi_lr: float = 0.01
-    svi_draws: int = 1000
-    svi_rank: int | None = None  # lowrank guide rank; null: the guide's default
-    hdi_prob: float = 0.9
-    hierarchical: str = "mu"  # none | mu | both: learned prior scales (half-normal hyperpriors)
+#: ``bayes``: :class:`~utility_jax.core.bayes_config.BayesConfig`'s fields and defaults (the model
+#: and the position-bias settings come from the fitter), and the shell's own
+BayesConf = schema_of(
+    BayesConfig,
+    "BayesConf",
+    __name__,
+    drop=("model", "position_bias", "bias_prior_scale"),
+    first=[("method", str, field(default="none"))],  # none | nuts | svi
+    fields=[("hdi_prob", float, field(default=0.9))],
+)
 
 
 @dataclasses.dataclass
@@ -385,22 +401,6 @@ def validate(cfg: DictConfig | dict[str, Any]) -> ComputeUtilitiesConf:
     return obj
 
 
-#: schema fields that only the shell reads (no core config has them), by schema
-SHELL_ONLY: dict[type, frozenset[str]] = {
-    FitterConf: frozenset(
-        {
-            "solver",
-            "warm_start",
-            "pseudolabels",
-            "pseudolabel_threshold",
-            "pseudolabel_weight",
-            "prior_scales",
-        }
-    ),
-    BayesConf: frozenset({"method", "hdi_prob"}),
-}
-
-
 def to_core(schema_obj, core_cls, **extra):
     """The core config ``core_cls`` from a Hydra schema object: every field the two share is
     copied by name (one generic converter, so a core field added later is settable from the
@@ -423,10 +423,6 @@ def fit_config(f: FitterConf) -> FitConfig:
 
 
 def bayes_config(b: BayesConf, model: str, **fitter):
-    """The core :class:`~utility_jax.core.bayes.BayesConfig` for a bayes config and fitter model
+    """The core :class:`~utility_jax.core.bayes_config.BayesConfig` for a bayes config and fitter model
     (``fitter``: the fitter's position-bias settings, shared with the MAP fit)."""
-    from utility_jax.core.bayes import (
-        BayesConfig,  # numpyro is imported only when a posterior is run
-    )
-
     return to_core(b, BayesConfig, model=model, **fitter)
