@@ -12,6 +12,7 @@ Every Hydra option works after the subcommand (``--help``, ``--cfg job``, ``-m``
 ``./logs/<name>/`` under the folder you are in (``paths.log_dir`` or ``UTILITY_JAX_LOG_DIR``).
 """
 
+import importlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -211,10 +212,11 @@ def compare_main(args: list[str]) -> int:
 
 
 #: command -> (primary config, task function)
-COMMANDS: dict[str, tuple[str, Callable]] = {
-    "compute": ("config", _compute),
-    "analyze": ("config", _analyze),
-    "control": ("utility_control", _control),
+#: command -> (primary config, task, the module whose import registers its groups' schemas)
+COMMANDS: dict[str, tuple[str, Callable, str]] = {
+    "compute": ("config", _compute, "utility_jax.run.config"),
+    "analyze": ("config", _analyze, "utility_jax.run.config"),
+    "control": ("utility_control", _control, "utility_jax.control.config"),
 }
 
 
@@ -225,7 +227,8 @@ def run_hydra(command: str, args: list[str]):
     from utility_jax.io.datasets import register_resolvers
 
     register_resolvers()
-    config_name, task = COMMANDS[command]
+    config_name, task, schemas = COMMANDS[command]
+    importlib.import_module(schemas)
     saved = sys.argv
     sys.argv = [f"utility-jax {command}", *args]
     try:

@@ -8,7 +8,14 @@ from omegaconf import DictConfig
 
 from utility_jax.elicit.registry import BACKENDS
 from utility_jax.finetune.sft import SFTConfig
-from utility_jax.run.config import FitterConf, OutcomesConf, merge_schema, schema_of, to_core
+from utility_jax.run.config import (
+    FitterConf,
+    OutcomesConf,
+    merge_schema,
+    register_schema,
+    schema_of,
+    to_core,
+)
 
 __all__ = ["ModelConf", "AssemblyConf", "SFTConf", "ControlConf", "validate_control", "sft_config"]
 
@@ -47,6 +54,7 @@ SFTConf = schema_of(
     drop=("seed",),
     fields=[("checkpoint_every", int, dataclasses.field(default=0))],  # > 0: checkpoints/step_N
 )
+register_schema("sft", SFTConf)
 
 
 @dataclasses.dataclass

@@ -23,6 +23,7 @@ __all__ = [
     "AgentConf",
     "FitterConf",
     "schema_of",
+    "register_schema",
     "GraphConf",
     "ElicitationConf",
     "UncertaintyConf",
@@ -189,6 +190,19 @@ BayesConf = schema_of(
     first=[("method", str, field(default="none"))],  # none | nuts | svi
     fields=[("hdi_prob", float, field(default=0.9))],
 )
+
+
+def register_schema(group: str, schema: type) -> None:
+    """Make ``schema`` the base of a Hydra config group, as ``<group>/schema``: the group's YAML
+    files list it first in their defaults and hold only what differs from it, so a default is
+    written once (in the dataclass) and every field is still settable from the command line."""
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(group=group, name="schema", node=schema)
+
+
+register_schema("fitter", FitterConf)
+register_schema("bayes", BayesConf)
 
 
 @dataclasses.dataclass
