@@ -278,3 +278,29 @@ def test_preset_paper_turns_on_every_reference_behaviour_in_one_override():
     assert d.fitter.solver == "lbfgs" and not d.fitter.pseudolabels
     assert d.graph.random_share == 0.75
     assert (ROOT / "docs" / "fidelity.md").exists()
+
+
+def test_the_python_api_runs_on_a_config_built_in_code():
+    """``position_bias: auto`` is resolved by the pipeline itself, not only by the Hydra path's
+    ``validate`` (a ComputeUtilitiesConf built in code crashed with KeyError 'position_bias')."""
+    import jax
+
+    from utility_jax.core.simulate import planted_utilities
+    from utility_jax.elicit import SimulatedAgent
+    from utility_jax.io.outcomes import load_outcomes
+    from utility_jax.run.config import ComputeUtilitiesConf, GraphConf, UncertaintyConf
+    from utility_jax.run.pipeline import compute_utilities
+
+    outcomes = load_outcomes(limit=16)
+    mu, sigma = planted_utilities(outcomes, jax.random.key(3))
+    cfg = ComputeUtilitiesConf(
+        graph=GraphConf(edges_per_round=20, holdout_fraction=0.2),
+        uncertainty=UncertaintyConf(n_bootstrap=0, laplace=False),
+        plots=False,
+        progress=False,
+    )
+    assert cfg.fitter.position_bias == "auto"
+    agent = SimulatedAgent(mu, sigma, position_bias=0.5)
+    res = compute_utilities(outcomes, agent, cfg, key=jax.random.key(0), true_utilities=(mu, sigma))
+    assert res.metrics["fit"]["position_bias"] is True  # both orders, L-BFGS: auto is on
+    assert res.metrics["order"]["position_bias_lo"] > 0  # the planted shift, found

@@ -31,6 +31,7 @@ __all__ = [
     "bayes_config",
     "ComputeUtilitiesConf",
     "validate",
+    "with_position_bias",
     "merge_schema",
     "check_ranges",
     "fit_config",
@@ -382,6 +383,13 @@ def _resolve_position_bias(obj: ComputeUtilitiesConf) -> bool:
         f = obj.fitter
         return obj.elicitation.orders == "both" and f.solver == "lbfgs" and not f.pseudolabels
     return flag
+
+
+def with_position_bias(obj: ComputeUtilitiesConf) -> ComputeUtilitiesConf:
+    """The config with ``fitter.position_bias`` resolved to a bool (``auto`` by the run's orders
+    and fitter), for configs built in code that never went through :func:`validate`."""
+    pb = _resolve_position_bias(obj)
+    return dataclasses.replace(obj, fitter=dataclasses.replace(obj.fitter, position_bias=pb))
 
 
 def validate(cfg: DictConfig | dict[str, Any]) -> ComputeUtilitiesConf:

@@ -29,7 +29,12 @@ from utility_jax.elicit.base import Agent
 from utility_jax.io.outcomes import OutcomeSet
 from utility_jax.run import evaluation as E
 from utility_jax.run import uncertainty as U
-from utility_jax.run.config import ComputeUtilitiesConf, bayes_config, fit_config
+from utility_jax.run.config import (
+    ComputeUtilitiesConf,
+    bayes_config,
+    fit_config,
+    with_position_bias,
+)
 from utility_jax.run.cost import cost_metrics
 from utility_jax.run.incidents import (
     NoVotesError,
@@ -440,6 +445,7 @@ def compute_utilities(
     if n < 3:
         raise ValueError(f"need at least 3 outcomes, got {n} ({outcomes.source})")
     k_hold, k_rounds, k_boot, k_rand = jax.random.split(key, 4)
+    cfg = with_position_bias(cfg)  # a config built in code may still say auto
     fcfg = fit_config(cfg.fitter)  # the core config, built once for every fit of the run
     fit_fn = _fitter(cfg, fcfg)
     el = elicit_and_fit(
