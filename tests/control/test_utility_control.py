@@ -253,8 +253,8 @@ def test_control_dry_run_counts_the_llm_assembly(tmp_path):
     over = [
         "dry_run=true",
         "assembly=llm",
-        "assembly.agent_kind=openai",
-        "assembly.agent_model=gpt-4o-mini",
+        "assembly.agent.kind=openai",
+        "assembly.agent.model=gpt-4o-mini",
         "assembly.n_citizens=4",
         "outcomes.limit=6",
     ]

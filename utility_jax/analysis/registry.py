@@ -87,7 +87,7 @@ def _dry_run(conf, mod, acfg, out: Path) -> dict:
         ctx = Context(conf, Path(tmp), jax.random.key(conf.seed), progress_factory(conf.progress))
         ctx.ledger = Ledger()
         mod.run(acfg, ctx)
-    pl = plan(ctx.ledger, conf)
+    pl = plan(ctx.ledger, conf.agent, conf.budget)
     (out / "plan.json").write_text(json.dumps(pl, indent=1))
     return pl
 

@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 from utility_jax.elicit.registry import BACKENDS
 from utility_jax.finetune.sft import SFTConfig
 from utility_jax.run.config import (
+    AgentConf,
     FitterConf,
     OutcomesConf,
     merge_schema,
@@ -37,10 +38,10 @@ class AssemblyConf:
     effect: float = 0.3
     party_effect: float = 0.8
     noise: float = 0.5
-    # kind=agent: the LLM that plays every citizen (log-prob mode)
-    agent_kind: str = "jax"  # jax | hf | openai
-    agent_model: str | None = None  # checkpoint path / served model; null: the model being tuned
-    agent_base_url: str | None = None
+    # kind=agent: the LLM that plays every citizen (log-prob mode): any agent config, as in compute
+    # runs (assembly.agent.kind=openai assembly.agent.base_url=...); model null: the model being
+    # tuned plays them
+    agent: AgentConf = dataclasses.field(default_factory=lambda: AgentConf(kind="jax"))
     joint: bool = True  # citizens from the joint demographic table (False: independent marginals)
     republican_instruction: bool = True  # the paper's Appendix-H instruction in Republican personas
 
@@ -82,7 +83,6 @@ class ControlConf:
 
 _CHOICES = {
     ("assembly", "kind"): ("simulated", "agent"),
-    ("assembly", "agent_kind"): tuple(BACKENDS),
     ("assembly", "pooling"): ("mean", "majority"),
     ("sft", "loss"): ("answer", "token"),
     ("fitter", "solver"): ("lbfgs",),
@@ -96,6 +96,9 @@ def validate_control(cfg: DictConfig | dict[str, Any]) -> ControlConf:
         val = getattr(getattr(conf, group), key)
         if val not in allowed:
             raise ValueError(f"{group}.{key}={val!r} must be one of {allowed}")
+    agent = conf.assembly.agent
+    if agent.backend is None and agent.kind not in BACKENDS:
+        raise ValueError(f"assembly.agent.kind={agent.kind!r} must be one of {tuple(BACKENDS)}")
     if conf.k < 1:
         raise ValueError(f"k must be >= 1, got {conf.k}")
     return conf

@@ -6,6 +6,7 @@ model measured after tuning is exactly the one that was tuned. Every utility fit
 axis, before, after) uses the run's ``fitter`` settings.
 """
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -66,12 +67,7 @@ def _citizen_preferences(conf, citizens, rng, outcomes, tpl, pairs, model_path) 
             n, citizens, rng, effect=a.effect, party_effect=a.party_effect, noise=a.noise
         )
         return assembly.preferences(pairs)
-    agent = AgentConf(
-        kind=a.agent_kind,
-        model=a.agent_model or str(model_path),
-        base_url=a.agent_base_url,
-        batch_size=conf.model.batch_size,
-    )
+    agent = dataclasses.replace(a.agent, model=a.agent.model or str(model_path))
     backend = build_backend(agent, ElicitationConf(mode="logprob"))
     return citizen_preferences_llm(
         backend, citizens, outcomes, tpl, pairs, conf.k, a.republican_instruction
@@ -139,19 +135,14 @@ def _dry_run(conf: ControlConf, out: Path) -> dict[str, Any]:
     citizens = sample_citizens(conf.assembly.n_citizens, rng, joint=conf.assembly.joint)
     pairs = np.stack(np.triu_indices(len(outcomes), 1), 1)
     a = conf.assembly
-    agent = AgentConf(kind=a.agent_kind if a.kind == "agent" else "simulated", model=a.agent_model)
+    agent = a.agent if a.kind == "agent" else AgentConf()  # a simulated assembly asks nothing
     ledger = Ledger()
     if a.kind == "agent":
         backend = DryRunBackend(agent, ElicitationConf(mode="logprob"), ledger, seed=conf.seed)
         citizen_preferences_llm(
             backend, citizens, outcomes, tpl, pairs, conf.k, a.republican_instruction
         )
-
-    class _Conf:  # what plan() reads
-        budget = BudgetConf()
-
-    _Conf.agent = agent
-    pl = plan(ledger, _Conf)
+    pl = plan(ledger, agent, BudgetConf())
     out.mkdir(parents=True, exist_ok=True)
     (out / "plan.json").write_text(json.dumps(pl, indent=1))
     return pl
@@ -267,5 +258,5 @@ def _assembly_label(conf: ControlConf, model_path) -> str:
     a = conf.assembly
     if a.kind == "simulated":
         return "simulated assembly (planted demographic utilities)"
-    who = a.agent_model or f"{model_path} (the model being tuned)"
-    return f"LLM assembly ({a.agent_kind} backend: {who})"
+    who = a.agent.model or f"{model_path} (the model being tuned)"
+    return f"LLM assembly ({a.agent.kind} backend: {who})"

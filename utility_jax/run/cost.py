@@ -46,10 +46,11 @@ def budget_guard(conf) -> BudgetGuard:
     )
 
 
-def plan(ledger, conf) -> dict[str, Any]:
-    """A dry run's plan: requests, answers, tokens and cost (expected and at most)."""
-    p = prices(conf.agent.model, conf.budget)
-    out: dict[str, Any] = {"agent": f"{conf.agent.kind}:{conf.agent.model}", **ledger.as_dict()}
+def plan(ledger, agent, budget) -> dict[str, Any]:
+    """A dry run's plan: requests, answers, tokens and cost (expected and at most), for the
+    agent settings that asked and the budget settings that price them."""
+    p = prices(agent.model, budget)
+    out: dict[str, Any] = {"agent": f"{agent.kind}:{agent.model}", **ledger.as_dict()}
     out["prices"] = p
     if p["input_per_mtok"] is not None and p["output_per_mtok"] is not None:
         cin = ledger.prompt_tokens * p["input_per_mtok"] / 1e6

@@ -102,7 +102,7 @@ def dry_run_plan(conf, out_dir: Path) -> dict:
         conf, uncertainty=dataclasses.replace(conf.uncertainty, n_bootstrap=0, laplace=False)
     )
     compute_utilities(outcomes, agent, quiet, key=k_run, progress=progress_factory(conf.progress))
-    pl = plan(ledger, conf)
+    pl = plan(ledger, conf.agent, conf.budget)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     (Path(out_dir) / "plan.json").write_text(json.dumps(pl, indent=1))
     log.debug("%s", plan_text(pl))
