@@ -36,7 +36,7 @@ class BayesConfig:
     svi_steps: int = 3000
     svi_lr: float = 0.01
     svi_draws: int = 1000
-    svi_rank: int | None = None
+    svi_rank: int | None = None  # the low-rank guide's rank; None picks min(20, N/10)
     position_bias: bool = False
     bias_prior_scale: float = 1.0
     hierarchical: Literal["none", "mu", "both"] = "mu"
