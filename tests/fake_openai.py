@@ -9,7 +9,14 @@ block until ``release()``; ``blocked`` is set when that happens.
 The Batch API (``/v1/files``, ``/v1/batches``, ``/v1/files/{id}/content``) answers each line as
 the live endpoint would; a batch reports ``in_progress`` for ``batch_polls`` polls, and for as
 long as ``hold_batches`` is set; every ``batch_fail_every``-th line fails (HTTP 500 inside);
-``batch_lines`` counts the lines answered (what a provider bills).
+``batch_lines`` counts the lines answered (what a provider bills). ``batch_end`` is the state a
+batch ends in ("completed", "expired", "cancelled", "failed"); one that does not complete has
+answered only the first ``batch_done_fraction`` of its lines. ``batch_malformed`` lists line
+numbers (1-based) of the output file written as garbage.
+
+``honour_seeds=True`` answers as vLLM does: a function of the prompt, the request's ``seed`` and
+``n`` (the same seed gives the same samples; the default rule ignores the seed, so its first
+answers never change). ``seeded`` records ``(prompt hash, seed, n)`` of every request answered.
 """
 
 import hashlib
@@ -99,9 +106,19 @@ class RealisticLLM:
 
 class FakeOpenAI:
     def __init__(
-        self, script=(), *, delay_s=2.0, hang_after=None, llm=None, respond=None, batch_polls=1
+        self,
+        script=(),
+        *,
+        delay_s=2.0,
+        hang_after=None,
+        llm=None,
+        respond=None,
+        batch_polls=1,
+        honour_seeds=False,
     ):
         self.llm = llm  # a RealisticLLM answers instead of the hash rule
+        self.honour_seeds, self.seeded = honour_seeds, []
+        self.batch_end, self.batch_done_fraction, self.batch_malformed = "completed", 1.0, ()
         self.files, self.batches, self.batch_lines = {}, {}, 0
         self.batch_polls, self.batch_fail_every = batch_polls, 0
         self.hold_batches = threading.Event()  # set: batches stay in_progress
@@ -217,7 +234,7 @@ class FakeOpenAI:
                         time.sleep(outer.llm.latency_s)
                         texts = outer.llm.answers(user, n, int(body.get("seed") or 0))
                     else:
-                        texts = answers_for(user, n)
+                        texts = outer.hash_answers(body)
                     if action == "empty":
                         texts = [""] * n
                     choices = [
@@ -251,6 +268,14 @@ class FakeOpenAI:
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
+    def hash_answers(self, body) -> list[str]:
+        """The default rule's answers to a request (recording its seed)."""
+        user, n, seed = body["messages"][-1]["content"], int(body.get("n") or 1), body.get("seed")
+        self.seeded.append((hashlib.sha256(user.encode()).hexdigest()[:16], seed, n))
+        if self.honour_seeds:
+            return answers_for(f"{user}|seed={seed}|n={n}", n)
+        return answers_for(user, n)
+
     # ------------------------------------------------------------------ Batch API
     def _answer_line(self, body) -> dict:
         user = body["messages"][-1]["content"]
@@ -258,7 +283,7 @@ class FakeOpenAI:
         if self.llm is not None:
             texts = self.llm.answers(user, n, int(body.get("seed") or 0))
         else:
-            texts = answers_for(user, n)
+            texts = self.hash_answers(body)
         return {
             "id": "cmpl-b",
             "object": "chat.completion",
@@ -325,39 +350,37 @@ class FakeOpenAI:
                 self.batch_polled.set()
                 obj = self._batch_obj(bid, "in_progress")
             else:
-                if b["out"] is None:  # answered (and billed) once, when the batch completes
-                    ok, bad = [], []
-                    for line in self.files[b["input"]].decode().splitlines():
-                        rec = json.loads(line)
-                        self.batch_lines += 1
-                        if self.batch_fail_every and self.batch_lines % self.batch_fail_every == 0:
-                            bad.append(
-                                {
-                                    "custom_id": rec["custom_id"],
-                                    "response": {
-                                        "status_code": 500,
-                                        "body": {"error": {"message": "boom"}},
-                                    },
-                                }
-                            )
-                        else:
-                            ok.append(
-                                {
-                                    "custom_id": rec["custom_id"],
-                                    "response": {
-                                        "status_code": 200,
-                                        "body": self._answer_line(rec["body"]),
-                                    },
-                                }
-                            )
-                    b["out"] = f"file-{len(self.files)}"
-                    self.files[b["out"]] = "\n".join(json.dumps(x) for x in ok).encode()
-                    b["err"] = None
-                    if bad:
-                        b["err"] = f"file-{len(self.files)}"
-                        self.files[b["err"]] = "\n".join(json.dumps(x) for x in bad).encode()
-                obj = self._batch_obj(bid, "completed", b["out"], b["err"])
+                if not b.get("finished"):  # answered (and billed) once, when the batch ends
+                    self._finish_batch(b)
+                obj = self._batch_obj(bid, self.batch_end, b["out"], b["err"])
         h._send(200, json.dumps(obj).encode())
+
+    def _finish_batch(self, b) -> None:
+        lines = self.files[b["input"]].decode().splitlines()
+        if self.batch_end != "completed":  # expired or cancelled part-way: the lines done so far
+            lines = lines[: int(len(lines) * self.batch_done_fraction)]
+        ok, bad = [], []
+        for line in lines:
+            rec = json.loads(line)
+            self.batch_lines += 1
+            if self.batch_fail_every and self.batch_lines % self.batch_fail_every == 0:
+                resp = {"status_code": 500, "body": {"error": {"message": "boom"}}}
+                bad.append({"custom_id": rec["custom_id"], "response": resp})
+            else:
+                resp = {"status_code": 200, "body": self._answer_line(rec["body"])}
+                ok.append({"custom_id": rec["custom_id"], "response": resp})
+        out = [json.dumps(x) for x in ok]
+        for no in self.batch_malformed:
+            if 0 < no <= len(out):
+                out[no - 1] = out[no - 1][: len(out[no - 1]) // 2]  # a line cut in half
+        b["out"], b["err"] = None, None
+        if out:
+            b["out"] = f"file-{len(self.files)}"
+            self.files[b["out"]] = "\n".join(out).encode()
+        if bad:
+            b["err"] = f"file-{len(self.files)}"
+            self.files[b["err"]] = "\n".join(json.dumps(x) for x in bad).encode()
+        b["finished"] = True
 
     def release(self):
         self.hang_after = None

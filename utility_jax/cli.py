@@ -21,6 +21,13 @@ __all__ = ["main", "COMMANDS"]
 
 CONFIG_MODULE = "pkg://utility_jax.conf"
 
+#: exit status of a run stopped by ``budget.max_requests`` / ``budget.max_usd`` (everything
+#: asked is stored; the same command with a higher limit goes on). Hydra's own errors exit 1,
+#: bad usage 2, an interrupt (Ctrl-C) 130.
+EXIT_BUDGET = 3
+EXIT_INTERRUPTED = 130
+_exit = {"code": 0}  # the worst status of the runs of this invocation (a sweep runs several)
+
 _USAGE = """usage: utility-jax COMMAND [hydra options and overrides...]
 
 commands:
@@ -72,7 +79,7 @@ def _compute(cfg) -> float:
     try:
         res = run_compute_utilities(cfg, out)
     except BudgetExceeded as e:
-        print(f"stopped at the budget: {e}")
+        _stopped(e)
         return float("nan")
     if isinstance(res, dict):  # dry_run=true: the plan
         print(plan_text(res))
@@ -85,13 +92,25 @@ def _compute(cfg) -> float:
     return float(res.metrics.get("heldout", {}).get("log_loss", float("nan")))
 
 
+def _stopped(e: Exception) -> None:
+    """A budget stop: one line, and the invocation exits :data:`EXIT_BUDGET` (a retry loop or
+    a requeue sees that it did not finish)."""
+    print(f"stopped at the limit: {e}", file=sys.stderr)
+    _exit["code"] = max(_exit["code"], EXIT_BUDGET)
+
+
 def _analyze(cfg) -> None:
     from hydra.core.hydra_config import HydraConfig
 
     from utility_jax.analysis.registry import run_analysis
+    from utility_jax.elicit.budget import BudgetExceeded
 
     out = HydraConfig.get().runtime.output_dir
-    res = run_analysis(cfg, out)
+    try:
+        res = run_analysis(cfg, out)
+    except BudgetExceeded as e:
+        _stopped(e)
+        return
     if "token_count" in res:  # dry_run=true: the plan
         from utility_jax.run.cost import plan_text
 
@@ -254,5 +273,6 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS:
         print(f"utility-jax: unknown command {command!r}\n\n{usage()}", end="", file=sys.stderr)
         return 2
+    _exit["code"] = 0
     run_hydra(command, rest)
-    return 0
+    return _exit["code"]

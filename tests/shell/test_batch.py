@@ -98,3 +98,49 @@ def test_failed_batch_lines_are_retried_through_the_live_endpoint(tmp_path):
         np.testing.assert_array_equal(res.train_counts, live.train_counts)
     finally:
         srv.close()
+
+
+def test_an_expired_batch_pays_its_finished_lines_once(tmp_path):
+    """A batch that expires with half its lines done: those lines are stored (a provider bills
+    them), only the other half is asked live, and the votes are the live run's."""
+    live, n_prompts = _live(tmp_path)
+    for end in ("expired", "cancelled"):
+        srv = FakeOpenAI()
+        srv.batch_end, srv.batch_done_fraction = end, 0.5
+        try:
+            res = run_compute_utilities(
+                _compose(*OVER, *BATCH, f"agent.base_url={srv.url}"), tmp_path / end
+            )
+            assert srv.batch_lines == n_prompts // 2, end  # billed once each, every one kept
+            assert srv.n_requests == n_prompts - n_prompts // 2, end  # only the rest, live
+            np.testing.assert_array_equal(res.train_counts, live.train_counts)
+        finally:
+            srv.close()
+
+
+def test_malformed_batch_lines_are_errors_then_asked_live_and_the_rerun_is_clean(tmp_path):
+    """Two lines of the output file cut in half: no crash; they are recorded as errors with
+    their line numbers, their requests asked once live, the batch marked finished, and a rerun
+    of the same command asks nothing."""
+    import sqlite3
+
+    live, n_prompts = _live(tmp_path)
+    srv = FakeOpenAI()
+    srv.batch_malformed = (2, 5)
+    out = tmp_path / "malformed"
+    try:
+        res = run_compute_utilities(_compose(*OVER, *BATCH, f"agent.base_url={srv.url}"), out)
+        np.testing.assert_array_equal(res.train_counts, live.train_counts)
+        db = sqlite3.connect(out / "responses.sqlite")
+        q = "SELECT error FROM errors WHERE request_key LIKE 'batch:%'"
+        errs = [e for (e,) in db.execute(q)]
+        # every round's batch had lines 2 and 5 cut: each asked once live, none lost
+        assert len(errs) >= 2 and srv.n_requests == len(errs), errs
+        assert all(" line 2: " in e or " line 5: " in e for e in errs), errs
+        assert {s for (s,) in db.execute("SELECT status FROM batches")} == {"completed"}
+        db.close()
+        before = (srv.n_requests, srv.batch_lines)
+        run_compute_utilities(_compose(*OVER, *BATCH, f"agent.base_url={srv.url}"), out)
+        assert (srv.n_requests, srv.batch_lines) == before
+    finally:
+        srv.close()

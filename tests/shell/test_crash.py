@@ -41,7 +41,7 @@ def _kill_after(srv, answered: int, out) -> None:
 
 @pytest.mark.slow
 def test_kill_minus_nine_at_five_random_moments(tmp_path):
-    clean = FakeOpenAI()
+    clean = FakeOpenAI(honour_seeds=True)
     try:
         subprocess.run(_cmd(clean.url, tmp_path / "clean"), env=_env(), check=True, timeout=300)
     finally:
@@ -49,7 +49,7 @@ def test_kill_minus_nine_at_five_random_moments(tmp_path):
     total = len(clean.answered)
     rng = np.random.default_rng(2026)
     moments = np.sort(rng.choice(np.arange(10, total - 10), size=5, replace=False))
-    srv = FakeOpenAI()
+    srv = FakeOpenAI(honour_seeds=True)  # as vLLM: a replay with the wrong seed would show
     try:
         for m in moments:
             _kill_after(srv, int(m), tmp_path / "run")

@@ -1,6 +1,7 @@
 """What an LLM backend returns, and the interface every backend implements."""
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 
@@ -38,12 +39,28 @@ class Backend(Protocol):
         ...
 
     def sample(
-        self, prompts: list[list[dict]], n: int, *, seed: int, on_result=None
+        self, prompts: list[list[dict]], n: int, *, seed: int | Sequence[int], on_result=None
     ) -> list[list[Completion]]:
-        """``n`` sampled answers per prompt; ``on_result(i, completions)`` as each prompt is done."""
+        """``n`` sampled answers per prompt; ``on_result(i, completions)`` as each prompt is done.
+
+        ``seed``: one seed per prompt (what :class:`~utility_jax.elicit.LLMAgent` passes: a hash
+        of the run's seed, the prompt and the first sample's index, so an answer does not depend
+        on the order of asking), or one int for the call (:func:`prompt_seeds`).
+        """
         ...
 
     def answer_probs(self, prompts: list[list[dict]], on_result=None) -> list[AnswerDistribution]:
         """P("A"), P("B") and the rest from the next-token distribution, one per prompt;
         ``on_result(i, distribution)`` as each prompt is done."""
         ...
+
+
+def prompt_seeds(seed: int | Sequence[int], n: int) -> list[int]:
+    """One seed per prompt: ``seed`` itself when it is a sequence (of length ``n``), else
+    ``seed + i`` for prompt ``i``."""
+    if isinstance(seed, int):
+        return [seed + i for i in range(n)]
+    seeds = [int(s) for s in seed]
+    if len(seeds) != n:
+        raise ValueError(f"{len(seeds)} seeds for {n} prompts")
+    return seeds

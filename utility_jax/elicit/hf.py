@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from utility_jax.elicit.backend import AnswerDistribution, Completion
+from utility_jax.elicit.backend import AnswerDistribution, Completion, prompt_seeds
 from utility_jax.io.prompts import answer_token_ids, render_text
 
 __all__ = ["HFBackend", "from_config"]
@@ -107,9 +107,12 @@ class HFBackend:
         return out
 
     def sample(
-        self, prompts: list[list[dict]], n: int, *, seed: int, on_result=None
+        self, prompts: list[list[dict]], n: int, *, seed, on_result=None
     ) -> list[list[Completion]]:
+        """Batched generation: one torch generator per batch of prompts, seeded with the batch's
+        first prompt seed, so a local model's samples repeat for the same batches only."""
         torch = self.torch
+        seeds = prompt_seeds(seed, len(prompts))
         out: list[list[Completion]] = []
         for start in range(0, len(prompts), self.batch_size):
             batch = [self.render(m) for m in prompts[start : start + self.batch_size]]
@@ -118,7 +121,7 @@ class HFBackend:
                 enc = self._encode(batch)
                 # a seeded generator without touching the global torch RNG state
                 with torch.random.fork_rng(devices=[] if self.device == "cpu" else None):
-                    torch.manual_seed(seed + start)
+                    torch.manual_seed(seeds[start])
                     with torch.no_grad():
                         # temperature 0: greedy decoding (free answers in maximisation)
                         how = (

@@ -9,7 +9,7 @@ from utility_jax.elicit.backend import Backend
 from utility_jax.elicit.base import AgentStats
 from utility_jax.elicit.budget import BudgetGuard
 from utility_jax.elicit.parse import RULES, parse_answer
-from utility_jax.elicit.store import ResponseStore, request_key
+from utility_jax.elicit.store import ResponseStore, answer_seed, request_key
 from utility_jax.io.outcomes import OutcomeSet
 from utility_jax.io.prompts import PromptTemplate, render_pair
 
@@ -28,7 +28,11 @@ class LLMAgent:
     as the refusal signal (``stats.other_mass``), not counted as votes.
 
     Every answer goes through the store first: stored answers are reused, only the missing ones are
-    asked, and new ones are committed as they arrive.
+    asked, and new ones are committed as they arrive. Sample ``s`` of a prompt is asked with the
+    seed :func:`~utility_jax.elicit.store.answer_seed` ``(seed, prompt, s)``: on a server that
+    honours seeds the answers do not depend on the order of asking, stops or resumes, and a
+    larger ``k`` asks only samples ``k_old..k-1``, with seeds of their own. The ``key`` given
+    to :meth:`query` is not used for sampling.
     """
 
     def __init__(
@@ -46,12 +50,13 @@ class LLMAgent:
         parser: str = "reference",
         orders: str = "both",
         budget: BudgetGuard | None = None,
+        seed: int = 0,
     ):
         if parser not in RULES:
             raise ValueError(f"parser must be one of {RULES}, got {parser!r}")
         if orders not in ("both", "first"):
             raise ValueError(f"orders must be 'both' or 'first', got {orders!r}")
-        self.parser, self.orders = parser, orders
+        self.parser, self.orders, self.seed = parser, orders, int(seed)
         self.budget = budget or BudgetGuard()
         if mode not in ("sample", "logprob"):
             raise ValueError(f"mode must be 'sample' or 'logprob', got {mode!r}")
@@ -105,7 +110,6 @@ class LLMAgent:
             reqs.append((p, 0, self.messages(i, j)))
             if self.orders == "both":
                 reqs.append((p, 1, self.messages(j, i)))
-        seed = int(jax.random.randint(key, (), 0, 2**31 - 1))
         bar = (
             self.progress(total=len(reqs), desc=f"asking {self.name}", unit="prompt", leave=False)
             if self.progress
@@ -114,7 +118,7 @@ class LLMAgent:
         for start in range(0, len(reqs), self.batch_size):
             chunk = reqs[start : start + self.batch_size]
             if self.mode == "sample":
-                self._sample(chunk, k, seed + start, counts)
+                self._sample(chunk, k, counts)
             else:
                 self._logprob(chunk, k, counts)
             if bar is not None:
@@ -161,7 +165,7 @@ class LLMAgent:
         self.stats.answers += 1
         self.stats.refusals += label == "refusal"
 
-    def _sample(self, chunk, k, seed, counts):
+    def _sample(self, chunk, k, counts):
         missing = []  # (pair, order, msgs, key, have)
         for p, order, msgs in chunk:
             key = self._key(msgs)
@@ -222,17 +226,18 @@ class LLMAgent:
 
             allowed = self.budget.allow(len(items))
             items = items[:allowed]
+            seeds = [answer_seed(self.seed, m[3], m[4]) for m in items]
             if getattr(self.backend, "batch", False) and self.store is not None:
                 self.backend.sample_batch(
                     [m[2] for m in items],
                     [m[3] for m in items],
                     n_new,
-                    seed=seed,
+                    seed=seeds,
                     store=self.store,
                     on_result=on_result,
                 )
             else:
-                self.backend.sample([m[2] for m in items], n_new, seed=seed, on_result=on_result)
+                self.backend.sample([m[2] for m in items], n_new, seed=seeds, on_result=on_result)
             if allowed < len(groups[n_new]):
                 self.budget.allow(1)  # the limit is reached: the guard raises, saying which
 

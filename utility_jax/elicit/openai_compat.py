@@ -19,6 +19,7 @@
 """
 
 import asyncio
+import json
 import logging
 import math
 import os
@@ -28,7 +29,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from utility_jax.elicit.backend import AnswerDistribution, Completion
+from utility_jax.elicit.backend import AnswerDistribution, Completion, prompt_seeds
 
 __all__ = ["OpenAIBackend", "RequestError", "from_config"]
 
@@ -169,9 +170,11 @@ class OpenAIBackend:
         prompts: list[list[dict]],
         n: int,
         *,
-        seed: int,
+        seed: int | list[int],
         on_result: Callable[[int, list[Completion]], None] | None = None,
     ) -> list[list[Completion]]:
+        seeds = prompt_seeds(seed, len(prompts))
+
         async def one(client, sem, msgs, i):
             got: list[Completion] = []
             while len(got) < n:
@@ -185,7 +188,9 @@ class OpenAIBackend:
                         temperature=self.temperature,
                         max_tokens=self.max_tokens,
                         n=want,
-                        seed=seed + i + len(got),
+                        # a server that returned fewer choices is asked for the rest with a
+                        # seed of their own (the same one on every rerun)
+                        seed=(seeds[i] + len(got)) % 2**31,
                     )
                 except RequestError as e:
                     return got + [Completion(None, error=str(e))] * (n - len(got))
@@ -231,19 +236,17 @@ class OpenAIBackend:
             timeout=self.timeout_s,
         )
 
-    def _submit(self, client, prompts, keys, n, seed) -> str:
-        import json
-
+    def _submit(self, client, prompts, keys, n, seeds) -> str:
         lines = [
             json.dumps(
                 {
                     "custom_id": k,
                     "method": "POST",
                     "url": "/v1/chat/completions",
-                    "body": self._batch_body(m, n, seed + i),
+                    "body": self._batch_body(m, n, s),
                 }
             )
-            for i, (m, k) in enumerate(zip(prompts, keys, strict=True))
+            for m, k, s in zip(prompts, keys, seeds, strict=True)
         ]
         f = client.files.create(file=("requests.jsonl", "\n".join(lines).encode()), purpose="batch")
         b = client.batches.create(
@@ -260,37 +263,34 @@ class OpenAIBackend:
             logging.getLogger("utility_jax").info("batch %s: %s", batch_id, b.status)
             time.sleep(self.batch_poll_s)
 
-    def _results(self, client, b) -> dict[str, list[Completion] | str]:
-        """``{custom_id: completions}`` for answered requests, ``{custom_id: error}`` else."""
-        import json
-
+    def _results(self, client, b) -> tuple[dict[str, list[Completion] | str], list[str]]:
+        """What a finished batch returned, in any terminal state (a provider bills, and returns,
+        the lines an expired, cancelled or failed batch finished): ``{custom_id: completions}``
+        for answered requests and ``{custom_id: error}`` for failed ones, with the malformed
+        lines as ``"<file id> line <n>: <why>"``."""
         out: dict[str, list[Completion] | str] = {}
+        bad: list[str] = []
         for fid in (getattr(b, "output_file_id", None), getattr(b, "error_file_id", None)):
             if not fid:
                 continue
-            for line in client.files.content(fid).text.splitlines():
+            for no, line in enumerate(client.files.content(fid).text.splitlines(), 1):
                 if not line.strip():
                     continue
-                rec = json.loads(line)
-                resp = rec.get("response") or {}
-                body = resp.get("body") or {}
-                if resp.get("status_code") != 200 or not body.get("choices"):
-                    err = rec.get("error") or body.get("error") or resp
-                    out[rec["custom_id"]] = f"batch request failed: {str(err)[:300]}"
+                try:
+                    cid, got = _batch_line(line)
+                except (ValueError, TypeError, KeyError, AttributeError) as e:
+                    bad.append(f"{fid} line {no}: {type(e).__name__}: {str(e)[:120]}")
                     continue
-                usage = body.get("usage") or {}
-                t_in = int(usage.get("prompt_tokens") or 0)
-                t_out = int(usage.get("completion_tokens") or 0) // len(body["choices"])
-                out[rec["custom_id"]] = [
-                    Completion((c.get("message") or {}).get("content") or "", t_in, t_out)
-                    for c in body["choices"]
-                ]
-        return out
+                if not isinstance(out.get(cid), list):  # an answer beats an error line
+                    out[cid] = got
+        return out, bad
 
-    def sample_batch(self, prompts, keys, n: int, *, seed: int, store, on_result=None) -> None:
+    def sample_batch(self, prompts, keys, n: int, *, seed, store, on_result=None) -> None:
         """``n`` answers per prompt through the Batch API (see the module docstring);
-        ``keys`` are the prompts' store keys (the batch's custom ids)."""
+        ``keys`` are the prompts' store keys (the batch's custom ids), ``seed`` one seed per
+        prompt (or an int, :func:`~utility_jax.elicit.backend.prompt_seeds`)."""
         client = self._sync_client()
+        seeds = prompt_seeds(seed, len(prompts))
         index = {k: i for i, k in enumerate(keys)}
         done: set[str] = set()
         try:
@@ -298,37 +298,49 @@ class OpenAIBackend:
                 mine = [k for k in pend["keys"] if k in index]
                 if mine:
                     done |= self._collect(
-                        client, pend["batch_id"], prompts, index, n, seed, store, on_result
+                        client, pend["batch_id"], prompts, index, n, seeds, store, on_result
                     )
             todo = [k for k in keys if k not in done]
             if todo:
-                bid = self._submit(client, [prompts[index[k]] for k in todo], todo, n, seed)
+                sub = [index[k] for k in todo]
+                bid = self._submit(
+                    client, [prompts[i] for i in sub], todo, n, [seeds[i] for i in sub]
+                )
                 store.put_batch(bid, todo, n)
-                self._collect(client, bid, prompts, index, n, seed, store, on_result)
+                self._collect(client, bid, prompts, index, n, seeds, store, on_result)
         finally:
             client.close()
 
-    def _collect(self, client, bid, prompts, index, n, seed, store, on_result) -> set[str]:
+    def _collect(self, client, bid, prompts, index, n, seeds, store, on_result) -> set[str]:
+        """Store what batch ``bid`` answered (whatever state it ended in), mark it finished, and
+        ask the rest of its requests once through the live endpoint."""
         b = self._wait(client, bid)
-        res = self._results(client, b) if b.status == "completed" else {}
-        failed = [k for k in index if k in res and isinstance(res[k], str)]
+        res, bad = self._results(client, b)
         got = set()
         for k, comps in res.items():
             if k in index and not isinstance(comps, str):
                 if on_result is not None:
                     on_result(index[k], comps[:n])
                 got.add(k)
-        # failed requests, and the whole batch if it did not complete: the live endpoint
         keys_in_batch = {
             k for p in store.pending_batches() if p["batch_id"] == bid for k in p["keys"]
         }
-        retry = [k for k in index if k in keys_in_batch and k not in got]
-        retry = sorted(set(retry) | set(failed), key=index.get)
+        log = logging.getLogger("utility_jax")
+        for why in bad:  # counted as errors, never as answers; their requests are asked again
+            store.put_error(f"batch:{bid}", self.name, self.model, None, f"malformed {why}")
+        if bad:
+            log.warning(
+                "batch %s: %d malformed output lines (%s)", bid, len(bad), "; ".join(bad[:3])
+            )
+        store.set_batch_status(bid, b.status)  # finished either way: never collected twice
+        retry = sorted((k for k in index if k in keys_in_batch and k not in got), key=index.get)
         if retry:
-            logging.getLogger("utility_jax").warning(
-                "batch %s (%s): %d requests retried through the live endpoint",
+            log.warning(
+                "batch %s (%s): %d of %d requests answered; %d asked through the live endpoint",
                 bid,
                 b.status,
+                len(got),
+                len(keys_in_batch),
                 len(retry),
             )
 
@@ -336,9 +348,13 @@ class OpenAIBackend:
                 if on_result is not None:
                     on_result(index[order[i]], comps)
 
-            self.sample([prompts[index[k]] for k in retry], n, seed=seed, on_result=live)
+            self.sample(
+                [prompts[index[k]] for k in retry],
+                n,
+                seed=[seeds[index[k]] for k in retry],
+                on_result=live,
+            )
             got |= set(retry)
-        store.set_batch_status(bid, b.status)
         return got
 
     # ------------------------------------------------------------------ log-probs
@@ -372,6 +388,27 @@ class OpenAIBackend:
             return AnswerDistribution(pa, pb, max(0.0, 1 - pa - pb), t_in, time.perf_counter() - t0)
 
         return self._run(one, prompts, on_result)
+
+
+def _batch_line(line: str) -> tuple[str, list[Completion] | str]:
+    """One line of a batch's output or error file: its custom id and its answers, or the
+    error it reports (raises on a line that is not a batch record)."""
+    rec = json.loads(line)
+    cid = rec["custom_id"]
+    if not isinstance(cid, str):
+        raise TypeError(f"custom_id is {type(cid).__name__}")
+    resp = rec.get("response") or {}
+    body = resp.get("body") or {}
+    choices = body.get("choices")
+    if resp.get("status_code") != 200 or not choices:
+        err = rec.get("error") or body.get("error") or resp
+        return cid, f"batch request failed: {str(err)[:300]}"
+    usage = body.get("usage") or {}
+    t_in = int(usage.get("prompt_tokens") or 0)
+    t_out = int(usage.get("completion_tokens") or 0) // len(choices)
+    return cid, [
+        Completion((c.get("message") or {}).get("content") or "", t_in, t_out) for c in choices
+    ]
 
 
 def _brief(e: Exception) -> str:

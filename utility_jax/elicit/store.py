@@ -28,7 +28,14 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ResponseStore", "StoreConfigError", "StoreLockedError", "FolderLock", "request_key"]
+__all__ = [
+    "ResponseStore",
+    "StoreConfigError",
+    "StoreLockedError",
+    "FolderLock",
+    "request_key",
+    "answer_seed",
+]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -43,6 +50,9 @@ CREATE TABLE IF NOT EXISTS errors (
   request_key TEXT, backend TEXT, model TEXT, prompt TEXT, error TEXT, created REAL
 );
 CREATE INDEX IF NOT EXISTS errors_by_key ON errors (request_key);
+CREATE TABLE IF NOT EXISTS spend (
+  run TEXT, requests INTEGER, tokens_in INTEGER, tokens_out INTEGER, usd REAL, created REAL
+);
 CREATE TABLE IF NOT EXISTS batches (
   batch_id TEXT PRIMARY KEY, status TEXT, request_keys TEXT, n INTEGER, created REAL
 );
@@ -102,6 +112,16 @@ class FolderLock:
 def request_key(backend: str, model: str, settings: dict, messages: Any) -> str:
     blob = json.dumps([backend, model, settings, messages], sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def answer_seed(run_seed: int, key: str, sample_index: int) -> int:
+    """The sampling seed of answer ``sample_index`` of the prompt with store key ``key``: a hash
+    of the run's seed, the prompt (its key carries the presentation order, model and settings)
+    and the sample's index, in [0, 2**31). Tied to the answer, not to the order of asking: a
+    resume, a stop or a kill asks a server that honours seeds (vLLM) the same questions with the
+    same seeds, and raising K asks the new samples with new seeds."""
+    blob = f"{int(run_seed)}:{key}:{int(sample_index)}".encode()
+    return int.from_bytes(hashlib.sha256(blob).digest()[:4], "big") & 0x7FFFFFFF
 
 
 def _config_hash(config: dict) -> str:
@@ -224,6 +244,25 @@ class ResponseStore:
             (key,),
         ).fetchone()
         return None if row is None else row[0]
+
+    # ------------------------------------------------------------------ spend ledger
+    def add_spend(self, run: str, requests: int, tokens_in: int, tokens_out: int, usd: float):
+        """Add one request's cost to the ledger of ``run``. Not committed here: the answers (or
+        error) it bought commit it with them, so a crash loses both or neither."""
+        self.db.execute(
+            "INSERT INTO spend VALUES (?,?,?,?,?,?)",
+            (run, int(requests), int(tokens_in), int(tokens_out), float(usd), time.time()),
+        )
+
+    def spend(self, run: str | None = None) -> dict[str, float]:
+        """What ``run`` (None: every run of this store) has spent, over every invocation:
+        ``{"requests", "tokens_in", "tokens_out", "usd"}``."""
+        q = "SELECT COALESCE(SUM(requests),0), COALESCE(SUM(tokens_in),0), "
+        q += "COALESCE(SUM(tokens_out),0), COALESCE(SUM(usd),0) FROM spend"
+        row = self.db.execute(*((q,) if run is None else (q + " WHERE run=?", (run,)))).fetchone()
+        return dict(
+            requests=int(row[0]), tokens_in=int(row[1]), tokens_out=int(row[2]), usd=float(row[3])
+        )
 
     # ------------------------------------------------------------------ provider batches
     def put_batch(self, batch_id: str, keys: list[str], n: int) -> None:

@@ -13,6 +13,7 @@ import jax
 import numpy as np
 
 from utility_jax.core.simulate import planted_utilities
+from utility_jax.elicit.budget import BudgetGuard
 from utility_jax.elicit.llm import LLMAgent
 from utility_jax.elicit.registry import backend_module
 from utility_jax.elicit.simulated import SimulatedAgent, reference_utilities
@@ -22,7 +23,14 @@ from utility_jax.io.prompts import load_template, system_message
 from utility_jax.run.config import AgentConf, ComputeUtilitiesConf, ElicitationConf
 from utility_jax.run.cost import budget_guard
 
-__all__ = ["build_backend", "build_agent", "simulated_truth", "store_config", "TRANSPORT_ONLY"]
+__all__ = [
+    "build_backend",
+    "build_agent",
+    "simulated_truth",
+    "store_config",
+    "ledger_run",
+    "TRANSPORT_ONLY",
+]
 
 
 def build_backend(a: AgentConf, el: ElicitationConf):
@@ -71,6 +79,7 @@ def store_config(cfg: ComputeUtilitiesConf) -> dict:
 
 def _llm_agent(cfg: ComputeUtilitiesConf, outcomes, out_dir, progress, fields, ledger=None):
     el = cfg.elicitation
+    guard = None
     if cfg.dry_run:  # every prompt rendered and counted; nothing sent, nothing stored
         from utility_jax.elicit.dry_run import DryRunBackend, Ledger
 
@@ -83,8 +92,10 @@ def _llm_agent(cfg: ComputeUtilitiesConf, outcomes, out_dir, progress, fields, l
                 "an LLM agent needs a run folder (out_dir) or elicitation.store for its answers"
             )
         path = Path(el.store) if shared else Path(out_dir) / "responses.sqlite"
+        guard = budget_guard(cfg)  # an unpriced model under max_usd is refused before anything
         backend = build_backend(cfg.agent, el)  # before the store: a bad backend holds no lock
         store = ResponseStore(path, config=store_config(cfg), force=el.force, shared=shared)
+        _charge_to(guard, store, ledger_run(out_dir, shared))
     return LLMAgent(
         backend,
         outcomes,
@@ -96,8 +107,26 @@ def _llm_agent(cfg: ComputeUtilitiesConf, outcomes, out_dir, progress, fields, l
         fields=fields,
         parser=el.parser,
         orders=el.orders,
-        budget=None if cfg.dry_run else budget_guard(cfg),  # a plan counts everything
+        budget=guard,  # a plan (dry run) counts everything
+        seed=cfg.seed,
     )
+
+
+def ledger_run(out_dir, shared: bool) -> str:
+    """The name a run's spending has in its store's ledger: ``"."`` in a run folder's own
+    store (all of it is this run's, wherever the folder moves), the run folder's absolute path
+    in a shared store."""
+    if not shared or out_dir is None:
+        return "." if not shared else "(no run folder)"
+    return str(Path(out_dir).resolve())
+
+
+def _charge_to(guard: BudgetGuard, store: ResponseStore, run: str) -> None:
+    """Start ``guard`` from what ``run`` already spent and write each new request to the
+    store's ledger: ``budget.*`` limits hold across invocations."""
+    before = store.spend(run)
+    guard.requests, guard.usd = before["requests"], before["usd"]
+    guard.on_spend = lambda *a: store.add_spend(run, *a)
 
 
 def simulated_truth(

@@ -36,8 +36,17 @@ def prices(model: str | None, budget) -> dict[str, Any]:
 
 
 def budget_guard(conf) -> BudgetGuard:
-    """The spend guard of a run config (``budget.*`` and the model's prices)."""
+    """The spend guard of a run config (``budget.*`` and the model's prices). A dollar limit
+    on a model with no known price is refused: it would count every request as free."""
     p = prices(conf.agent.model, conf.budget)
+    b = conf.budget
+    if b.max_usd is not None and (p["input_per_mtok"] is None or p["output_per_mtok"] is None):
+        raise ValueError(
+            f"budget.max_usd={b.max_usd} is set, but no price is known for model "
+            f"{conf.agent.model!r} (it is not in utility_jax/assets/prices.yaml; dated snapshots "
+            "and router names are priced separately): give budget.price_input_per_mtok and "
+            "budget.price_output_per_mtok (US$ per million tokens), or drop budget.max_usd"
+        )
     return BudgetGuard(
         max_requests=conf.budget.max_requests,
         max_usd=conf.budget.max_usd,

@@ -126,9 +126,9 @@ def _run(cfg, conf, out_dir: Path) -> ComputeUtilitiesResult:
     except BudgetExceeded as e:
         _remember(out_dir, conf)  # the store holds every answer: the same command resumes
         raise BudgetExceeded(
-            f"{e}. Every answer so far is stored in {out_dir}; to continue, rerun the same "
+            f"{e}; raise it to go on. Every answer so far is stored in {out_dir}: the same "
             f"command with hydra.run.dir={out_dir} and a higher limit (or budget.max_requests="
-            "null budget.max_usd=null)"
+            "null budget.max_usd=null) continues where this stopped"
         ) from None
     finally:
         agent.close(export_dir=out_dir)
