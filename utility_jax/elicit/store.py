@@ -59,6 +59,10 @@ CREATE TABLE IF NOT EXISTS batches (
 """
 
 
+#: the fields every stored answer has (besides its text, log-probs, tokens and latency)
+_ROW_KEYS = ("request_key", "sample_index", "backend", "model", "settings", "prompt", "label")
+
+
 class StoreConfigError(RuntimeError):
     """The store was made by a run with another config."""
 
@@ -308,6 +312,42 @@ class ResponseStore:
             for r in rows:
                 fh.write(json.dumps(r, ensure_ascii=False) + "\n")
         return len(rows)
+
+    def import_jsonl(self, path: str | Path) -> int:
+        """Put the answers of a ``responses.jsonl`` (:meth:`export_jsonl`'s file) back into the
+        store; returns how many rows it held. The ledger gets one request per prompt with its
+        tokens (the dollars of those requests are not in the file). A malformed line raises
+        ``ValueError`` naming the file and line; nothing is stored then."""
+        rows = []
+        with open(path, encoding="utf-8") as fh:
+            for no, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    r = json.loads(line)
+                    rows.append(
+                        {k: r[k] for k in _ROW_KEYS}
+                        | {
+                            k: r.get(k)
+                            for k in (
+                                "raw_text",
+                                "logprobs",
+                                "tokens_in",
+                                "tokens_out",
+                                "latency_s",
+                            )
+                        }
+                    )
+                except (ValueError, KeyError, TypeError) as e:
+                    raise ValueError(f"{path}, line {no}: not an exported answer ({e!r})") from e
+        firsts = {}
+        for r in rows:
+            firsts.setdefault(r["request_key"], [0, 0])
+            firsts[r["request_key"]][0] = r.get("tokens_in") or firsts[r["request_key"]][0]
+            firsts[r["request_key"]][1] += r.get("tokens_out") or 0
+        for t_in, t_out in firsts.values():
+            self.add_spend(".", 1, t_in, t_out, 0.0)
+        return self.put(rows)
 
     def export_parquet(self, path: str | Path) -> int:
         try:

@@ -7,6 +7,8 @@ its response store. The compute-utilities run, the analyses and utility control 
 """
 
 import dataclasses
+import logging
+import time
 from pathlib import Path
 
 import jax
@@ -17,11 +19,13 @@ from utility_jax.elicit.budget import BudgetGuard
 from utility_jax.elicit.llm import LLMAgent
 from utility_jax.elicit.registry import backend_module
 from utility_jax.elicit.simulated import SimulatedAgent, reference_utilities
-from utility_jax.elicit.store import ResponseStore
+from utility_jax.elicit.store import ResponseStore, StoreConfigError
 from utility_jax.io.outcomes import OutcomeSet
 from utility_jax.io.prompts import load_template, system_message
 from utility_jax.run.config import AgentConf, ComputeUtilitiesConf, ElicitationConf
 from utility_jax.run.cost import budget_guard
+
+log = logging.getLogger("utility_jax")
 
 __all__ = [
     "build_backend",
@@ -63,7 +67,9 @@ def store_config(cfg: ComputeUtilitiesConf) -> dict:
     (model, prompts, K, temperature, mode, graph, seed): a resumed run must not change them.
     Transport settings (:data:`TRANSPORT_ONLY`) and the fit's settings are left out."""
     d = dataclasses.asdict(cfg)
-    el = {k: v for k, v in d["elicitation"].items() if k not in ("store", "force", "parser")}
+    el = {
+        k: v for k, v in d["elicitation"].items() if k not in ("store", "force", "parser", "reask")
+    }
     agent = {k: v for k, v in d["agent"].items() if k not in TRANSPORT_ONLY}
     for k in ("backend", "options"):  # a backend of one's own; absent from stores made before
         if not agent[k]:
@@ -94,7 +100,7 @@ def _llm_agent(cfg: ComputeUtilitiesConf, outcomes, out_dir, progress, fields, l
         path = Path(el.store) if shared else Path(out_dir) / "responses.sqlite"
         guard = budget_guard(cfg)  # an unpriced model under max_usd is refused before anything
         backend = build_backend(cfg.agent, el)  # before the store: a bad backend holds no lock
-        store = ResponseStore(path, config=store_config(cfg), force=el.force, shared=shared)
+        store = _open_store(path, cfg, shared, out_dir)
         _charge_to(guard, store, ledger_run(out_dir, shared))
     return LLMAgent(
         backend,
@@ -109,6 +115,42 @@ def _llm_agent(cfg: ComputeUtilitiesConf, outcomes, out_dir, progress, fields, l
         orders=el.orders,
         budget=guard,  # a plan (dry run) counts everything
         seed=cfg.seed,
+    )
+
+
+#: files a run leaves in its folder once it has asked anything (a stop or the end)
+_RUN_TRACES = ("responses.jsonl", "run_config.json", "metrics.json", "votes.csv")
+
+
+def _open_store(path: Path, cfg: ComputeUtilitiesConf, shared: bool, out_dir) -> ResponseStore:
+    """The run's answer store. In a run folder, a store that is missing, empty or unreadable is
+    rebuilt from the folder's ``responses.jsonl`` before anything is asked; with no such file,
+    a folder that already holds a run is refused (its answers would be bought again) unless
+    ``elicitation.reask=true``."""
+    el = cfg.elicitation
+    jsonl = path.with_name("responses.jsonl")
+    if shared or not any((path.parent / f).exists() for f in _RUN_TRACES):
+        return ResponseStore(path, config=store_config(cfg), force=el.force, shared=shared)
+    try:
+        store = ResponseStore(path, config=store_config(cfg), force=el.force)
+    except StoreConfigError as e:
+        if "not a usable answer store" not in str(e) or not jsonl.exists():
+            raise
+        aside = path.with_name(f"{path.name}.unreadable-{int(time.time())}")
+        path.rename(aside)  # kept for a post-mortem, never deleted
+        log.warning("%s; moved to %s", e, aside.name)
+        store = ResponseStore(path, config=store_config(cfg), force=el.force)
+    if store.count() > 0 or el.reask:
+        return store
+    if jsonl.exists():
+        n = store.import_jsonl(jsonl)
+        log.warning("%s was empty: rebuilt %d answers from %s", path, n, jsonl.name)
+        return store
+    store.close()
+    raise StoreConfigError(
+        f"{path.parent}: this folder holds a run, but its answer store {path.name} is empty "
+        "and there is no responses.jsonl to rebuild it from; going on would pay for every "
+        "answer again. Restore the store, or pass elicitation.reask=true to ask again"
     )
 
 

@@ -158,6 +158,9 @@ class ElicitationConf:
     system: str | None = "default"  # a system message name or text; null for none
     store: str | None = None  # null: responses.sqlite in the run folder; a path: a shared cache
     force: bool = False  # reuse a run folder's store made with another config
+    # ask a finished run's questions again when its store is lost and no responses.jsonl is
+    # left to rebuild it from (paid again; without this, such a run stops)
+    reask: bool = False
     parser: str = "reference"  # reference (the paper's answer rule) | strict
     orders: str = "both"  # both | first (the reference's no-flip ablation: one order only)
 
