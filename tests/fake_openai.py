@@ -118,6 +118,7 @@ class FakeOpenAI:
     ):
         self.llm = llm  # a RealisticLLM answers instead of the hash rule
         self.honour_seeds, self.seeded = honour_seeds, []
+        self.latency_s = 0.0  # every completion takes this long (requests stay in flight)
         self.batch_end, self.batch_done_fraction, self.batch_malformed = "completed", 1.0, ()
         self.files, self.batches, self.batch_lines = {}, {}, 0
         self.batch_polls, self.batch_fail_every = batch_polls, 0
@@ -197,6 +198,7 @@ class FakeOpenAI:
                     return
                 if action == "timeout":
                     time.sleep(outer.delay_s)
+                time.sleep(outer.latency_s)
                 if action == "badjson":
                     self._send(200, b"this is not json {")
                     return

@@ -201,9 +201,10 @@ def test_bayes_nuts_run_reports_diagnostics(tmp_path):
     assert {"max_rhat", "min_ess_bulk", "divergences", "warnings"} <= set(m["bayes"])
     assert "posterior (NUTS" in (tmp_path / "summary.txt").read_text()
     diag = (tmp_path / "posterior_diagnostics.csv").read_text().splitlines()
-    # mu and log_sigma per outcome, and the first-slot shift (on by default with both orders)
-    assert "r_hat" in diag[0] and len(diag) == 1 + 2 * m["n_outcomes"] + 1
-    assert diag[1].startswith("bias,")
+    # mu and log_sigma per outcome, the first-slot shift (on by default with both orders) and
+    # the learned scale of the means (bayes.hierarchical=mu, the default)
+    assert "r_hat" in diag[0] and len(diag) == 1 + 2 * m["n_outcomes"] + 2
+    assert {r.split(",")[0] for r in diag[1:] if "[" not in r.split(",")[0]} == {"bias", "mu_scale"}
 
 
 def test_cli_smoke_run(tmp_path):

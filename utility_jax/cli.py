@@ -26,7 +26,7 @@ CONFIG_MODULE = "pkg://utility_jax.conf"
 #: bad usage 2, an interrupt (Ctrl-C) 130.
 EXIT_BUDGET = 3
 EXIT_INTERRUPTED = 130
-_exit = {"code": 0}  # the worst status of the runs of this invocation (a sweep runs several)
+_exit: dict = {"code": 0, "out": None}  # the worst status of the runs of this invocation (a sweep runs several)
 
 _USAGE = """usage: utility-jax COMMAND [hydra options and overrides...]
 
@@ -76,6 +76,7 @@ def _compute(cfg) -> float:
     from utility_jax.run.runner import run_compute_utilities
 
     out = HydraConfig.get().runtime.output_dir
+    _exit["out"] = out
     try:
         res = run_compute_utilities(cfg, out)
     except BudgetExceeded as e:
@@ -106,6 +107,7 @@ def _analyze(cfg) -> None:
     from utility_jax.elicit.budget import BudgetExceeded
 
     out = HydraConfig.get().runtime.output_dir
+    _exit["out"] = out
     try:
         res = run_analysis(cfg, out)
     except BudgetExceeded as e:
@@ -130,6 +132,7 @@ def _control(cfg) -> float:
     from utility_jax.studies import control_political_shift
 
     out = HydraConfig.get().runtime.output_dir
+    _exit["out"] = out
     m = run_utility_control(cfg, out)
     if "token_count" in m:  # dry_run=true: the plan
         from utility_jax.run.cost import plan_text
@@ -273,6 +276,24 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS:
         print(f"utility-jax: unknown command {command!r}\n\n{usage()}", end="", file=sys.stderr)
         return 2
-    _exit["code"] = 0
-    run_hydra(command, rest)
+    _exit.update(code=0, out=None)
+    try:
+        run_hydra(command, rest)
+    except KeyboardInterrupt:
+        print(_interrupted(command, rest), file=sys.stderr)
+        return EXIT_INTERRUPTED
     return _exit["code"]
+
+
+def _interrupted(command: str, args: list[str]) -> str:
+    """What Ctrl-C prints: what is kept, and the command that goes on."""
+    import shlex
+
+    out = _exit.get("out")
+    if out is None:
+        return "\nstopped (Ctrl-C) before the run started"
+    again = [a for a in args if not a.startswith("hydra.run.dir=")] + [f"hydra.run.dir={out}"]
+    return (
+        f"\nstopped (Ctrl-C): every answer received is stored in {out}; resume with:\n"
+        f"  utility-jax {command} {shlex.join(again)}"
+    )

@@ -107,7 +107,7 @@ def test_no_schema_restates_a_core_default():
     "group,schema", [("fitter", FitterConf), ("bayes", BayesConf), ("sft", SFTConf)]
 )
 def test_yaml_holds_only_what_differs_from_the_schema(group, schema):
-    """A group's YAML files start from the schema (``defaults: [schema]``, directly or through
+    """A group's YAML files start from the schema (``defaults: [/_schema/<group>@_here_]``, directly or through
     another file of the group) and set no key to the schema's own default: each default is written
     once, in the dataclass."""
     import yaml
@@ -119,7 +119,7 @@ def test_yaml_holds_only_what_differs_from_the_schema(group, schema):
     for p in files:
         raw = yaml.safe_load(p.read_text()) or {}
         base = raw.pop("defaults", [])
-        assert base and base[0] in ("schema", *(f.stem for f in files)), f"{p.name}: {base}"
+        assert base and base[0] in (f"/_schema/{group}@_here_", *(f.stem for f in files)), f"{p.name}: {base}"
         restated = {k: v for k, v in raw.items() if k in defaults and defaults[k] == v}
         assert not restated, f"{group}/{p.name} restates defaults: {restated}"
         assert set(raw) <= set(defaults), f"{group}/{p.name}: {set(raw) - set(defaults)}"

@@ -87,3 +87,78 @@ def test_two_processes_on_one_run_folder(tmp_path):
     refused = next(o[1] for p, o in zip(procs, outs, strict=True) if p.returncode != 0)
     assert "is in use by pid" in refused
     assert len(srv.answered) == len(set(srv.answered))  # every prompt paid once
+
+
+def _snapshot(folder):
+    import hashlib
+
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_a_refused_process_writes_nothing_into_the_run_folder(tmp_path):
+    """A second process on a busy folder (k=7, seed=5 against a running k=3 run), and a resume
+    refused for changing the questions, leave every file of the folder as it was: .hydra/
+    still records the run that is there."""
+    out = tmp_path / "run"
+    srv = FakeOpenAI(hang_after=20)
+    try:
+        first = subprocess.Popen(_cmd(srv.url, out), env=_env(), stdout=subprocess.DEVNULL)
+        assert srv.blocked.wait(180)
+        before = _snapshot(out)
+        assert ".hydra/config.yaml" in before
+        other = _cmd(srv.url, out) + ["elicitation.k=7", "seed=5"]
+        p = subprocess.run(other, env=_env(), capture_output=True, text=True, timeout=300)
+        assert p.returncode != 0 and "is in use by pid" in p.stderr, p.stderr[-1000:]
+        assert _snapshot(out) == before
+        srv.release()
+        assert first.wait(300) == 0
+        done = _snapshot(out)
+        p = subprocess.run(other, env=_env(), capture_output=True, text=True, timeout=300)
+        assert p.returncode != 0 and "asked other questions" in p.stderr, p.stderr[-1000:]
+        assert _snapshot(out) == done
+        assert "k: 3" in (out / ".hydra" / "config.yaml").read_text()
+    finally:
+        srv.close()
+
+
+def test_ctrl_c_stores_the_answers_in_flight_and_exits_130_with_the_resume_command(tmp_path):
+    """SIGINT mid-run: nothing more is sent, the requests in flight are answered and stored,
+    the process exits 130 with the command that resumes (no traceback); that command ends
+    with the votes of an undisturbed run, and no prompt is paid twice."""
+    clean = FakeOpenAI(honour_seeds=True)
+    try:
+        subprocess.run(_cmd(clean.url, tmp_path / "clean"), env=_env(), check=True, timeout=300)
+    finally:
+        clean.close()
+    srv = FakeOpenAI(honour_seeds=True)
+    srv.latency_s = 0.3  # four requests always in flight
+    out = tmp_path / "run"
+    try:
+        proc = subprocess.Popen(
+            _cmd(srv.url, out),
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 180
+        while srv.n_requests < 30 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 130, err[-2000:]
+        assert "Traceback" not in err and "resume with:" in err, err[-2000:]
+        resume = err.split("resume with:")[1].strip().splitlines()[0].split()
+        assert resume[:2] == ["utility-jax", "compute"] and f"hydra.run.dir={out}" in resume
+        asked = srv.n_requests
+        assert asked < len(clean.answered)  # it did stop early
+        srv.latency_s = 0.0
+        subprocess.run(_cmd(srv.url, out), env=_env(), check=True, timeout=300)
+    finally:
+        srv.close()
+    assert len(srv.answered) == len(set(srv.answered))  # the requests in flight were kept
+    assert (out / "votes.csv").read_bytes() == (tmp_path / "clean" / "votes.csv").read_bytes()

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import utility_jax.analysis as _package
 from utility_jax.analysis.harness import Context, analysis_config, write_analysis
-from utility_jax.run.config import validate
+from utility_jax.run.config import save_hydra_record, validate
 from utility_jax.run.progress import progress_factory
 
 __all__ = ["analyses", "analysis_name", "run_analysis"]
@@ -106,6 +106,7 @@ def run_analysis(cfg: DictConfig | dict, out_dir: str | Path) -> dict:
     acfg = analysis_config(mod.Config, a, name, settings(str(data)) if settings else None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    save_hydra_record(cfg, out)
     if conf.dry_run:
         return _dry_run(conf, mod, acfg, out)
     ctx = Context(conf, out, jax.random.key(conf.seed), progress_factory(conf.progress))

@@ -33,7 +33,7 @@ from utility_jax.finetune.tokens import answer_token_ids, encode_prompts
 from utility_jax.io.outcomes import load_outcomes
 from utility_jax.io.prompts import load_template, system_message
 from utility_jax.run.agents import build_backend
-from utility_jax.run.config import AgentConf, ElicitationConf, fit_config
+from utility_jax.run.config import AgentConf, ElicitationConf, fit_config, save_hydra_record
 from utility_jax.run.progress import progress_factory
 
 __all__ = ["run_utility_control"]
@@ -158,6 +158,7 @@ def run_utility_control(cfg: DictConfig | dict, out_dir: str | Path) -> dict[str
     if conf.dry_run:
         return _dry_run(conf, out)
     out.mkdir(parents=True, exist_ok=True)
+    save_hydra_record(cfg, out)
     outcomes = load_outcomes(conf.outcomes.path, limit=conf.outcomes.limit)
     n, votes = len(outcomes), 2 * conf.k
     tpl, system = load_template(conf.template), system_message(conf.system)

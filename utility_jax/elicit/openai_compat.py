@@ -25,6 +25,7 @@ import math
 import os
 import random
 import re
+import signal
 import time
 from collections.abc import Callable
 from typing import Any
@@ -45,6 +46,36 @@ def _quiet_http_logs() -> None:
 
 class RequestError(RuntimeError):
     pass
+
+
+class _NotSent(Exception):
+    """A request left unsent after Ctrl-C (asked again on resume, never counted)."""
+
+
+def _on_sigint(stop: asyncio.Event, tasks: list) -> Callable[[], None]:
+    """Route Ctrl-C to ``stop`` (first) and to cancelling ``tasks`` (second) while they run;
+    returns the function that restores Python's own handler. Off the main thread (where
+    signals cannot be caught) it does nothing."""
+    loop = asyncio.get_running_loop()
+
+    def handler():
+        if stop.is_set():
+            for t in tasks:
+                t.cancel()
+            return
+        stop.set()
+        busy = sum(not t.done() for t in tasks)
+        logging.getLogger("utility_jax").warning(
+            "Ctrl-C: sending nothing more; waiting for the requests in flight (up to %d) so "
+            "they are stored; Ctrl-C again to drop them",
+            busy,
+        )
+
+    try:
+        loop.add_signal_handler(signal.SIGINT, handler)
+    except (NotImplementedError, RuntimeError, ValueError):
+        return lambda: None
+    return lambda: loop.remove_signal_handler(signal.SIGINT)
 
 
 class OpenAIBackend:
@@ -86,6 +117,7 @@ class OpenAIBackend:
         self.requests_sent = 0
         self.retries = 0
         self.batch, self.batch_poll_s = batch, batch_poll_s
+        self._stopping: asyncio.Event | None = None  # set by Ctrl-C while prompts are asked
         _quiet_http_logs()
 
     def settings(self, mode: str) -> dict[str, Any]:
@@ -113,6 +145,8 @@ class OpenAIBackend:
         last = ""
         for attempt in range(self.max_retries + 1):
             async with sem:
+                if self._stopping is not None and self._stopping.is_set():
+                    raise _NotSent  # Ctrl-C: nothing new is sent
                 self.requests_sent += 1
                 try:
                     resp = await client.chat.completions.create(model=self.model, **kw)
@@ -146,21 +180,40 @@ class OpenAIBackend:
         )
 
     def _run(self, fn, prompts, on_result):
+        """Ask every prompt concurrently; ``on_result`` as each is answered.
+
+        Ctrl-C (SIGINT, main thread) sends nothing more but lets the requests in flight finish
+        and be handed to ``on_result`` (stored: not paid again on resume), then raises
+        ``KeyboardInterrupt``; a second Ctrl-C drops them at once.
+        """
+
         async def main():
             sem = asyncio.Semaphore(self.concurrency)
             client = self._client()
-            try:
-                results = [None] * len(prompts)
+            self._stopping = stop = asyncio.Event()
+            results = [None] * len(prompts)
 
-                async def task(i, m):
+            async def task(i, m):
+                try:
                     results[i] = await fn(client, sem, m, i)
-                    if on_result is not None:
-                        on_result(i, results[i])
+                except _NotSent:
+                    return
+                if on_result is not None:
+                    on_result(i, results[i])
 
-                await asyncio.gather(*(task(i, m) for i, m in enumerate(prompts)))
-                return results
+            tasks = [asyncio.ensure_future(task(i, m)) for i, m in enumerate(prompts)]
+            undo = _on_sigint(stop, tasks)
+            try:
+                await asyncio.gather(*tasks)
+            except asyncio.CancelledError:
+                raise KeyboardInterrupt from None
             finally:
+                undo()
+                self._stopping = None
                 await client.close()
+            if stop.is_set():
+                raise KeyboardInterrupt
+            return results
 
         return asyncio.run(main())
 

@@ -6,6 +6,7 @@ wrong type fails at start-up with the key's name, not halfway through a paid run
 
 import dataclasses
 import typing
+from pathlib import Path
 from dataclasses import field
 from typing import Any
 
@@ -197,12 +198,14 @@ BayesConf = schema_of(
 
 
 def register_schema(group: str, schema: type) -> None:
-    """Make ``schema`` the base of a Hydra config group, as ``<group>/schema``: the group's YAML
-    files list it first in their defaults and hold only what differs from it, so a default is
-    written once (in the dataclass) and every field is still settable from the command line."""
+    """Make ``schema`` the base of a Hydra config group, as ``_schema/<group>``: the group's YAML
+    files list it first in their defaults (``/_schema/<group>@_here_``) and hold only what
+    differs from it, so a default is written once (in the dataclass) and every field is still
+    settable from the command line. It lives outside the group, so it is not one of the group's
+    choices (``fitter=glob(*)``, ``--help``)."""
     from hydra.core.config_store import ConfigStore
 
-    ConfigStore.instance().store(group=group, name="schema", node=schema)
+    ConfigStore.instance().store(group="_schema", name=group, node=schema)
 
 
 register_schema("fitter", FitterConf)
@@ -451,3 +454,25 @@ def bayes_config(b: BayesConf, model: str, **fitter):
     """The core :class:`~utility_jax.core.bayes_config.BayesConfig` for a bayes config and fitter model
     (``fitter``: the fitter's position-bias settings, shared with the MAP fit)."""
     return to_core(b, BayesConfig, model=model, **fitter)
+
+
+def save_hydra_record(cfg, out_dir) -> None:
+    """Write ``.hydra/config.yaml``, ``hydra.yaml`` and ``overrides.yaml`` into ``out_dir`` as
+    Hydra would, once the run may start. Hydra's own writing is off (``hydra.output_subdir:
+    null``): it writes before the task runs, so a process refused by a run folder's lock or a
+    resume check rewrote the live run's record. No-op outside a Hydra app."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return
+    hc = HydraConfig.get()
+    folder = Path(out_dir) / ".hydra"
+    folder.mkdir(parents=True, exist_ok=True)
+    task = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
+    hydra_node = OmegaConf.create({"hydra": OmegaConf.to_container(hc, resolve=False)})
+    for name, node in (
+        ("config.yaml", task),
+        ("hydra.yaml", hydra_node),
+        ("overrides.yaml", OmegaConf.create(list(hc.overrides.task))),
+    ):
+        (folder / name).write_text(OmegaConf.to_yaml(node), encoding="utf-8")

@@ -16,7 +16,7 @@ from utility_jax.elicit.budget import BudgetExceeded
 from utility_jax.elicit.store import FolderLock, StoreConfigError
 from utility_jax.io.outcomes import load_outcomes
 from utility_jax.run.agents import build_agent, store_config
-from utility_jax.run.config import validate
+from utility_jax.run.config import save_hydra_record, validate
 from utility_jax.run.cost import plan, plan_text
 from utility_jax.run.incidents import RunIncidentError
 from utility_jax.run.pipeline import ComputeUtilitiesResult, compute_utilities
@@ -80,7 +80,10 @@ def run_compute_utilities(
     conf = validate(cfg)
     out = Path(out_dir)
     if conf.dry_run:
-        return dry_run_plan(conf, out)
+        pl = dry_run_plan(conf, out)
+        save_hydra_record(cfg, out)
+        return pl
+    _output_folder(out, conf)  # read-only: a refused resume touches nothing, not even the lock
     lock = FolderLock(out / ".run.lock", f"run folder {out}").acquire()
     try:
         return _run(cfg, conf, out)
@@ -119,6 +122,7 @@ def _run(cfg, conf, out_dir: Path) -> ComputeUtilitiesResult:
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     target = _output_folder(out_dir, conf)
     agent, truth = build_agent(conf, outcomes, k_agent, out_dir=out_dir, progress=progress)
+    save_hydra_record(cfg, target)  # the lock, the resume check and the store's check passed
     try:
         res = compute_utilities(
             outcomes, agent, conf, key=k_run, progress=progress, true_utilities=truth
