@@ -26,7 +26,10 @@ CONFIG_MODULE = "pkg://utility_jax.conf"
 #: bad usage 2, an interrupt (Ctrl-C) 130.
 EXIT_BUDGET = 3
 EXIT_INTERRUPTED = 130
-_exit: dict = {"code": 0, "out": None}  # the worst status of the runs of this invocation (a sweep runs several)
+_exit: dict = {
+    "code": 0,
+    "out": None,
+}  # the worst status of the runs of this invocation (a sweep runs several)
 
 _USAGE = """usage: utility-jax COMMAND [hydra options and overrides...]
 

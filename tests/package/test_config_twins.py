@@ -119,7 +119,9 @@ def test_yaml_holds_only_what_differs_from_the_schema(group, schema):
     for p in files:
         raw = yaml.safe_load(p.read_text()) or {}
         base = raw.pop("defaults", [])
-        assert base and base[0] in (f"/_schema/{group}@_here_", *(f.stem for f in files)), f"{p.name}: {base}"
+        assert base and base[0] in (f"/_schema/{group}@_here_", *(f.stem for f in files)), (
+            f"{p.name}: {base}"
+        )
         restated = {k: v for k, v in raw.items() if k in defaults and defaults[k] == v}
         assert not restated, f"{group}/{p.name} restates defaults: {restated}"
         assert set(raw) <= set(defaults), f"{group}/{p.name}: {set(raw) - set(defaults)}"

@@ -6,8 +6,8 @@ wrong type fails at start-up with the key's name, not halfway through a paid run
 
 import dataclasses
 import typing
-from pathlib import Path
 from dataclasses import field
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
