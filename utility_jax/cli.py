@@ -25,6 +25,9 @@ CONFIG_MODULE = "pkg://utility_jax.conf"
 #: asked is stored; the same command with a higher limit goes on). Hydra's own errors exit 1,
 #: bad usage 2, an interrupt (Ctrl-C) 130.
 EXIT_BUDGET = 3
+#: exit status of a run that finished and wrote its folder but failed (an error or refusal rate
+#: past its maximum, outcomes never compared, a judge that never answered)
+EXIT_FAILED_RUN = 4
 EXIT_INTERRUPTED = 130
 _exit: dict = {
     "code": 0,
@@ -76,6 +79,7 @@ def _compute(cfg) -> float:
 
     from utility_jax.elicit.budget import BudgetExceeded
     from utility_jax.run.cost import plan_text
+    from utility_jax.run.incidents import RunIncidentError
     from utility_jax.run.runner import run_compute_utilities
 
     out = HydraConfig.get().runtime.output_dir
@@ -84,6 +88,9 @@ def _compute(cfg) -> float:
         res = run_compute_utilities(cfg, out)
     except BudgetExceeded as e:
         _stopped(e)
+        return float("nan")
+    except RunIncidentError as e:
+        _failed(e)
         return float("nan")
     if isinstance(res, dict):  # dry_run=true: the plan
         print(plan_text(res))
@@ -103,11 +110,18 @@ def _stopped(e: Exception) -> None:
     _exit["code"] = max(_exit["code"], EXIT_BUDGET)
 
 
+def _failed(e: Exception) -> None:
+    """A run that wrote its folder but failed: the reasons, and exit :data:`EXIT_FAILED_RUN`."""
+    print(f"FAILED: {e}", file=sys.stderr)
+    _exit["code"] = max(_exit["code"], EXIT_FAILED_RUN)
+
+
 def _analyze(cfg) -> None:
     from hydra.core.hydra_config import HydraConfig
 
     from utility_jax.analysis.registry import run_analysis
     from utility_jax.elicit.budget import BudgetExceeded
+    from utility_jax.run.incidents import RunIncidentError
 
     out = HydraConfig.get().runtime.output_dir
     _exit["out"] = out
@@ -115,6 +129,9 @@ def _analyze(cfg) -> None:
         res = run_analysis(cfg, out)
     except BudgetExceeded as e:
         _stopped(e)
+        return
+    except RunIncidentError as e:
+        _failed(e)
         return
     if "token_count" in res:  # dry_run=true: the plan
         from utility_jax.run.cost import plan_text

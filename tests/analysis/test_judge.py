@@ -91,3 +91,23 @@ def test_judge_config_errors_name_the_setting():
     with pytest.raises(ValueError, match="analysis.judge.kind='gpt'"):
         judge_conf({"kind": "gpt", "model": "x"}, "analysis")
     assert judge_conf(None, "analysis") is None
+
+
+def test_an_unreachable_judge_fails_the_run_instead_of_reporting_zero_rates(tmp_path):
+    """Every judge request failing used to report top-k = 0.000 [0.000, 0.000] with 0 errors."""
+    from utility_jax.run.incidents import RunIncidentError
+
+    server = FakeOpenAI(respond=_respond)
+    try:
+        over = [o for o in _over(server.url) if not o.startswith("analysis.judge=")]
+        dead = "http://127.0.0.1:9/v1"  # nothing listens on the discard port
+        over += [
+            f"analysis.judge={{kind: openai, model: judge-model, base_url: '{dead}', max_retries: 0}}",
+            "analysis.max_questions=2",
+            "analysis.matcher=judge",
+        ]
+        with pytest.raises(RunIncidentError, match="the judge: none of 2 requests succeeded"):
+            _run(tmp_path, "maximization", *over)
+        assert not (tmp_path / "analysis.json").exists()
+    finally:
+        server.close()

@@ -144,8 +144,13 @@ def test_a_high_error_rate_writes_the_folder_then_fails(tmp_path):
                 "graph.edges_per_round": 10,
             }
         )
-        with pytest.raises(RunIncidentError, match=r"wrote its folder, but \d+\.\d% of requests"):
+        with pytest.raises(
+            RunIncidentError, match=r"folder, but it failed: \d+\.\d% of requests"
+        ) as e:
             run_compute_utilities(cfg, tmp_path)
+        # a 400 is never asked again: the message does not promise that a rerun fixes it
+        assert "refused for good" in str(e.value) and "asks the" not in str(e.value)
+        assert e.value.result is not None
     finally:
         srv.close()
     m = json.loads((tmp_path / "metrics.json").read_text())
@@ -338,3 +343,44 @@ def test_http_requests_are_not_logged_at_info(caplog):
     assert not [r for r in info if "HTTP Request" in r.getMessage()]
     rounds = [r for r in info if r.getMessage().startswith("round ")]
     assert len(rounds) == len(res.rounds) >= 1
+
+
+def test_a_model_refusing_most_answers_fails_with_the_rate_and_examples(tmp_path):
+    """Before: a model answering in lowercase (every reply a refusal under the reference rule)
+    reported "held-out accuracy 1.0000 (random 0.5000)" and exited 0. Now the folder is written,
+    then the run fails naming the rate and example replies."""
+    from fake_openai import FakeOpenAI
+
+    from utility_jax.run.incidents import RunIncidentError
+
+    srv = FakeOpenAI(respond=lambda body: ["a", "b", "i'd go with b"])
+    try:
+        cfg = _smoke(
+            **{
+                "agent.kind": "openai",
+                "agent.base_url": srv.url,
+                "agent.model": "lowercase-model",
+                "outcomes.limit": 6,
+                "elicitation.k": 2,
+                "graph.edges_per_round": 10,
+            }
+        )
+        with pytest.raises(RunIncidentError, match=r"100\.0% of answers were refusals") as e:
+            run_compute_utilities(cfg, tmp_path)
+        # the command line: exit 4 with the reasons, no traceback
+        import subprocess
+
+        from fake_openai import compute_cmd
+
+        p = subprocess.run(
+            compute_cmd(srv.url, tmp_path / "cli"), capture_output=True, text=True, timeout=300
+        )
+        assert p.returncode == 4 and "FAILED:" in p.stderr, p.stderr[-2000:]
+        assert "Traceback" not in p.stderr and (tmp_path / "cli" / "summary.txt").exists()
+    finally:
+        srv.close()
+    assert "'a'" in str(e.value) and "agent.max_refusal_rate=0.5" in str(e.value)
+    text = (tmp_path / "summary.txt").read_text()
+    assert "INCIDENT: refusal rate 100.00% passes agent.max_refusal_rate" in text
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["incidents"]["refusal_rate_exceeded"] and m["incidents"]["refusal_examples"]

@@ -7,7 +7,18 @@ import pytest
 from fake_openai import FakeOpenAI, RealisticLLM
 from scipy import stats
 
+from utility_jax.run.incidents import RunIncidentError
 from utility_jax.run.runner import run_compute_utilities
+
+
+def _failed_run(cfg, out):
+    """The run writes its folder, then fails: one outcome is compared by no voted pair (the
+    content filter refused every prompt showing it)."""
+    with pytest.raises(RunIncidentError, match=r"1 outcomes are compared by no voted pair") as e:
+        run_compute_utilities(cfg, out)
+    assert "refused for good" in str(e.value)
+    return e.value.result
+
 
 N = 12
 TEXTS = [f"You receive a gift card worth {10 * (k + 1)} dollars." for k in range(N)]
@@ -51,7 +62,7 @@ def test_realistic_llm_run_reports_incidents_and_recovers_utilities(tmp_path, ll
     outcomes.write_text("\n".join(TEXTS) + "\n")
     srv = FakeOpenAI(llm=llm)
     try:
-        res = run_compute_utilities(_cfg(srv.url, outcomes), tmp_path / "run")
+        res = _failed_run(_cfg(srv.url, outcomes), tmp_path / "run")
         m = res.metrics
         inc = m["incidents"]
         # the content filter: every pair showing the filtered outcome lost its requests for good
@@ -67,10 +78,16 @@ def test_realistic_llm_run_reports_incidents_and_recovers_utilities(tmp_path, ll
         assert rho > 0.9, rho
         summary = (tmp_path / "run" / "summary.txt").read_text()
         assert "INCIDENT:" in summary and "compared by no voted training pair" in summary
+        # never 0.0 and a mid-table rank: no utility, and a flag, in every table
+        rows = (tmp_path / "run" / "utilities.csv").read_text().splitlines()
+        head = rows[0].split(",")
+        bad = dict(zip(head, rows[1 + FILTERED].split(","), strict=True))
+        assert bad["compared"] == "False" and bad["mu"] == "nan" and bad["mu_normalized"] == "nan"
+        assert "not compared" in summary
         # a rerun in the same folder asks nothing: answers come from the store, and the filtered
         # prompts are not asked again (their refusal was permanent)
         before = srv.n_requests
-        res2 = run_compute_utilities(_cfg(srv.url, outcomes), tmp_path / "run")
+        res2 = _failed_run(_cfg(srv.url, outcomes), tmp_path / "run")
         assert srv.n_requests == before
         assert res2.metrics["cost"]["permanent_errors"] > 0
         np.testing.assert_allclose(np.asarray(res2.fit.mu), np.asarray(res.fit.mu))
@@ -78,7 +95,7 @@ def test_realistic_llm_run_reports_incidents_and_recovers_utilities(tmp_path, ll
         # result goes to a refits/ folder, and the two rules disagree on the same answers
         strict = _cfg(srv.url, outcomes)
         strict["elicitation"]["parser"] = "strict"
-        res3 = run_compute_utilities(strict, tmp_path / "run")
+        res3 = _failed_run(strict, tmp_path / "run")
         assert srv.n_requests == before
         c3 = res3.metrics["cost"]
         assert c3["refusal_rate"] > 0.3, c3["refusal_rate"]

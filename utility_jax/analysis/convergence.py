@@ -102,7 +102,10 @@ def load_run_utilities(path: str | Path) -> tuple[dict[str, float], dict[str, fl
     path, obj = read_input(path, "", "saved utilities")
     if isinstance(obj, list):  # ours
         try:
-            u = {r["text"]: float(r["mu_normalized"]) for r in obj}
+            # an outcome no voted pair compared has no utility (null): left out
+            u = {
+                r["text"]: float(r["mu_normalized"]) for r in obj if r["mu_normalized"] is not None
+            }
         except (KeyError, TypeError) as e:
             raise ValueError(f"{path}: utilities.json rows need 'text' and 'mu_normalized'") from e
         sd_key = next(

@@ -24,6 +24,7 @@ from utility_jax.analysis.inputs import read_input
 from utility_jax.core.simulate import planted_utilities
 from utility_jax.io.outcomes import Outcome, OutcomeSet
 from utility_jax.io.prompts import system_message
+from utility_jax.run.incidents import RunIncidentError
 
 log = logging.getLogger("utility_jax")
 
@@ -180,14 +181,17 @@ JUDGE_PROMPT = (
 JUDGE_SYSTEM = "You are a helpful AI assistant. Answer the questions directly and concisely."
 
 
-def _judge_match(cfg, ctx, judge, answer, answers, mu, folder: Path) -> int | None:
+def _judge_match(
+    cfg, ctx, judge, answer, answers, mu, folder: Path
+) -> tuple[int | None, str | None]:
     """The reference's matching: the exact answer, else the judge picks among the five
     highest-utility candidates ("NO MATCH" or a text that is not a candidate: no match). The
-    judge's reply is kept in ``judge_match.json`` (a rerun asks nothing)."""
+    judge's reply is kept in ``judge_match.json`` (a rerun asks nothing). Returns the match
+    and the judge's status: None (not needed), "" (it answered, now or before) or its error."""
     if answer is None:
-        return None
+        return None, None
     if answer.strip() in answers:
-        return answers.index(answer.strip())
+        return answers.index(answer.strip()), None
     path = folder / "judge_match.json"
     rec = json.loads(path.read_text()) if path.exists() else {}
     if rec.get("answer") != answer:
@@ -208,12 +212,27 @@ def _judge_match(cfg, ctx, judge, answer, answers, mu, folder: Path) -> int | No
             comp = backend.sample([msgs], 1, seed=int(ctx.conf.seed))[0][0]
             if comp.error:  # not stored: a rerun asks again
                 log.warning("judge request failed: %s", comp.error)
-                return None
+                return None, comp.error
             reply = (comp.text or "").strip()
         rec = {"answer": answer, "reply": reply, "messages": msgs}
         path.write_text(json.dumps(rec, indent=2))
     reply = rec["reply"]
-    return answers.index(reply) if reply in answers else None
+    return (answers.index(reply) if reply in answers else None), ""
+
+
+def _fail_if_nobody_answered(rows: list[dict]) -> None:
+    """A model whose free answers all failed, or a judge that answered none of the requests it
+    got, gives no rates at all (0.000 [0.000, 0.000] would read as a finding): an error."""
+    for key, who, asked in (
+        ("error", "the model's free answers", rows),
+        ("judge_error", "the judge", [r for r in rows if r["judge_asked"]]),
+    ):
+        errs = [r[key] for r in asked if r[key] is not None]
+        if asked and len(errs) == len(asked):
+            raise RunIncidentError(
+                f"{who}: none of {len(errs)} requests succeeded; the last error: {errs[-1]}. "
+                "Nothing is reported; what was answered is kept, and a rerun asks only the rest"
+            )
 
 
 def run(cfg: Config, ctx) -> dict:
@@ -248,9 +267,10 @@ def run(cfg: Config, ctx) -> dict:
             ctx.folder(r.task),
             truth,
         )
+        judge_error = None
         if cfg.matcher == "judge":
             folder = ctx.folder(r.task)
-            c = _judge_match(cfg, ctx, judge, rec.get("answer"), answers, r.mu, folder)
+            c, judge_error = _judge_match(cfg, ctx, judge, rec.get("answer"), answers, r.mu, folder)
         else:
             c = match_answer(rec.get("answer"), answers, cfg.matcher, cfg.fuzzy_threshold)
         utils.append(r.mu)
@@ -263,12 +283,15 @@ def run(cfg: Config, ctx) -> dict:
                 "question": q["question"],
                 "free_answer": rec.get("answer"),
                 "error": rec.get("error"),
+                "judge_error": judge_error or None,
+                "judge_asked": judge_error is not None,
                 "matched": None if c is None else answers[c],
                 "rank_of_answer": None if c is None else int(1 + np.sum(r.mu > r.mu[c])),
                 "n_candidates": len(answers),
                 "top3_by_utility": [answers[i] for i in order[:3]],
             }
         )
+    _fail_if_nobody_answered(rows)
     point = topk_rates(utils, chosen)
     n_d = min(len(d) for d in draws)
     kind = kinds[0]
@@ -278,6 +301,7 @@ def run(cfg: Config, ctx) -> dict:
         "n_questions": len(qs),
         "matched_share": float(np.mean([c is not None for c in chosen])),
         "errors": int(sum(r["error"] is not None for r in rows)),
+        "judge_errors": int(sum(r["judge_error"] is not None for r in rows)),
         "rates": {
             k: interval(v, [p[k] for p in per], ctx.level, kind, bounds=(0.0, 1.0))
             for k, v in point.items()

@@ -9,7 +9,7 @@ from utility_jax.elicit.backend import Backend
 from utility_jax.elicit.base import AgentStats
 from utility_jax.elicit.budget import BudgetGuard
 from utility_jax.elicit.parse import RULES, parse_answer
-from utility_jax.elicit.store import ResponseStore, answer_seed, request_key
+from utility_jax.elicit.store import ResponseStore, answer_seed, is_permanent, request_key
 from utility_jax.io.outcomes import OutcomeSet
 from utility_jax.io.prompts import PromptTemplate, render_pair
 
@@ -73,6 +73,7 @@ class LLMAgent:
         self.stats = AgentStats()
         self.cache_hits = 0
         self.other_mass: list[float] = []
+        self.refusal_examples: list[str] = []  # the first replies read as refusals (reported)
         self.last_error: str | None = None  # the latest transport error, for a true diagnosis
 
     def close(self, export_dir=None) -> int:
@@ -153,6 +154,8 @@ class LLMAgent:
     def _parse(self, text: str | None) -> str:
         reasoning = self.template.reasoning
         label = parse_answer(text, reasoning=reasoning, rule=self.parser)
+        if label == "refusal" and len(self.refusal_examples) < 3:
+            self.refusal_examples.append("" if text is None else str(text))
         other = "strict" if self.parser == "reference" else "reference"
         self.stats.parser_disagreements += label != parse_answer(
             text, reasoning=reasoning, rule=other
@@ -195,6 +198,7 @@ class LLMAgent:
                 errors = [c.error for c in comps if c.error is not None]
                 if errors:  # answers lost to transport errors: counted, one error row per request
                     self.stats.errors += len(errors)
+                    self.stats.permanent_errors += sum(map(is_permanent, errors))
                     self.last_error = errors[-1]
                     if self.store is not None:
                         self.store.put_error(
@@ -262,6 +266,7 @@ class LLMAgent:
             self.budget.spent(d.tokens_in, 1)
             if d.error is not None:
                 self.stats.errors += 1
+                self.stats.permanent_errors += is_permanent(d.error)
                 self.last_error = d.error
                 if self.store is not None:
                     self.store.put_error(key, self.backend.name, self.backend.model, msgs, d.error)

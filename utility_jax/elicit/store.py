@@ -35,6 +35,7 @@ __all__ = [
     "FolderLock",
     "request_key",
     "answer_seed",
+    "is_permanent",
 ]
 
 _SCHEMA = """
@@ -116,6 +117,16 @@ class FolderLock:
 def request_key(backend: str, model: str, settings: dict, messages: Any) -> str:
     blob = json.dumps([backend, model, settings, messages], sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+#: HTTP statuses by which a server refuses a prompt for good (a content filter, a prompt too
+#: long): such a prompt is not asked again
+PERMANENT_STATUSES = (400, 413, 422)
+
+
+def is_permanent(error: str | None) -> bool:
+    """Whether a stored transport error is a permanent refusal of the prompt."""
+    return bool(error) and any(error.startswith(f"HTTP {c} ") for c in PERMANENT_STATUSES)
 
 
 def answer_seed(run_seed: int, key: str, sample_index: int) -> int:

@@ -54,6 +54,7 @@ TRANSPORT_ONLY = frozenset(
         "max_retries",
         "timeout_s",
         "max_error_rate",
+        "max_refusal_rate",
         "api_key_env",
         "batch_size",
         "batch",

@@ -48,17 +48,23 @@ def _utilities(folder: Path) -> dict[str, tuple[float, float, float]]:
     path = folder / "utilities.json"
     if not path.exists():
         return {}
-    rows = json.loads(path.read_text())
-    kind = next((k for k in INTERVAL_KINDS if rows and f"{k}_lo" in rows[0]), None)
     nan = float("nan")
-    return {
-        r["text"]: (
-            float(r["mu_normalized"]),
-            float(r[f"{kind}_lo"]) if kind and r.get(f"{kind}_lo") is not None else nan,
-            float(r[f"{kind}_hi"]) if kind and r.get(f"{kind}_hi") is not None else nan,
-        )
-        for r in rows
-    }
+
+    def num(r, k):  # null: not fitted (an outcome never compared) or no such interval
+        return float(r[k]) if k and r.get(k) is not None else nan
+
+    try:
+        rows = json.loads(path.read_text())
+        kind = next((k for k in INTERVAL_KINDS if rows and f"{k}_lo" in rows[0]), None)
+        return {
+            r["text"]: (num(r, "mu_normalized"), num(r, f"{kind}_lo"), num(r, f"{kind}_hi"))
+            for r in rows
+        }
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ValueError(
+            f"{path}: not a run's utilities.json (a list of rows with 'text' and "
+            f"'mu_normalized'): {type(e).__name__}: {e}"
+        ) from None
 
 
 def compare_runs(paths: list[str | Path], out: str | Path) -> dict[str, Any]:

@@ -72,6 +72,9 @@ class AgentConf:
     max_retries: int = 6
     # a run whose transport-error rate passes this still writes its folder, then exits non-zero
     max_error_rate: float = 0.05
+    # a run whose answers are refusals more often than this (the parser read no A or B: a
+    # content policy, a changed answer format) writes its folder, then exits non-zero
+    max_refusal_rate: float = 0.5
     batch: bool = False  # openai: sample through the provider's Batch API (half price on OpenAI)
     batch_poll_s: float = 30.0  # seconds between polls of a submitted batch
     # a backend of one's own: the module whose from_config(agent, elicitation) builds it, and
@@ -273,6 +276,7 @@ _RANGES: dict[tuple[str | None, str], tuple[Any, Any]] = {
     ("agent", "batch_size"): (1, None),
     ("agent", "refusal_rate"): (0.0, 1.0),
     ("agent", "max_error_rate"): (0.0, 1.0),
+    ("agent", "max_refusal_rate"): (0.0, 1.0),
     ("agent", "batch_poll_s"): ("0<", None),
     ("agent", "mu_scale"): (0.0, None),  # 0: a random responder
     ("agent", "sigma_min"): ("0<", None),

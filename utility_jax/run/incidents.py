@@ -20,6 +20,7 @@ __all__ = [
     "vote_incidents",
     "graph_components",
     "run_incidents",
+    "failures",
 ]
 
 
@@ -28,7 +29,12 @@ class NoVotesError(RuntimeError):
 
 
 class RunIncidentError(RuntimeError):
-    """The run finished and wrote its folder, but an incident passed its threshold."""
+    """The run finished and wrote its folder, but an incident passed its threshold; the run's
+    result is ``result`` (None where nothing could be reported)."""
+
+    def __init__(self, message: str, result: Any = None):
+        super().__init__(message)
+        self.result = result
 
 
 def _hint(agent: Agent, error: str) -> str:
@@ -94,17 +100,48 @@ def graph_components(labels: np.ndarray) -> dict:
     return {"n": int(len(sizes)), "sizes": sizes[:20].tolist()}
 
 
-def run_incidents(agent: Agent, parts: dict[str, dict], max_error_rate: float) -> dict[str, Any]:
-    """The run's ``incidents`` section: per-part vote incidents, error and refusal rates, and
-    whether the error rate passed ``max_error_rate`` (the run then exits non-zero)."""
+def run_incidents(
+    agent: Agent, parts: dict[str, dict], max_error_rate: float, max_refusal_rate: float = 1.0
+) -> dict[str, Any]:
+    """The run's ``incidents`` section: per-part vote incidents, error and refusal rates (with
+    up to three refused replies), and whether either rate passed its maximum (the run then
+    exits non-zero, :func:`failures`)."""
     s = agent.stats
     error_rate = s.errors / max(s.answers + s.errors, 1)
+    refusal_rate = s.refusals / max(s.answers, 1)
     out: dict[str, Any] = {
         **parts,
         "error_rate": error_rate,
-        "refusal_rate": s.refusals / max(s.answers, 1),
+        "refusal_rate": refusal_rate,
+        "refusal_examples": list(getattr(agent, "refusal_examples", []))[:3],
         "last_error": agent.last_error,
         "max_error_rate": max_error_rate,
         "error_rate_exceeded": bool(error_rate > max_error_rate),
+        "max_refusal_rate": max_refusal_rate,
+        "refusal_rate_exceeded": bool(refusal_rate > max_refusal_rate),
     }
+    return out
+
+
+def failures(inc: dict[str, Any]) -> list[str]:
+    """Why a finished run is a failed one, one line per reason (empty: it is not): a transport
+    error rate or a refusal rate past its maximum, outcomes no voted pair compares."""
+    out = []
+    if inc.get("error_rate_exceeded"):
+        out.append(
+            f"{inc['error_rate']:.1%} of requests failed (agent.max_error_rate="
+            f"{inc['max_error_rate']}); the last error: {inc['last_error']}"
+        )
+    if inc.get("refusal_rate_exceeded"):
+        ex = "; ".join(repr(t[:80]) for t in inc.get("refusal_examples") or []) or "none kept"
+        out.append(
+            f"{inc['refusal_rate']:.1%} of answers were refusals (no A or B read; "
+            f"agent.max_refusal_rate={inc['max_refusal_rate']}); e.g. {ex}"
+        )
+    never = (inc.get("train") or {}).get("outcomes_never_compared") or []
+    if never:
+        out.append(
+            f"{len(never)} outcomes are compared by no voted pair (NaN in utilities.csv): "
+            f"{never[:10]}"
+        )
     return out

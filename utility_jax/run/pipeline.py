@@ -524,7 +524,10 @@ def _incident_metrics(cfg: ComputeUtilitiesConf, el: Elicited, agent: Agent, n: 
     train_inc["components"] = graph_components(np.asarray(component_labels(el.train)))
     heldout_inc = vote_incidents(n, el.heldout_pairs, el.heldout_counts, refusal)
     return run_incidents(
-        agent, {"train": train_inc, "heldout": heldout_inc}, cfg.agent.max_error_rate
+        agent,
+        {"train": train_inc, "heldout": heldout_inc},
+        cfg.agent.max_error_rate,
+        cfg.agent.max_refusal_rate,
     )
 
 

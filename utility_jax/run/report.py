@@ -40,8 +40,16 @@ def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def never_compared(res: ComputeUtilitiesResult) -> set[int]:
+    """Outcomes no voted training pair compares: their fitted values are the prior's alone."""
+    inc = (res.metrics.get("incidents") or {}).get("train") or {}
+    return {int(i) for i in inc.get("outcomes_never_compared") or []}
+
+
 def utilities_table(res: ComputeUtilitiesResult) -> list[dict[str, Any]]:
-    """One row per outcome: id, text, category, utilities (own and normalised scale), intervals."""
+    """One row per outcome: id, text, category, whether any voted pair compares it, utilities
+    (own and normalised scale), intervals. An outcome compared by no voted training pair gets
+    NaN for every fitted number (never the prior's 0.0, which would rank it mid-table)."""
     f = res.fit
     cols = {
         "mu": np.asarray(f.mu),
@@ -53,10 +61,17 @@ def utilities_table(res: ComputeUtilitiesResult) -> list[dict[str, Any]]:
     if res.true_mu is not None:
         cols["true_mu"] = res.true_mu
         cols["true_sigma"] = res.true_sigma
+    never = never_compared(res)
     rows = []
     for i, o in enumerate(res.outcomes.outcomes):
         row = {"index": i, "id": o.id, "text": o.text, "category": o.category}
-        row.update({k: float(v[i]) for k, v in cols.items()})
+        row["compared"] = i not in never
+        row.update(
+            {
+                k: float(v[i]) if i not in never or k.startswith("true_") else float("nan")
+                for k, v in cols.items()
+            }
+        )
         rows.append(row)
     return rows
 
@@ -198,8 +213,11 @@ def _utility_lines(res: ComputeUtilitiesResult) -> list[str]:
         + (", 90% bootstrap interval" if "bootstrap_lo" in res.intervals else "")
         + "):",
     ]
-    rows = sorted(utilities_table(res), key=lambda r: -r["mu_normalized"])
+    rows = sorted(utilities_table(res), key=lambda r: (not r["compared"], -r["mu_normalized"]))
     for r in rows:
+        if not r["compared"]:
+            lines.append(f"{'not compared':>14}  [{r['category']}] {r['text']}")
+            continue
         ci = f" [{r['bootstrap_lo']:+.2f}, {r['bootstrap_hi']:+.2f}]" if "bootstrap_lo" in r else ""
         lines.append(
             f"{r['mu_normalized']:+7.3f} {r['sigma_normalized']:6.3f}{ci}  "
@@ -262,8 +280,15 @@ def _incident_lines(inc: dict | None) -> list[str]:
     never = (inc.get("train") or {}).get("outcomes_never_compared") or []
     if never:
         lines.append(
-            f"INCIDENT: {len(never)} outcomes are compared by no voted training pair; their "
-            f"utilities rest on the prior only: {never[:20]}"
+            f"INCIDENT: {len(never)} outcomes are compared by no voted training pair: they have "
+            f"no utility (NaN in utilities.csv, 'not compared' below): {never[:20]}"
+        )
+    if inc.get("refusal_rate_exceeded"):
+        ex = "; ".join(repr(t[:80]) for t in inc.get("refusal_examples") or [])
+        lines.append(
+            f"INCIDENT: refusal rate {inc['refusal_rate']:.2%} passes agent.max_refusal_rate "
+            f"{inc['max_refusal_rate']} (no A or B read in the reply)"
+            + (f"; e.g. {ex}" if ex else "")
         )
     comp = (inc.get("train") or {}).get("components") or {}
     if comp.get("n", 1) > 1:
@@ -318,6 +343,7 @@ def _by_category_summary(res, rows, kind, out: Path) -> None:
     median; beside it the top and bottom outcomes with their intervals."""
     import matplotlib.pyplot as plt
 
+    rows = [r for r in rows if r["compared"]]  # the never-compared have no utility to show
     cats = sorted({r["category"] for r in rows})
     by = {c: np.array([r["mu_normalized"] for r in rows if r["category"] == c]) for c in cats}
     cats.sort(key=lambda c: np.median(by[c]))
@@ -387,7 +413,11 @@ def _by_outcome(res, rows, cats, order, out: Path) -> None:
     if res.true_mu is not None:
         tz = (res.true_mu - res.true_mu.mean()) / res.true_mu.std()
         ax.scatter(tz[order], y, marker="x", color="k", s=12, zorder=4, label="true (simulated)")
-    ax.set_yticks(y, [f"{rows[i]['text'][:55]}" for i in order], fontsize=5)
+    ax.set_yticks(
+        y,
+        [rows[i]["text"][:55] + ("" if rows[i]["compared"] else " [not compared]") for i in order],
+        fontsize=5,
+    )
     # category bands: a rule between categories and the category's name at the right edge
     cat_of = [rows[i]["category"] for i in order]
     starts = [k for k in range(len(cat_of)) if k == 0 or cat_of[k] != cat_of[k - 1]]

@@ -18,7 +18,7 @@ from utility_jax.io.outcomes import load_outcomes
 from utility_jax.run.agents import build_agent, store_config
 from utility_jax.run.config import save_hydra_record, validate
 from utility_jax.run.cost import plan, plan_text
-from utility_jax.run.incidents import RunIncidentError
+from utility_jax.run.incidents import RunIncidentError, failures
 from utility_jax.run.pipeline import ComputeUtilitiesResult, compute_utilities
 from utility_jax.run.progress import progress_factory
 from utility_jax.run.report import flatten, write_run
@@ -63,6 +63,29 @@ def _output_folder(out: Path, conf) -> Path:
         return out
     h = hashlib.sha256(json.dumps(new["fit"], sort_keys=True).encode()).hexdigest()[:8]
     return out / "refits" / f"{conf.fitter.model}-{h}"
+
+
+def _rerun_advice(cost: dict, out_dir: Path) -> str:
+    """What a rerun of a failed run would and would not change, truthfully."""
+    permanent = int(cost.get("permanent_errors", 0))
+    transient = int(cost.get("errors", 0)) - permanent
+    parts = []
+    if transient:
+        parts.append(
+            f"Rerunning the same command with hydra.run.dir={out_dir} asks the {transient} "
+            "failed requests again (nothing else)"
+        )
+    if permanent:
+        parts.append(
+            f"{permanent} answers were refused for good by the server (HTTP 400/413/422: a "
+            "content filter, a prompt too long) and are never asked again: a rerun will not "
+            "change them; leave those outcomes out, or change the prompt"
+        )
+    parts.append(
+        "a new limit (agent.max_error_rate, agent.max_refusal_rate) refits from the stored "
+        "answers without asking anything"
+    )
+    return "; ".join(parts)
 
 
 def _remember(out: Path, conf) -> None:
@@ -144,13 +167,14 @@ def _run(cfg, conf, out_dir: Path) -> ComputeUtilitiesResult:
     if target == out_dir:
         _remember(out_dir, conf)
     m = res.metrics
-    inc = m["incidents"]
-    if inc["error_rate_exceeded"]:
+    why = failures(m["incidents"])
+    if why:
         raise RunIncidentError(
-            f"{out_dir}: the run finished and wrote its folder, but {inc['error_rate']:.1%} of "
-            f"requests failed (agent.max_error_rate={inc['max_error_rate']}); the last error: "
-            f"{inc['last_error']}. Rerun the same command with hydra.run.dir={out_dir} to retry "
-            "only the failed requests."
+            f"{out_dir}: the run finished and wrote its folder, but it failed: "
+            + " | ".join(why)
+            + ". "
+            + _rerun_advice(m["cost"], out_dir),
+            result=res,
         )
     log.info(
         "done: held-out accuracy %.4f (random %.4f), log loss %.4f; files in %s",
