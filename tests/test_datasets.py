@@ -125,3 +125,67 @@ def test_data_dir_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("UTILITY_JAX_DATA")
     monkeypatch.delenv("UTILITY_JAX_ANCHOR_DATA", raising=False)
     assert DS.data_dir().name.startswith("emergent-values-313ec33")
+
+
+@pytest.fixture
+def trickle():
+    """A server that sends one byte every 0.2 s, and declares (or streams) bodies too large."""
+    import time
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):
+            self.send_response(200)
+            if "big-declared" in self.path:
+                self.send_header("Content-Length", str(10**9))
+                self.end_headers()
+                return
+            self.end_headers()
+            try:
+                for _ in range(10**6):
+                    self.wfile.write(b"x" * (2**16 if "big-streamed" in self.path else 1))
+                    self.wfile.flush()
+                    if "slow" in self.path:
+                        time.sleep(0.2)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/{{path}}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_a_trickling_or_oversized_download_is_cut_off_and_leaves_nothing(trickle, tmp_path):
+    """Before: --timeout bounded each read only (a server trickling a byte every 2 s held the
+    fetch forever) and a 400 MB body was read into memory before any check."""
+    import time
+
+    t0 = time.monotonic()
+    with pytest.raises(ConnectionError, match=r"not finished after 1 s"):
+        DS.fetch(
+            tmp_path, base_url=trickle, files={"a.json": ("UP", "slow", "0" * 64)}, deadline_s=1
+        )
+    assert time.monotonic() - t0 < 10
+    for path in ("big-declared", "big-streamed"):
+        with pytest.raises(ValueError, match=r"bytes"):
+            DS.fetch(
+                tmp_path,
+                base_url=trickle,
+                files={"a.json": ("UP", path, "0" * 64)},
+                max_bytes=2**20,
+            )
+    assert not list(tmp_path.rglob("*a.json*"))
+
+
+def test_fetched_files_are_world_readable_and_names_stay_inside_the_folder(server, tmp_path):
+    DS.fetch(tmp_path, base_url=server, files=_files())
+    assert (tmp_path / SMALL).stat().st_mode & 0o777 == 0o644
+    for bad in ("../escape.json", "/tmp/abs.json"):
+        with pytest.raises(ValueError, match="not a path inside the data folder"):
+            DS.fetch(tmp_path / "d", base_url=server, files={bad: ("UP", SMALL, "0" * 64)})
+    assert not (tmp_path / "escape.json").exists()

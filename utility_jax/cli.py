@@ -186,7 +186,8 @@ def data_main(args: list[str]) -> int:
     p.add_argument("action", choices=["fetch", "where", "check"])
     p.add_argument("--dest", default=None, help="data folder (default: UTILITY_JAX_DATA or cache)")
     p.add_argument("--base-url", default=DEFAULT_BASE_URL, help="URL format for each file")
-    p.add_argument("--timeout", type=float, default=30.0)
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds per read")
+    p.add_argument("--deadline", type=float, default=600.0, help="seconds per file, in all")
     a = p.parse_args(args)
     dest = Path(a.dest) if a.dest else data_dir()
     if a.action == "where":
@@ -204,7 +205,9 @@ def data_main(args: list[str]) -> int:
         return 1 if bad else 0
     print(f"fetching {len(FILES)} files into {dest}")
     try:
-        report = fetch(dest, base_url=a.base_url, timeout=a.timeout, log=print)
+        report = fetch(
+            dest, base_url=a.base_url, timeout=a.timeout, deadline_s=a.deadline, log=print
+        )
     except (ConnectionError, RuntimeError, ValueError) as e:
         print(f"utility-jax data fetch: {e}", file=sys.stderr)
         return 1

@@ -193,19 +193,55 @@ def _url(base_url: str, tag: str, path: str) -> str:
     return base_url.format(repo=repo, commit=commit, path=path, tag=tag)
 
 
-def _download(url: str, timeout: float) -> bytes:
+#: no file of the paper's inputs is near this size; a body past it is refused while it streams
+MAX_FILE_BYTES = 64 * 2**20
+_CHUNK = 2**16
+
+
+def _download(
+    url: str, timeout: float, to: Path, *, deadline_s: float, max_bytes: int
+) -> tuple[str, int]:
+    """Stream ``url`` into the file ``to``; its sha256 and size. ``timeout`` bounds each read,
+    ``deadline_s`` the whole download (a server trickling bytes cannot hold it forever), and
+    ``max_bytes`` its size (checked on the declared length and while reading: nothing larger
+    is ever held in memory)."""
+    import time
+
+    h, n, start = hashlib.sha256(), 0, time.monotonic()
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310 (https or a test URL)
-            return r.read()
+        with urllib.request.urlopen(url, timeout=timeout) as r, open(to, "wb") as fh:  # noqa: S310
+            declared = r.headers.get("Content-Length")
+            if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+                raise ValueError(f"{url}: {int(declared):,} bytes declared, over {max_bytes:,}")
+            while chunk := r.read(_CHUNK):
+                n += len(chunk)
+                if n > max_bytes:
+                    raise ValueError(f"{url}: more than {max_bytes:,} bytes; refused")
+                if time.monotonic() - start > deadline_s:
+                    raise ConnectionError(
+                        f"{url}: not finished after {deadline_s:.0f} s ({n:,} bytes so far); "
+                        "the server is too slow (--deadline to wait longer)"
+                    )
+                h.update(chunk)
+                fh.write(chunk)
     except urllib.error.HTTPError as e:
         e.close()  # the error carries the open response
         raise RuntimeError(f"{url}: HTTP {e.code} {e.reason}") from None
-    except (urllib.error.URLError, TimeoutError, OSError) as e:
+    except (urllib.error.URLError, TimeoutError) as e:
         reason = getattr(e, "reason", e)
         raise ConnectionError(
             f"cannot reach {url} ({reason}): check the network, or copy the files and set "
             "UTILITY_JAX_DATA"
         ) from None
+    return h.hexdigest(), n
+
+
+def _inside(dest: Path, rel: str) -> Path:
+    """``dest / rel``, refusing a path that leaves ``dest`` (``..``, an absolute path)."""
+    target = (dest / rel).resolve()
+    if not target.is_relative_to(dest.resolve()):
+        raise ValueError(f"{rel!r}: not a path inside the data folder {dest}; refused")
+    return target
 
 
 def fetch(
@@ -214,6 +250,8 @@ def fetch(
     base_url: str = DEFAULT_BASE_URL,
     files: dict[str, tuple[str, str, str]] | None = None,
     timeout: float = 30.0,
+    deadline_s: float = 600.0,
+    max_bytes: int = MAX_FILE_BYTES,
     log=None,
 ) -> FetchReport:
     """Download the paper's inputs into ``dest`` (default :func:`data_dir`), checking each file.
@@ -221,32 +259,40 @@ def fetch(
     ``base_url`` is a format string with ``{repo}``, ``{commit}``, ``{path}`` (and ``{tag}``).
     A file already present with the right sha256 is kept; a download whose sha256 differs is
     refused (nothing is written for it) with an error naming the file, the URL and both hashes.
-    Each file is written atomically (a temporary file, then a rename), so an interrupted fetch
-    leaves no partial file. Then :func:`extract_derived` writes ``derived/``.
+    Each file streams into a temporary file, then is renamed into place (mode 0644), so an
+    interrupted fetch leaves no partial file. ``timeout`` bounds each read, ``deadline_s`` each
+    file, ``max_bytes`` each file's size; a name in ``files`` that leaves ``dest`` is refused.
+    Then :func:`extract_derived` writes ``derived/``.
     """
     dest = Path(dest) if dest is not None else data_dir()
     files = FILES if files is None else files
     report = FetchReport(dest)
     for rel, (tag, path, sha) in files.items():
-        target = dest / rel
+        target = _inside(dest, rel)
         if target.exists() and sha256_file(target) == sha:
             report.present.append(rel)
             continue
         url = _url(base_url, tag, path)
-        body = _download(url, timeout)
-        got = hashlib.sha256(body).hexdigest()
-        if got != sha:
-            raise ValueError(
-                f"{rel}: sha256 mismatch for {url}: expected {sha}, got {got}; not written"
-            )
         target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp:
-            tmp.write(body)
-        os.replace(tmp.name, target)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+        os.close(fd)
+        try:
+            got, size = _download(
+                url, timeout, Path(tmp), deadline_s=deadline_s, max_bytes=max_bytes
+            )
+            if got != sha:
+                raise ValueError(
+                    f"{rel}: sha256 mismatch for {url}: expected {sha}, got {got}; not written"
+                )
+            os.chmod(tmp, 0o644)  # a data file others on the machine may read, as a download is
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
         report.written.append(rel)
-        report.n_bytes += len(body)
+        report.n_bytes += size
         if log is not None:
-            log(f"  {rel} ({len(body):,} bytes)")
+            log(f"  {rel} ({size:,} bytes)")
     report.derived = extract_derived(dest)
     return report
 
