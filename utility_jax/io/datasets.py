@@ -213,7 +213,7 @@ def _download(
             declared = r.headers.get("Content-Length")
             if declared is not None and declared.isdigit() and int(declared) > max_bytes:
                 raise ValueError(f"{url}: {int(declared):,} bytes declared, over {max_bytes:,}")
-            while chunk := r.read(_CHUNK):
+            while chunk := r.read1(_CHUNK):  # what has arrived: a trickle cannot block it
                 n += len(chunk)
                 if n > max_bytes:
                     raise ValueError(f"{url}: more than {max_bytes:,} bytes; refused")
