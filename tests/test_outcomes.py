@@ -130,3 +130,16 @@ def test_missing_paper_file_names_the_fetch_command(tmp_path, monkeypatch):
     monkeypatch.setenv("UTILITY_JAX_DATA", str(tmp_path / "data"))
     with pytest.raises(OutcomeSetError, match="utility-jax data fetch"):
         load_outcomes(tmp_path / "data" / "utility_analysis" / "options_hierarchical.json")
+
+
+@pytest.mark.parametrize("name", ["o.txt", "o.csv", "o.json"])
+def test_a_byte_order_mark_is_not_part_of_the_first_outcome(tmp_path, name):
+    """Files saved by Excel or Notepad start with U+FEFF; it stayed in the first outcome."""
+    body = {
+        "o.txt": "You get a cat.\nYou get a dog.\n",
+        "o.csv": "text\nYou get a cat.\nYou get a dog.\n",
+        "o.json": '["You get a cat.", "You get a dog."]',
+    }[name]
+    p = tmp_path / name
+    p.write_bytes(b"\xef\xbb\xbf" + body.encode())
+    assert load_outcomes(p).texts[:2] == ["You get a cat.", "You get a dog."]

@@ -384,3 +384,55 @@ def test_a_model_refusing_most_answers_fails_with_the_rate_and_examples(tmp_path
     assert "INCIDENT: refusal rate 100.00% passes agent.max_refusal_rate" in text
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert m["incidents"]["refusal_rate_exceeded"] and m["incidents"]["refusal_examples"]
+
+
+def test_a_key_given_as_api_key_env_is_refused_and_never_shown(monkeypatch):
+    """Before: agent.api_key_env=<the key> was written into .hydra/ and printed, and an unset
+    variable silently sent "EMPTY" to a remote server."""
+    from utility_jax.elicit.openai_compat import OpenAIBackend
+
+    key = "sk-proj-4fT9xQ2mZ8Lr7Kp3Vn6Wc1Yb5Hd0Js"
+    for bad in (key, "Ab3" * 10):
+        with pytest.raises(ValueError, match="NAME of an environment variable") as e:
+            OpenAIBackend("https://api.example.com/v1", "m", api_key_env=bad)
+        assert bad not in str(e.value)
+    monkeypatch.delenv("UNSET_KEY_VAR", raising=False)
+    with pytest.raises(ValueError, match=r"\$UNSET_KEY_VAR \(agent.api_key_env\) is not set"):
+        OpenAIBackend("https://api.example.com/v1", "m", api_key_env="UNSET_KEY_VAR")
+    OpenAIBackend("http://localhost:8000/v1", "m", api_key_env="UNSET_KEY_VAR")  # local vLLM
+    monkeypatch.setenv("UNSET_KEY_VAR", "sk-x")
+    OpenAIBackend("https://api.example.com/v1", "m", api_key_env="UNSET_KEY_VAR")
+
+
+def test_a_resume_on_a_new_server_address_keeps_every_answer(tmp_path):
+    """Before: a changed agent.base_url (the model served from another node) could resume only
+    with elicitation.force=true, which turns off every other check."""
+    from fake_openai import FakeOpenAI
+
+    from utility_jax.elicit.store import StoreConfigError
+
+    a, b = FakeOpenAI(), FakeOpenAI()
+    try:
+
+        def cfg(url, **over):
+            return _smoke(
+                **{
+                    "agent.kind": "openai",
+                    "agent.base_url": url,
+                    "agent.model": "same-model",
+                    "outcomes.limit": 6,
+                    "elicitation.k": 2,
+                    "graph.edges_per_round": 10,
+                    **over,
+                }
+            )
+
+        r1 = run_compute_utilities(cfg(a.url), tmp_path)
+        r2 = run_compute_utilities(cfg(b.url), tmp_path)  # the same model on a new node
+        assert b.n_requests == 0 and not (tmp_path / "refits").exists()
+        np.testing.assert_array_equal(r2.train_counts, r1.train_counts)
+        with pytest.raises(StoreConfigError, match="agent.model"):  # another model: refused
+            run_compute_utilities(cfg(b.url, **{"agent.model": "other-model"}), tmp_path)
+    finally:
+        a.close()
+        b.close()

@@ -23,7 +23,7 @@ def read_input(path: str | Path, default: str, what: str) -> tuple[Path, Any]:
     path = ASSETS / default if str(path) == "default" else Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: {what} not found")
-    text = path.read_text(encoding="utf-8")
+    text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not part of the data
     try:
         if path.suffix in (".yaml", ".yml"):
             return path, yaml.safe_load(text)

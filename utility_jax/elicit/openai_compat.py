@@ -105,7 +105,7 @@ class OpenAIBackend:
             )
         self.base_url = base_url.rstrip("/")
         self.model = model
-        self.api_key_env = api_key_env
+        self.api_key_env = _check_key_env(api_key_env, self.base_url)
         self.concurrency, self.timeout_s, self.max_retries = concurrency, timeout_s, max_retries
         self.backoff_base_s, self.backoff_max_s = backoff_base_s, backoff_max_s
         self.temperature, self.max_tokens, self.top_logprobs, self.use_n = (
@@ -132,7 +132,8 @@ class OpenAIBackend:
     def _client(self):
         import openai
 
-        # the key is read here and handed to the client only; "EMPTY" is what vLLM expects unset
+        # the key is read here and handed to the client only; "EMPTY" is what a local vLLM
+        # expects (an unset variable is refused for any other server, _check_key_env)
         key = os.environ.get(self.api_key_env) or "EMPTY"
         return openai.AsyncOpenAI(
             base_url=self.base_url, api_key=key, max_retries=0, timeout=self.timeout_s
@@ -462,6 +463,32 @@ def _batch_line(line: str) -> tuple[str, list[Completion] | str]:
     return cid, [
         Completion((c.get("message") or {}).get("content") or "", t_in, t_out) for c in choices
     ]
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_LOOPBACK = ("localhost", "127.0.0.1", "::1", "[::1]", "0.0.0.0")
+
+
+def _check_key_env(name: str, base_url: str) -> str:
+    """``agent.api_key_env`` must name an environment variable, never hold the key (it would
+    be written into the run's config and printed); the variable must be set, except for a
+    server on this machine (a local vLLM needs no key)."""
+    from urllib.parse import urlsplit
+
+    looks_like_key = len(name) >= 24 and any(c.isdigit() for c in name) and name != name.upper()
+    if not _ENV_NAME.fullmatch(name or "") or looks_like_key:
+        raise ValueError(
+            "agent.api_key_env must be the NAME of an environment variable holding the key "
+            "(e.g. OPENAI_API_KEY), not the key itself (the value given is not shown); set "
+            "the variable and pass its name"
+        )
+    host = urlsplit(base_url).hostname or ""
+    if not os.environ.get(name) and host not in _LOOPBACK:
+        raise ValueError(
+            f"${name} (agent.api_key_env) is not set: the server at {base_url} would get no "
+            "key. Export it, or name another variable with agent.api_key_env=..."
+        )
+    return name
 
 
 def _brief(e: Exception) -> str:

@@ -20,6 +20,7 @@ store always gives the same votes.
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import socket
 import sqlite3
@@ -37,6 +38,8 @@ __all__ = [
     "answer_seed",
     "is_permanent",
 ]
+
+log = logging.getLogger("utility_jax")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -152,8 +155,10 @@ class ResponseStore:
         force: bool = False,
         shared: bool = False,
         lock_wait_s: float = 0.0,
+        transport: Iterable[str] = (),
     ):
         self.path = Path(path)
+        self.transport = frozenset(transport)  # config keys whose change keeps every answer
         self.lock = FolderLock(self.path.with_name(self.path.name + ".lock"), f"store {self.path}")
         self.lock.acquire(lock_wait_s)
         try:
@@ -176,14 +181,16 @@ class ResponseStore:
         row = self.db.execute("SELECT value FROM meta WHERE key='config_hash'").fetchone()
         if row is not None and row[0] != h and not force:
             old = self.db.execute("SELECT value FROM meta WHERE key='config'").fetchone()
-            diff = _diff(
-                json.loads(old[0]) if old else {}, json.loads(json.dumps(config, default=str))
-            )
-            raise StoreConfigError(
-                f"{self.path}: this response store was made by a run with another config "
-                f"(differences: {diff}). Use a new run folder, or pass force (elicitation.force=true) "
-                "to reuse its answers anyway."
-            )
+            old_cfg = json.loads(old[0]) if old else {}
+            new_cfg = json.loads(json.dumps(config, default=str))
+            diff = _diff(old_cfg, new_cfg)
+            if not (old and _changed(old_cfg, new_cfg) <= self.transport):
+                raise StoreConfigError(
+                    f"{self.path}: this response store was made by a run with another config "
+                    f"(differences: {diff}). Use a new run folder, or pass force "
+                    "(elicitation.force=true) to reuse its answers anyway."
+                )
+            log.info("%s: only %s changed; the stored answers stay valid", self.path, diff)
         self.db.execute("INSERT OR REPLACE INTO meta VALUES ('config_hash', ?)", (h,))
         self.db.execute(
             "INSERT OR REPLACE INTO meta VALUES ('config', ?)",
@@ -376,6 +383,15 @@ class ResponseStore:
     def close(self) -> None:
         self.db.close()
         self.lock.release()
+
+
+def _changed(a: Any, b: Any, prefix: str = "") -> set[str]:
+    """The dotted keys whose values differ between two nested dicts."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return set().union(
+            *(_changed(a.get(k), b.get(k), f"{prefix}{k}.") for k in set(a) | set(b))
+        )
+    return set() if a == b else {prefix.rstrip(".")}
 
 
 def _diff(a: Any, b: Any, prefix: str = "") -> str:

@@ -154,7 +154,9 @@ def _read(path: Path) -> Any:
     if path.is_dir():
         raise OutcomeSetError(f"{path}: is a folder, not an outcome file")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(
+            encoding="utf-8-sig"
+        )  # a byte-order mark (Excel, Notepad) is not text
     except UnicodeDecodeError as e:
         raise OutcomeSetError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from e
     if path.suffix == ".txt":

@@ -34,6 +34,7 @@ __all__ = [
     "store_config",
     "ledger_run",
     "TRANSPORT_ONLY",
+    "MOVABLE",
 ]
 
 
@@ -45,6 +46,10 @@ def build_backend(a: AgentConf, el: ElicitationConf):
         )
     return backend_module(a.kind, a.backend).from_config(a, el)
 
+
+#: settings that a resumed run may change although they are part of what was asked: the server's
+#: address (a new node serving the same model name; the stored answers stay valid)
+MOVABLE = frozenset({"agent.base_url"})
 
 #: agent settings that change how answers are fetched, never what they are: a resumed run may
 #: change them freely
@@ -130,17 +135,18 @@ def _open_store(path: Path, cfg: ComputeUtilitiesConf, shared: bool, out_dir) ->
     ``elicitation.reask=true``."""
     el = cfg.elicitation
     jsonl = path.with_name("responses.jsonl")
+    kw = dict(config=store_config(cfg), force=el.force, transport=MOVABLE)
     if shared or not any((path.parent / f).exists() for f in _RUN_TRACES):
-        return ResponseStore(path, config=store_config(cfg), force=el.force, shared=shared)
+        return ResponseStore(path, shared=shared, **kw)
     try:
-        store = ResponseStore(path, config=store_config(cfg), force=el.force)
+        store = ResponseStore(path, **kw)
     except StoreConfigError as e:
         if "not a usable answer store" not in str(e) or not jsonl.exists():
             raise
         aside = path.with_name(f"{path.name}.unreadable-{int(time.time())}")
         path.rename(aside)  # kept for a post-mortem, never deleted
         log.warning("%s; moved to %s", e, aside.name)
-        store = ResponseStore(path, config=store_config(cfg), force=el.force)
+        store = ResponseStore(path, **kw)
     if store.count() > 0 or el.reask:
         return store
     if jsonl.exists():

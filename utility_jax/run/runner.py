@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from utility_jax.elicit.budget import BudgetExceeded
 from utility_jax.elicit.store import FolderLock, StoreConfigError
 from utility_jax.io.outcomes import load_outcomes
-from utility_jax.run.agents import build_agent, store_config
+from utility_jax.run.agents import MOVABLE, build_agent, store_config
 from utility_jax.run.config import save_hydra_record, validate
 from utility_jax.run.cost import plan, plan_text
 from utility_jax.run.incidents import RunIncidentError, failures
@@ -53,7 +53,7 @@ def _output_folder(out: Path, conf) -> Path:
         return out
     old, new = json.loads(prev.read_text()), _fingerprint(conf)
     a, b = flatten(old.get("asked", {})), flatten(new["asked"])
-    changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k not in MOVABLE)
     if changed and not conf.elicitation.force:
         raise StoreConfigError(
             f"{out}: this run folder holds a run that asked other questions (changed: "
