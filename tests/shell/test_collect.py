@@ -80,3 +80,19 @@ def test_compare_two_runs_and_a_sweep(tmp_path, capsys):
     for f in ("compare_metrics.png", "compare_utilities.png"):
         assert (out / f).stat().st_size > 5000
     assert main(["compare", str(tmp_path / "nothing")]) == 1
+
+
+def test_wrong_shaped_run_files_are_named_not_a_traceback(tmp_path, capsys):
+    """Before: a metrics.json holding a list gave collect and compare a raw AttributeError, and
+    a corrupt utilities.json error did not name the file."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.json").write_text("[1, 2]")
+    assert main(["collect", str(tmp_path)]) == 1
+    assert "run/metrics.json: expected a mapping" in capsys.readouterr().err
+    assert main(["compare", str(run), "--out", str(tmp_path / "c")]) == 1
+    assert "run/metrics.json: expected a mapping" in capsys.readouterr().err
+    (run / "metrics.json").write_text("{}")
+    (run / "utilities.json").write_text("[{")
+    assert main(["compare", str(run), "--out", str(tmp_path / "c")]) == 1
+    assert "run/utilities.json: not" in capsys.readouterr().err

@@ -38,18 +38,33 @@ def _scalars(d: dict, prefix: str) -> dict[str, Any]:
     }
 
 
+def read_file(path: Path, shape: type) -> Any:
+    """A run file's JSON or YAML content, checked to be a ``shape`` (dict or list); a broken
+    or wrong-shaped file is a ``ValueError`` naming it."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        obj = yaml.safe_load(text) if path.suffix == ".yaml" else json.loads(text)
+    except (ValueError, yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not valid {path.suffix.lstrip('.').upper()} ({e})") from None
+    if path.suffix == ".yaml" and obj is None:
+        obj = shape()
+    if not isinstance(obj, shape):
+        raise ValueError(
+            f"{path}: expected a {'mapping' if shape is dict else 'list'} as a run writes it, "
+            f"found {type(obj).__name__}"
+        )
+    return obj
+
+
 def run_row(folder: Path, root: Path) -> dict[str, Any]:
     """One run as a flat row: ``run`` (its path under ``root``), ``config.*`` and ``metrics.*``
     scalars (lists such as per-round records are left in the run folder)."""
     row: dict[str, Any] = {"run": str(folder.relative_to(root)) or "."}
     cfg_file = folder / "config_resolved.yaml"
     if cfg_file.exists():
-        cfg = yaml.safe_load(cfg_file.read_text()) or {}
+        cfg = read_file(cfg_file, dict)
         row.update(_scalars({k: cfg[k] for k in _CONFIG_KEYS if k in cfg}, "config."))
-    try:
-        metrics = json.loads((folder / "metrics.json").read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{folder / 'metrics.json'}: not valid JSON ({e})") from e
+    metrics = read_file(folder / "metrics.json", dict)
     metrics = {k: v for k, v in metrics.items() if k != "rounds"}
     row.update(_scalars(metrics, "metrics."))
     return row
@@ -131,12 +146,9 @@ def load_run(folder: str | Path) -> RunFolder:
         path = folder / name
         if not path.exists():
             raise FileNotFoundError(f"{path}: not found (is {folder} a finished run folder?)")
-        try:
-            files[name] = json.loads(path.read_text())
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not valid JSON ({e})") from e
+        files[name] = read_file(path, dict if name == "metrics.json" else list)
     cfg_file = folder / "config_resolved.yaml"
-    cfg = yaml.safe_load(cfg_file.read_text()) if cfg_file.exists() else {}
+    cfg = read_file(cfg_file, dict) if cfg_file.exists() else {}
     summ = folder / "summary.txt"
     return RunFolder(
         folder,
