@@ -105,10 +105,15 @@ def test_a_refused_process_writes_nothing_into_the_run_folder(tmp_path):
     still records the run that is there."""
     out = tmp_path / "run"
     srv = FakeOpenAI(hang_after=20)
+    first = subprocess.Popen(_cmd(srv.url, out), env=_env(), stdout=subprocess.DEVNULL)
     try:
-        first = subprocess.Popen(_cmd(srv.url, out), env=_env(), stdout=subprocess.DEVNULL)
         assert srv.blocked.wait(180)
         before = _snapshot(out)
+        while True:  # the answers in flight at the hang are stored: wait until the folder rests
+            time.sleep(0.5)
+            before, last = _snapshot(out), before
+            if before == last:
+                break
         assert ".hydra/config.yaml" in before
         other = _cmd(srv.url, out) + ["elicitation.k=7", "seed=5"]
         p = subprocess.run(other, env=_env(), capture_output=True, text=True, timeout=300)
@@ -122,6 +127,9 @@ def test_a_refused_process_writes_nothing_into_the_run_folder(tmp_path):
         assert _snapshot(out) == done
         assert "k: 3" in (out / ".hydra" / "config.yaml").read_text()
     finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait(30)
         srv.close()
 
 
@@ -159,6 +167,9 @@ def test_ctrl_c_stores_the_answers_in_flight_and_exits_130_with_the_resume_comma
         srv.latency_s = 0.0
         subprocess.run(_cmd(srv.url, out), env=_env(), check=True, timeout=300)
     finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=30)
         srv.close()
     assert len(srv.answered) == len(set(srv.answered))  # the requests in flight were kept
     assert (out / "votes.csv").read_bytes() == (tmp_path / "clean" / "votes.csv").read_bytes()

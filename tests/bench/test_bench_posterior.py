@@ -1,0 +1,13 @@
+"""Smoke tests of the posterior and elicitation benchmarks (see smoke.py)."""
+
+from smoke import run_benchmark
+
+
+def test_bench_bayes():
+    args = ["--n", "10", "--draws", "20", "--warmup", "20", "--chains", "1", "--svi-steps", "50"]
+    run_benchmark("bench_bayes.py", args, "SVI lowrank")
+
+
+def test_bench_elicit():
+    args = ["--pairs", "2", "--hidden", "32", "--layers", "1", "--batch", "2", "--k-agree", "2"]
+    run_benchmark("bench_elicit.py", [*args, "--seeds", "1"], "variance")
