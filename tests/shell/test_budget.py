@@ -176,3 +176,26 @@ def test_analysis_dry_run_sends_nothing_and_keeps_only_the_plan(tmp_path):
         assert sorted(p.name for p in tmp_path.iterdir()) == ["plan.json"]
     finally:
         srv.close()
+
+
+def test_the_plan_asks_as_many_pairs_as_the_run_without_fitting(tmp_path):
+    """A dry run fits nothing (N=3,000 used to print no plan after 10 minutes): random pairs
+    stand in for the rounds' choices, and their count is the run's own."""
+    from utility_jax.run.config import validate
+    from utility_jax.run.pipeline import planned_pairs
+
+    over = [
+        "outcomes.limit=24",
+        "graph.edges_per_round=7",  # the default graph: active learning
+        "uncertainty=none",
+        "plots=false",
+        "progress=false",
+    ]
+    res = run_compute_utilities(_compose(*over), tmp_path)
+    heldout, train = planned_pairs(24, validate(_compose(*over)))
+    np.testing.assert_array_equal(heldout, res.heldout_pairs)
+    assert len(train) == len(res.train_pairs) and len(np.unique(train, axis=0)) == len(train)
+    np.testing.assert_array_equal(
+        train[: res.metrics["rounds"][0]["n_train_pairs"]],
+        res.train_pairs[: res.metrics["rounds"][0]["n_train_pairs"]],
+    )

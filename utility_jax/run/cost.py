@@ -86,6 +86,8 @@ def plan_text(pl: dict[str, Any]) -> str:
         )
     else:
         lines.append("  cost: no price known for this model (budget.price_input_per_mtok=...)")
+    if "pairs" in pl:
+        lines.append(f"  pairs: {pl['pairs']}")
     return "\n".join(lines)
 
 

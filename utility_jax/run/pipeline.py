@@ -44,7 +44,14 @@ from utility_jax.run.incidents import (
     vote_incidents,
 )
 
-__all__ = ["ComputeUtilitiesResult", "Elicited", "compute_utilities", "elicit_and_fit"]
+__all__ = [
+    "ComputeUtilitiesResult",
+    "Elicited",
+    "compute_utilities",
+    "elicit_and_fit",
+    "pair_plan",
+    "planned_pairs",
+]
 
 log = logging.getLogger("utility_jax")
 
@@ -253,6 +260,33 @@ def _show(bar, agent: Agent, rec: dict, n_pairs: int) -> None:
     )
 
 
+def pair_plan(n: int, cfg: ComputeUtilitiesConf) -> tuple[np.ndarray, np.ndarray, int]:
+    """A run's held-out pairs, its initial random-regular graph and its edge budget (SPEC
+    section 2), seeded as :func:`elicit_and_fit` draws them."""
+    g = cfg.graph
+    heldout = G.sample_holdout_pairs(
+        n, g.holdout_seed, fraction=g.holdout_fraction, max_pairs=g.holdout_max
+    )
+    available = n * (n - 1) // 2 - len(heldout)
+    budget = min(int(g.edge_multiplier * n * math.log2(n)), available)
+    rng = np.random.default_rng(int(cfg.seed))
+    initial = G.random_regular_pairs(n, g.initial_degree, rng, exclude=heldout)[:budget]
+    return heldout, initial, budget
+
+
+def planned_pairs(n: int, cfg: ComputeUtilitiesConf) -> tuple[np.ndarray, np.ndarray]:
+    """The held-out and training pairs a run asks, for a plan that fits nothing: the real
+    held-out pairs and initial graph, then random pairs standing in for the rounds' choices.
+    Every round of :func:`elicit_and_fit` adds a full batch until the budget (or until no pair
+    is left), so the count is the run's own; which pairs (hence the prompts' lengths) differ."""
+    heldout, initial, budget = pair_plan(n, cfg)
+    per_round = cfg.graph.edges_per_round
+    more = math.ceil(max(budget - len(initial), 0) / per_round) * per_round
+    rng = np.random.default_rng([int(cfg.seed), 1])
+    extra = G.select_pairs_random(n, initial, more, rng, exclude=heldout)
+    return heldout, np.concatenate([initial, extra])
+
+
 def elicit_and_fit(
     n: int,
     agent: Agent,
@@ -269,15 +303,10 @@ def elicit_and_fit(
     ``fit_fn(data, key, init)`` fits one round; round ``r`` asks with ``fold_in(key_rounds, r)``.
     """
     g, el = cfg.graph, cfg.elicitation
-    rng = np.random.default_rng(int(cfg.seed))
     k_hold, k_rounds = key_heldout, key_rounds
-    heldout_pairs = G.sample_holdout_pairs(
-        n, g.holdout_seed, fraction=g.holdout_fraction, max_pairs=g.holdout_max
-    )
+    heldout_pairs, initial, budget = pair_plan(n, cfg)
     available = n * (n - 1) // 2 - len(heldout_pairs)
-    budget = min(int(g.edge_multiplier * n * math.log2(n)), available)
     pad = bucket_length(min(budget + g.edges_per_round, available))
-    initial = G.random_regular_pairs(n, g.initial_degree, rng, exclude=heldout_pairs)[:budget]
     n_rounds = 1 + math.ceil(max(budget - len(initial), 0) / g.edges_per_round)
     bar = progress(total=n_rounds, desc=f"{cfg.name} N={n}", unit="round") if progress else None
 

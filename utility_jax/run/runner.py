@@ -19,7 +19,7 @@ from utility_jax.run.agents import MOVABLE, build_agent, store_config
 from utility_jax.run.config import save_hydra_record, validate
 from utility_jax.run.cost import plan, plan_text
 from utility_jax.run.incidents import RunIncidentError, failures
-from utility_jax.run.pipeline import ComputeUtilitiesResult, compute_utilities
+from utility_jax.run.pipeline import ComputeUtilitiesResult, compute_utilities, planned_pairs
 from utility_jax.run.progress import progress_factory
 from utility_jax.run.report import flatten, write_run
 
@@ -115,20 +115,28 @@ def run_compute_utilities(
 
 
 def dry_run_plan(conf, out_dir: Path) -> dict:
-    """``dry_run=true``: the whole loop against a counting backend (nothing sent, no store);
-    writes ``plan.json`` and returns the plan."""
+    """``dry_run=true``: every prompt the run would send, rendered and counted by a counting
+    backend (nothing sent, no store, nothing fitted: random pairs stand in for each round's
+    choice, :func:`~utility_jax.run.pipeline.planned_pairs`, so requests and answers are the
+    run's and tokens are estimated from prompts of the same kind); writes ``plan.json`` and
+    returns the plan."""
     from utility_jax.elicit.dry_run import Ledger
 
     key = jax.random.key(conf.seed)
     k_agent, k_run = jax.random.split(key)
     outcomes = load_outcomes(conf.outcomes.path, limit=conf.outcomes.limit)
     ledger = Ledger()
-    agent, _ = build_agent(conf, outcomes, k_agent, ledger=ledger)
-    quiet = dataclasses.replace(
-        conf, uncertainty=dataclasses.replace(conf.uncertainty, n_bootstrap=0, laplace=False)
+    agent, _ = build_agent(
+        conf, outcomes, k_agent, ledger=ledger, progress=progress_factory(conf.progress)
     )
-    compute_utilities(outcomes, agent, quiet, key=k_run, progress=progress_factory(conf.progress))
+    for pairs in planned_pairs(len(outcomes), conf):
+        if len(pairs):
+            agent.query(pairs, conf.elicitation.k, key=k_run)
     pl = plan(ledger, conf.agent, conf.budget)
+    pl["pairs"] = (
+        "held-out pairs and initial graph as the run draws them; random pairs stand in for "
+        "the later rounds' choices (same count), so prompt tokens are an estimate"
+    )
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     (Path(out_dir) / "plan.json").write_text(json.dumps(pl, indent=1))
     log.debug("%s", plan_text(pl))
