@@ -2,6 +2,7 @@
 queries the active-learning rules need.
 
     python benchmarks/bench_elicit.py [--pairs 40] [--hidden 256] [--layers 4] [--device cpu]
+                                      [--seeds 5] [--outcomes N]
 
 Part 1, on one local model (a random Qwen2 of the given shape with a locally trained tokenizer,
 built here; no downloads): the reference protocol (2 orders x 10 samples at temperature 1, max 10
@@ -106,7 +107,7 @@ def part2(args):
     from utility_jax.run.config import ComputeUtilitiesConf, GraphConf, UncertaintyConf
     from utility_jax.run.pipeline import compute_utilities
 
-    outcomes = load_outcomes()
+    outcomes = load_outcomes(limit=args.outcomes)
     print(
         f"\n# simulated agent, {len(outcomes)} shipped outcomes, planted utilities; rounds of 50 pairs; "
         "target: held-out log loss within 2% of the true utilities'"
@@ -146,6 +147,7 @@ def main():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--skip-model", action="store_true")
+    ap.add_argument("--outcomes", type=int, default=None, help="part 2 on the first N outcomes")
     args = ap.parse_args()
     if not args.skip_model:
         part1(args)

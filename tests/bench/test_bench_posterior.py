@@ -10,4 +10,4 @@ def test_bench_bayes():
 
 def test_bench_elicit():
     args = ["--pairs", "2", "--hidden", "32", "--layers", "1", "--batch", "2", "--k-agree", "2"]
-    run_benchmark("bench_elicit.py", [*args, "--seeds", "1"], "variance")
+    run_benchmark("bench_elicit.py", [*args, "--seeds", "1", "--outcomes", "12"], "variance")
