@@ -5,6 +5,7 @@ from conftest import ANCHOR
 from smoke import run_benchmark
 
 
+@pytest.mark.slow  # cold compiles too long for CI's 20-minute budget (see smoke.py)
 def test_bench_fit():
     out = run_benchmark("bench_fit.py", ["--n", "20", "--boot", "2", "--repeats", "1"], "# targets")
     assert "case-III fit time / evalica BT time" in out
@@ -15,6 +16,7 @@ def test_bench_convergence():
 
 
 @pytest.mark.skipif(not ANCHOR.exists(), reason="needs the reference's data (../shared)")
+@pytest.mark.slow  # cold compiles too long for CI's 20-minute budget (see smoke.py)
 def test_bench_coverage():
     args = ["--agents", "simulated_llama2", "--seeds", "0", "--methods", "laplace"]
     run_benchmark(
