@@ -186,6 +186,7 @@ def test_second_call_same_shape_does_not_recompile():
     assert th._fit_jit._cache_size() == after
 
 
+@pytest.mark.slow  # CI budget: the fast tier must stay under 20 minutes cold
 def test_jit_equals_eager_fit():
     mu, sig, a, b, na, nt = synthetic_problem(8, seed=4, edges=40)
     d = uj.PairwiseData.from_counts(8, a, b, na, nt)

@@ -50,6 +50,7 @@ def test_quickstart_executes():
     assert corr > 0.95
 
 
+@pytest.mark.slow  # CI budget: the fast tier must stay under 20 minutes cold
 def test_run_folder_notebook_executes():
     out = _text(_execute("run_folder.ipynb"))
     acc = float(re.search(r"held-out accuracy\s+model\s+([\d.]+)", out).group(1))

@@ -129,6 +129,7 @@ def test_presented_and_order_averaged_predictions():
     assert float(jnp.std(boots.position_bias)) > 0
 
 
+@pytest.mark.slow  # CI budget: the fast tier must stay under 20 minutes cold
 def test_compute_run_reports_order_metrics_and_fits_the_shift(tmp_path):
     from test_configs import _compose
 

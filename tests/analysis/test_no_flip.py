@@ -4,6 +4,7 @@ import pytest
 from analysis_helpers import _run
 
 
+@pytest.mark.slow  # CI budget: the fast tier must stay under 20 minutes cold
 def test_no_flip_halves_requests_and_lets_position_bias_in(tmp_path):
     n = _run(tmp_path, "no_flip", "outcomes.limit=30", "agent.position_bias=1.0")
     b, f = n["both_orders"], n["first_order_only"]

@@ -1,9 +1,9 @@
 """Run a benchmark script at a tiny size and check that it reached its end.
 
 Every benchmark gets such a smoke test, so none can rot unnoticed (the elicitation benchmark
-crashed on a KeyError for weeks because no test ran it). ``bench_convergence`` and
-``bench_elicit`` run in the fast tier (CI); the other five are in the slow tier: with CI's cold
-compilation cache they added about 6 CPU-minutes, past its 20-minute budget. The numbers are
+crashed on a KeyError for weeks because no test ran it). ``bench_convergence`` runs in
+the fast tier (CI); the other six are in the slow tier (``make test-full``): with CI's cold
+compilation cache the seven added about 6 CPU-minutes, past its 20-minute budget. The numbers are
 not checked here: a benchmark prints ratios for people, at sizes that take minutes.
 """
 

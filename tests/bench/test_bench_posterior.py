@@ -12,6 +12,7 @@ def test_bench_bayes():
     run_benchmark("bench_bayes.py", args, "SVI lowrank")
 
 
+@pytest.mark.slow  # CI budget: the fast tier must stay under 20 minutes cold
 def test_bench_elicit():
     args = ["--pairs", "2", "--hidden", "32", "--layers", "1", "--batch", "2", "--k-agree", "2"]
     run_benchmark("bench_elicit.py", [*args, "--seeds", "1", "--outcomes", "12"], "variance")

@@ -5,6 +5,7 @@ and a run's answers do not depend on which prompts were asked first."""
 import collections
 
 import numpy as np
+import pytest
 from fake_openai import FakeOpenAI
 from test_configs import _compose
 
@@ -53,6 +54,7 @@ def test_raising_k_asks_only_the_new_samples_with_new_seeds(tmp_path):
     assert all(n == 5 for p, _, n in second if p not in asked_before)
 
 
+@pytest.mark.slow  # CI budget: the fast tier must stay under 20 minutes cold
 def test_the_order_of_asking_does_not_change_the_answers(tmp_path):
     """Half the prompts answered first (a stop), then the rest: the same seeds, hence the same
     votes, as asking them all at once."""

@@ -40,6 +40,7 @@ def test_an_emptied_or_garbled_store_is_rebuilt_from_responses_jsonl(tmp_path):
         srv.close()
 
 
+@pytest.mark.slow  # CI budget: the fast tier must stay under 20 minutes cold
 def test_a_finished_run_without_its_answers_stops_unless_asked_to_reask(tmp_path):
     srv = FakeOpenAI()
     out = tmp_path / "run"

@@ -7,6 +7,7 @@ import sys
 import pytest
 
 
+@pytest.mark.slow  # CI budget: the fast tier must stay under 20 minutes cold
 def test_sweep_is_logged_to_mlflow_offline(tmp_path):
     mlflow = pytest.importorskip("mlflow", reason="the tracking extra (mlflow-skinny)")
     uri = f"file:{tmp_path / 'mlruns'}"
