@@ -40,6 +40,7 @@ def test_compute_help_shows_the_packaged_config_groups(tmp_path):
     assert p.returncode == 0 and "assembly:" in p.stdout and "sft:" in p.stdout
 
 
+@pytest.mark.slow  # CI budget: the fast tier must stay under 20 minutes cold
 def test_compute_runs_from_another_folder_into_its_logs(tmp_path):
     p = _run(
         [

@@ -161,6 +161,7 @@ def test_default_experiment_runs_end_to_end(tmp_path):
     assert "random 50/50" in summary and "outcomes by utility" in summary
 
 
+@pytest.mark.slow  # CI budget: the fast tier must stay under 20 minutes cold
 def test_bayes_svi_run_writes_posterior(tmp_path):
     from utility_jax.run.runner import run_compute_utilities
 

@@ -273,6 +273,7 @@ def test_openai_logprob_mode(fake):
     assert agent.other_mass[0] == pytest.approx(0.1, abs=1e-6)
 
 
+@pytest.mark.slow  # CI budget: the fast tier must stay under 20 minutes cold
 def test_sigkill_mid_run_loses_nothing_and_repeats_no_call(fake, tmp_path):
     """Kill the run (SIGKILL) after 25 answered requests, run it again in the same folder, and
     compare with an uninterrupted run: same votes, and every prompt answered exactly once."""

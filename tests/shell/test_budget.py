@@ -45,6 +45,7 @@ def test_dry_run_counts_everything_and_sends_nothing(tmp_path):
         srv.close()
 
 
+@pytest.mark.slow  # CI budget: the fast tier must stay under 20 minutes cold
 def test_dry_run_from_the_command_line_prints_the_plan(tmp_path):
     srv = FakeOpenAI()
     try:

@@ -326,6 +326,7 @@ def test_one_process_per_run_folder(tmp_path):
         held.release()
 
 
+@pytest.mark.slow  # CI budget: the fast tier must stay under 20 minutes cold
 def test_http_requests_are_not_logged_at_info(caplog):
     """Before: every HTTP request was an INFO line (702 for one smoke run). Now INFO carries the
     per-round summary only; the requests stay at DEBUG."""
