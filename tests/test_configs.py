@@ -120,6 +120,7 @@ def test_submitit_launcher_composes():
     assert "submitit" in cfg.hydra.launcher._target_.lower()
 
 
+@pytest.mark.slow  # CI budget: the fast tier must stay under 20 minutes cold
 def test_default_experiment_runs_end_to_end(tmp_path):
     from utility_jax.run.runner import run_compute_utilities
 

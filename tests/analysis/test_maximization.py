@@ -50,6 +50,7 @@ def test_maximization_maximiser_vs_random_answerer(tmp_path, p_max):
     assert (tmp_path / "tasks" / "q00" / "free_answer.json").exists()
 
 
+@pytest.mark.slow  # CI budget: the fast tier must stay under 20 minutes cold
 def test_maximization_through_an_openai_server_resumes_without_new_calls(tmp_path):
     """An LLM agent: pair prompts carry the question as {scenario}; the free answer is asked at
     temperature 0 with the paper's direct-question system message; a rerun into the same folder

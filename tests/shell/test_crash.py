@@ -64,6 +64,7 @@ def test_kill_minus_nine_at_five_random_moments(tmp_path):
     assert a == (tmp_path / "clean" / "votes.csv").read_text()
 
 
+@pytest.mark.slow  # CI budget: the fast tier must stay under 20 minutes cold
 def test_two_processes_on_one_run_folder(tmp_path):
     """Started together: one runs, the other is refused naming the holder; nothing is paid
     twice, and the votes are those of a single run."""
