@@ -394,6 +394,19 @@ class FakeOpenAI:
         self.httpd.server_close()
 
 
+#: the overrides of a small compute run against the fake server (10 outcomes, K=3, no intervals)
+SMALL_RUN = [
+    "agent=openai",
+    "agent.model=fake",
+    "outcomes.limit=10",
+    "graph.edges_per_round=10",
+    "elicitation.k=3",
+    "uncertainty=none",
+    "plots=false",
+    "progress=false",
+]
+
+
 def compute_cmd(url: str, out, *, concurrency: int = 4) -> list[str]:
     """The command line of a small compute run against a fake server at ``url`` (crash tests)."""
     import sys
@@ -403,15 +416,8 @@ def compute_cmd(url: str, out, *, concurrency: int = 4) -> list[str]:
         "-m",
         "utility_jax",
         "compute",
-        "agent=openai",
+        *SMALL_RUN,
         f"agent.base_url={url}",
-        "agent.model=fake",
         f"agent.concurrency={concurrency}",
-        "outcomes.limit=10",
-        "graph.edges_per_round=10",
-        "elicitation.k=3",
-        "uncertainty=none",
-        "plots=false",
-        "progress=false",
         f"hydra.run.dir={out}",
     ]

@@ -7,21 +7,12 @@ import subprocess
 import time
 
 import numpy as np
-from fake_openai import FakeOpenAI, compute_cmd
+from fake_openai import SMALL_RUN, FakeOpenAI, compute_cmd
 from test_configs import _compose
 
 from utility_jax.run.runner import run_compute_utilities
 
-OVER = [
-    "agent=openai",
-    "agent.model=fake",
-    "outcomes.limit=10",
-    "graph.edges_per_round=10",
-    "elicitation.k=3",
-    "uncertainty=none",
-    "plots=false",
-    "progress=false",
-]
+OVER = SMALL_RUN
 BATCH = ["agent.batch=true", "agent.batch_poll_s=0.05"]
 
 

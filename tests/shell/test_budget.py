@@ -6,22 +6,13 @@ import subprocess
 
 import numpy as np
 import pytest
-from fake_openai import FakeOpenAI, compute_cmd
+from fake_openai import SMALL_RUN, FakeOpenAI, compute_cmd
 from test_configs import _compose
 
 from utility_jax.elicit.budget import BudgetExceeded, BudgetGuard
 from utility_jax.run.runner import run_compute_utilities
 
-OVER = [
-    "agent=openai",
-    "agent.model=gpt-4o",
-    "outcomes.limit=10",
-    "graph.edges_per_round=10",
-    "elicitation.k=3",
-    "uncertainty=none",
-    "plots=false",
-    "progress=false",
-]
+OVER = [*SMALL_RUN, "agent.model=gpt-4o"]  # a priced model
 
 
 def test_dry_run_counts_everything_and_sends_nothing(tmp_path):

@@ -3,22 +3,13 @@ finished run with nothing to rebuild from is never re-asked silently."""
 
 import numpy as np
 import pytest
-from fake_openai import FakeOpenAI
+from fake_openai import SMALL_RUN, FakeOpenAI
 from test_configs import _compose
 
 from utility_jax.elicit.store import StoreConfigError
 from utility_jax.run.runner import run_compute_utilities
 
-OVER = [
-    "agent=openai",
-    "agent.model=fake",
-    "outcomes.limit=10",
-    "graph.edges_per_round=10",
-    "elicitation.k=3",
-    "uncertainty=none",
-    "plots=false",
-    "progress=false",
-]
+OVER = SMALL_RUN
 
 
 def test_an_emptied_or_garbled_store_is_rebuilt_from_responses_jsonl(tmp_path):

@@ -21,6 +21,7 @@ __all__ = [
     "graph_components",
     "run_incidents",
     "failures",
+    "refusal_examples_text",
 ]
 
 
@@ -123,6 +124,11 @@ def run_incidents(
     return out
 
 
+def refusal_examples_text(inc: dict[str, Any]) -> str:
+    """The kept refused replies, quoted and shortened, for a message ("" when none were kept)."""
+    return "; ".join(repr(t[:80]) for t in inc.get("refusal_examples") or [])
+
+
 def failures(inc: dict[str, Any]) -> list[str]:
     """Why a finished run is a failed one, one line per reason (empty: it is not): a transport
     error rate or a refusal rate past its maximum, outcomes no voted pair compares."""
@@ -133,7 +139,7 @@ def failures(inc: dict[str, Any]) -> list[str]:
             f"{inc['max_error_rate']}); the last error: {inc['last_error']}"
         )
     if inc.get("refusal_rate_exceeded"):
-        ex = "; ".join(repr(t[:80]) for t in inc.get("refusal_examples") or []) or "none kept"
+        ex = refusal_examples_text(inc) or "none kept"
         out.append(
             f"{inc['refusal_rate']:.1%} of answers were refusals (no A or B read; "
             f"agent.max_refusal_rate={inc['max_refusal_rate']}); e.g. {ex}"

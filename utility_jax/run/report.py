@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from utility_jax.core.likelihood import predict_proba
+from utility_jax.run.incidents import refusal_examples_text
 from utility_jax.run.pipeline import ComputeUtilitiesResult
 from utility_jax.run.uncertainty import preferred
 
@@ -284,7 +285,7 @@ def _incident_lines(inc: dict | None) -> list[str]:
             f"no utility (NaN in utilities.csv, 'not compared' below): {never[:20]}"
         )
     if inc.get("refusal_rate_exceeded"):
-        ex = "; ".join(repr(t[:80]) for t in inc.get("refusal_examples") or [])
+        ex = refusal_examples_text(inc)
         lines.append(
             f"INCIDENT: refusal rate {inc['refusal_rate']:.2%} passes agent.max_refusal_rate "
             f"{inc['max_refusal_rate']} (no A or B read in the reply)"
