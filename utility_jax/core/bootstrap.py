@@ -161,7 +161,7 @@ def _one_step_jit(boot: PairwiseData, data: PairwiseData, fit: ThurstonianFit, c
     n = data.n_items
     wdata = _weighted(data, cfg)
     x = _flatten(_params_of(fit, cfg), cfg)
-    pen, pen_hvp = _component_gauge(n, x.shape[0], cfg, component_labels(wdata))
+    pen, pen_hvp, pen_matrix = _component_gauge(n, x.shape[0], cfg, component_labels(wdata))
 
     def grad_of(d):
         def f(y):
@@ -182,7 +182,7 @@ def _one_step_jit(boot: PairwiseData, data: PairwiseData, fit: ThurstonianFit, c
 
         steps = jax.lax.map(solve, gb)
     else:
-        h = _dense_hessian(x, wdata, cfg) + jax.vmap(pen_hvp)(jnp.eye(x.shape[0], dtype=x.dtype))
+        h = _dense_hessian(x, wdata, cfg) + pen_matrix()
         chol = jnp.linalg.cholesky(0.5 * (h + h.T))
         steps = jax.scipy.linalg.cho_solve((chol, True), gb.T).T
     xs = x[None, :] - steps

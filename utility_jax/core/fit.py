@@ -48,12 +48,24 @@ def _polish_mode(cfg: FitConfig, size: int) -> str:
     return cfg.polish
 
 
+def _hessian_ops(x, wdata: PairwiseData, cfg: FitConfig, gauge_hvp, gauge_matrix):
+    """``(v -> H v, diag H)`` of the negative log posterior plus the component gauge at ``x``.
+    Up to ``cfg.matvec_dense_max`` parameters the Hessian is assembled once and applied as a
+    dense product (one BLAS call: faster on a CPU than the rows' gather and scatter-add at these
+    sizes, see ``benchmarks/bench_fit.py --polish``); above it, matrix-free from the rows."""
+    if x.shape[0] <= cfg.matvec_dense_max:
+        h = _dense_hessian(x, wdata, cfg) + gauge_matrix()
+        return (lambda v: h @ v), jnp.diagonal(h)
+    hvp, diag = _hvp_at(x, wdata, cfg)
+    return (lambda v: hvp(v) + gauge_hvp(v)), diag
+
+
 def _polish(params, wdata: PairwiseData, cfg: FitConfig, sat):
     """Second-order steps from the L-BFGS solution: ``(params, PolishInfo)`` (the L-BFGS
     solution back if the steps produced a non-finite value)."""
     n = wdata.n_items
     x0 = _flatten(params, cfg)
-    pen, pen_hvp = _component_gauge(n, x0.shape[0], cfg, component_labels(wdata))
+    pen, pen_hvp, pen_matrix = _component_gauge(n, x0.shape[0], cfg, component_labels(wdata))
 
     def grad(x):
         def f(y):
@@ -61,16 +73,22 @@ def _polish(params, wdata: PairwiseData, cfg: FitConfig, sat):
 
         return jax.grad(f)(x)
 
-    def hess(y):
-        return _dense_hessian(y, wdata, cfg) + jax.vmap(pen_hvp)(jnp.eye(y.shape[0], dtype=y.dtype))
+    if _polish_mode(cfg, x0.shape[0]) == "dense":
 
-    def hvp_at(y):
-        hvp, diag = _hvp_at(y, wdata, cfg)
-        return (lambda v: hvp(v) + pen_hvp(v)), diag
+        def hess(y):
+            return _dense_hessian(y, wdata, cfg) + pen_matrix()
 
-    dense = _polish_mode(cfg, x0.shape[0]) == "dense"
-    polish, second = (SO.newton_polish, hess) if dense else (SO.newton_cg_polish, hvp_at)
-    x, info = polish(x0, grad, second, max_steps=cfg.polish_steps, floor=0.1 * cfg.newton_tol)
+        x, info = SO.newton_polish(
+            x0, grad, hess, max_steps=cfg.polish_steps, floor=0.1 * cfg.newton_tol
+        )
+    else:
+        x, info = SO.newton_cg_polish(
+            x0,
+            grad,
+            lambda y: _hessian_ops(y, wdata, cfg, pen_hvp, pen_matrix),
+            max_steps=cfg.polish_steps,
+            tol=cfg.newton_tol,
+        )
     x = jnp.where(jnp.all(jnp.isfinite(x)), x, x0)
     return _unflatten(x, n, cfg), info
 

@@ -19,9 +19,10 @@ from utility_jax.core.model import (
     FitConfig,
     ThurstonianFit,
     _prior_diag,
+    _prior_hessian,
+    _prior_hvp,
     _prior_penalty,
     _row_columns,
-    _unflatten,
     _unpack,
 )
 
@@ -196,16 +197,10 @@ def _row_hessians(x, data: PairwiseData, cfg: FitConfig) -> jax.Array:
     return jnp.where(data.mask[:, None, None], hs, 0.0)
 
 
-def _prior_flat(x, n: int, cfg: FitConfig):
-    p = _unflatten(x, n, cfg)
-    log_var = 2.0 * p["log_sigma"] if cfg.utility_model.learns_variance else jnp.zeros_like(p["mu"])
-    return _prior_penalty(p["mu"], log_var, p.get("bias"), n, cfg)
-
-
 def _dense_hessian(x, data: PairwiseData, cfg: FitConfig) -> jax.Array:
     cols = _row_columns(data, cfg)
     hs = _row_hessians(x, data, cfg)
-    h = jax.hessian(_prior_flat)(x, data.n_items, cfg)
+    h = _prior_hessian(data.n_items, x.shape[0], cfg, x.dtype)
     rows = jnp.broadcast_to(cols[:, :, None], hs.shape).reshape(-1)
     colm = jnp.broadcast_to(cols[:, None, :], hs.shape).reshape(-1)
     return h.at[rows, colm].add(hs.reshape(-1))
@@ -216,12 +211,11 @@ def _hvp_at(x, data: PairwiseData, cfg: FitConfig):
     cols = _row_columns(data, cfg)
     hs = _row_hessians(x, data, cfg)
     n, size = data.n_items, x.shape[0]
-    prior_grad = jax.grad(_prior_flat)
 
     def hvp(v):
         local = jnp.einsum("rij,rj->ri", hs, v[cols])
         hv = jax.ops.segment_sum(local.reshape(-1), cols.reshape(-1), size)
-        return hv + jax.jvp(lambda y: prior_grad(y, n, cfg), (x,), (v,))[1]
+        return hv + _prior_hvp(v, n, cfg)
 
     diag = jax.ops.segment_sum(
         jnp.diagonal(hs, axis1=1, axis2=2).reshape(-1), cols.reshape(-1), size

@@ -148,15 +148,21 @@ class FitConfig:
       init_scale: sd of the random initial means when a key is given (reference: 0.01).
       polish: second-order steps after L-BFGS that make ``converged`` mean a verified minimum
         (:mod:`utility_jax.core.second_order`): ``"dense"`` (exact Hessian, saddle-free Newton),
-        ``"cg"`` (matrix-free Newton-CG and a Lanczos check, for large problems), ``"auto"``
-        (dense up to ``dense_max`` parameters) or ``"none"`` (L-BFGS alone: ``converged`` then
+        ``"cg"`` (matrix-free: a certificate from one conjugate-gradient solve first, Newton-CG
+        steps only where it fails; its smallest eigenvalue is the Krylov estimate, an upper
+        bound), ``"auto"`` (dense up to ``dense_max`` parameters, where it is the faster one) or ``"none"`` (L-BFGS alone: ``converged`` then
         only means the gradient tolerance).
       polish_steps: Newton steps at most (they stop earlier at a decrement of
         ``newton_tol / 10``, or where round-off stops it falling).
       newton_tol: ``converged`` needs a Newton decrement below this: the fit is then within
         ``newton_tol`` posterior standard deviations of the minimum (in the Hessian's metric),
         whatever the number of outcomes or votes.
-      dense_max: the most parameters for the dense polish under ``"auto"``.
+      dense_max: the most parameters for the dense polish under ``"auto"`` (300: the
+        crossover measured on a 2-core CPU, ``benchmarks/bench_fit.py --n``; dense is faster
+        below it).
+      matvec_dense_max: the most parameters for which the matrix-free polish still assembles
+        the Hessian and applies it as a dense product (faster on a CPU than the rows' scatter
+        at these sizes; the cost is ``size^2`` memory).
       position_bias: estimate one shift of the latent difference toward the option shown first
         (the home-advantage term of Bradley-Terry), with a N(0, bias_prior_scale^2) prior; it
         applies to presentation rows (``PairwiseData.position``), not to pooled ones.
@@ -175,7 +181,8 @@ class FitConfig:
     polish: Literal["auto", "dense", "cg", "none"] = "auto"
     polish_steps: int = 30
     newton_tol: float = 1e-3
-    dense_max: int = 2048
+    dense_max: int = 300
+    matvec_dense_max: int = 4096
 
     def __post_init__(self):
         if self.polish not in ("auto", "dense", "cg", "none"):
@@ -363,6 +370,22 @@ def _prior_diag(n: int, size: int, cfg: FitConfig, dtype) -> jax.Array:
     return d
 
 
+def _prior_hvp(v, n: int, cfg: FitConfig) -> jax.Array:
+    """The Hessian of :func:`_prior_penalty` on the flat vector times ``v``, in closed form (a
+    diagonal plus the gauges' rank-one terms): the matrix-free polish calls it once per
+    Hessian-vector product."""
+    hv = _prior_diag(n, v.shape[0], cfg, v.dtype) * v
+    rank_one = jnp.zeros_like(v).at[:n].set(jnp.sum(v[:n]) / n - v[:n] / n)
+    if cfg.utility_model.learns_variance:  # gauge 0.5 n mean(2 log_sigma)^2
+        rank_one = rank_one.at[n : 2 * n].set(4.0 * (jnp.sum(v[n : 2 * n]) - v[n : 2 * n]) / n)
+    return hv + rank_one
+
+
+def _prior_hessian(n: int, size: int, cfg: FitConfig, dtype) -> jax.Array:
+    """The Hessian of :func:`_prior_penalty` on the flat vector, dense (``size`` x ``size``)."""
+    return jax.vmap(lambda v: _prior_hvp(v, n, cfg))(jnp.eye(size, dtype=dtype))
+
+
 def _prior_sd_inverse(n: int, size: int, cfg: FitConfig, dtype) -> jax.Array:
     """Per flat parameter, the square root of the prior's own curvature (without the gauge):
     ``1/s`` for the means and the shift, ``2/s`` for log sigma (``log_var = 2 log_sigma``)."""
@@ -391,7 +414,7 @@ def _params_of(fit: ThurstonianFit, cfg: FitConfig, solver: bool = True):
 
 def _component_gauge(n: int, size: int, cfg: FitConfig, lab):
     """With several connected components, each has its own location (and, case III, scale)
-    freedom the global gauge does not fix: ``(penalty(x), hvp(v))`` of the quadratic
+    freedom the global gauge does not fix: ``(penalty(x), hvp(v), matrix())`` of the quadratic
     ``0.5 sum_c size_c mean_c(.)^2`` on the means and log-variances (zero on the fitter's
     representative: each component centred on its own)."""
     ones = jnp.ones((n,), jnp.float32)
@@ -414,7 +437,14 @@ def _component_gauge(n: int, size: int, cfg: FitConfig, lab):
             hv = hv.at[n : 2 * n].set(4.0 * block_sums(v[n : 2 * n])[1])
         return multi * hv
 
-    return penalty, hvp
+    def matrix():  # the same quadratic's Hessian, dense
+        same = (lab[:, None] == lab[None, :]) / jnp.maximum(count[lab], 1.0)[:, None]
+        m = jnp.zeros((size, size), jnp.float32).at[:n, :n].set(same)
+        if cfg.utility_model.learns_variance:
+            m = m.at[n : 2 * n, n : 2 * n].set(4.0 * same)
+        return multi * m
+
+    return penalty, hvp, matrix
 
 
 def component_labels(data: PairwiseData) -> jax.Array:
