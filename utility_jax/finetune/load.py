@@ -4,12 +4,15 @@ import json
 import shutil
 from pathlib import Path
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jax.sharding import NamedSharding
 
 from utility_jax.finetune.config import LMConfig
 from utility_jax.finetune.model import CausalLM
+from utility_jax.finetune.sharding import spec_for
 
 __all__ = ["CheckpointError", "load_checkpoint", "save_checkpoint", "hf_param_names", "shard_model"]
 
@@ -56,8 +59,39 @@ def _tensor_files(path: Path) -> dict[str, Path]:
         return {k: single for k in f.keys()}
 
 
-def load_checkpoint(path: str | Path, *, dtype=jnp.float32) -> CausalLM:
+def _get(var):
+    return var.get_value() if hasattr(var, "get_value") else var.value
+
+
+def _set(var, value) -> None:
+    if hasattr(var, "set_value"):
+        var.set_value(value)
+    else:  # pragma: no cover - older flax
+        var.value = value
+
+
+def checkpoint_dtype(path: str | Path):
+    """The dtype a checkpoint was saved in (``config.json``'s ``torch_dtype`` / ``dtype``),
+    float32 where it does not say."""
+    cfg = json.loads((Path(path) / "config.json").read_text())
+    name = cfg.get("dtype") or cfg.get("torch_dtype") or "float32"
+    return jnp.dtype({"bfloat16": "bfloat16", "float16": "float16"}.get(str(name), "float32"))
+
+
+def load_checkpoint(
+    path: str | Path,
+    *,
+    dtype=jnp.float32,
+    compute_dtype=None,
+    mesh=None,
+) -> CausalLM:
     """Build a :class:`CausalLM` and fill it from a local checkpoint directory.
+
+    The model is first built on abstract shapes (no memory), then every weight is read into
+    ``dtype`` (its storage; ``"auto"``: the checkpoint's own). On ``mesh``, each device reads
+    only its own slice of each tensor from the safetensors file (by
+    :data:`~utility_jax.finetune.sharding.RULES`), so no host ever holds the whole model.
+    ``compute_dtype`` (default: ``dtype``) is the dtype of the matrix products.
 
     Raises:
       UnsupportedArchitecture: an architecture we do not implement.
@@ -67,7 +101,11 @@ def load_checkpoint(path: str | Path, *, dtype=jnp.float32) -> CausalLM:
 
     path = Path(path)
     cfg = LMConfig.from_pretrained(path)
-    model = CausalLM(cfg, nnx.Rngs(0))
+    dtype = checkpoint_dtype(path) if str(dtype) == "auto" else jnp.dtype(dtype)
+    compute = dtype if compute_dtype is None else jnp.dtype(compute_dtype)
+    model = nnx.eval_shape(
+        lambda: CausalLM(cfg, nnx.Rngs(0), param_dtype=dtype, compute_dtype=compute)
+    )
     files = _tensor_files(path)
     params = hf_param_names(model)
     missing = [k for k in params if k not in files]
@@ -79,21 +117,36 @@ def load_checkpoint(path: str | Path, *, dtype=jnp.float32) -> CausalLM:
     for k in params:
         by_file.setdefault(files[k], []).append(k)
     for f, names in by_file.items():
-        with safe_open(str(f), framework="flax") as fh:
+        with safe_open(str(f), framework="numpy") as fh:
             for k in names:
-                arr = fh.get_tensor(k)
-                want = params[k][...].shape
-                if tuple(arr.shape) != tuple(want):
-                    raise CheckpointError(
-                        f"{f}: weight {k} has shape {tuple(arr.shape)}, expected {tuple(want)}"
-                    )
-                params[k][...] = jnp.asarray(arr, dtype)
+                want = tuple(_get(params[k]).shape)
+                got = tuple(fh.get_slice(k).get_shape())
+                if got != want:
+                    raise CheckpointError(f"{f}: weight {k} has shape {got}, expected {want}")
+                _set(params[k], _read(fh, k, want, dtype, mesh))
     return model
 
 
-def save_checkpoint(model: CausalLM, out: str | Path, *, source: str | Path | None = None) -> Path:
+def _read(fh, name: str, shape, dtype, mesh):
+    """One tensor as a JAX array of ``dtype``: whole, or (on ``mesh``) one slice per device."""
+    if mesh is None:
+        return jnp.asarray(fh.get_tensor(name), dtype)
+    sharding = NamedSharding(mesh, spec_for(name, shape, mesh))
+    sl = fh.get_slice(name)
+
+    def shard(index):
+        return np.asarray(sl[index]).astype(dtype)
+
+    return jax.make_array_from_callback(shape, sharding, shard)
+
+
+def save_checkpoint(
+    model: CausalLM, out: str | Path, *, source: str | Path | None = None, dtype=None
+) -> Path:
     """Write the model as ``model.safetensors`` (+ ``config.json`` and tokenizer files copied from
-    ``source``), loadable by transformers and vLLM."""
+    ``source``), loadable by transformers and vLLM. ``dtype``: the saved dtype, by default the
+    one the weights are stored in (a bfloat16 checkpoint loaded as bfloat16 is saved as
+    bfloat16); LoRA adapters are folded in, in float32, first."""
     from safetensors.numpy import save_file
 
     out = Path(out)
@@ -104,10 +157,14 @@ def save_checkpoint(model: CausalLM, out: str | Path, *, source: str | Path | No
         for lin in model._linears()
         if lin.lora_a is not None
     }
-    tensors = {
-        k: np.asarray(v[...] + delta[id(v)] if id(v) in delta else v[...], dtype=np.float32)
-        for k, v in hf_param_names(model).items()
-    }
+    dtype = jnp.dtype(model.embed_tokens[...].dtype if dtype is None else dtype)
+
+    def host(v):
+        x = v[...]
+        x = x.astype(jnp.float32) + delta[id(v)] if id(v) in delta else x
+        return np.asarray(jax.device_get(x.astype(dtype)))
+
+    tensors = {k: host(v) for k, v in hf_param_names(model).items()}
     save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
     if source is not None:
         src = Path(source)
@@ -117,7 +174,7 @@ def save_checkpoint(model: CausalLM, out: str | Path, *, source: str | Path | No
             ):
                 if f.name == "config.json":
                     cfg = json.loads(f.read_text())
-                    cfg["torch_dtype"] = cfg["dtype"] = "float32"
+                    cfg["torch_dtype"] = cfg["dtype"] = dtype.name
                     (out / f.name).write_text(json.dumps(cfg, indent=2))
                 else:
                     shutil.copy(f, out / f.name)

@@ -5,6 +5,13 @@ attention with rotary embeddings in the "rotate half" layout, SwiGLU MLPs, optio
 (Qwen2) and per-head q/k RMSNorm (Qwen3), tied or untied output heads. Positions come from the
 attention mask (``cumsum(mask) - 1``), so a left- or right-padded row gives the same logits at
 its tokens as the unpadded row.
+
+Precision (``param_dtype``, ``compute_dtype``): weights are stored in ``param_dtype`` and every
+matrix product runs in ``compute_dtype`` (bfloat16 on accelerators); RMSNorm, the attention
+softmax, the rotary angles and the returned logits stay in float32, and LoRA adapters are
+float32 whatever the base's dtype. ``remat="layer"`` recomputes each decoder layer's activations
+in the backward pass instead of keeping them (``jax.checkpoint`` per layer): activation memory
+then grows with one layer's worth plus the layer inputs, at about one extra forward's cost.
 """
 
 import math
@@ -45,25 +52,24 @@ def _rotate_half(x):
 
 
 class RMSNorm(nnx.Module):
-    def __init__(self, dim: int, eps: float):
-        self.weight = nnx.Param(jnp.ones((dim,), jnp.float32))
+    def __init__(self, dim: int, eps: float, param_dtype=jnp.float32):
+        self.weight = nnx.Param(jnp.ones((dim,), param_dtype))
         self.eps = eps
 
     def __call__(self, x):
         dtype = x.dtype
         x = x.astype(jnp.float32)
         x = x * jax.lax.rsqrt(jnp.mean(x * x, axis=-1, keepdims=True) + self.eps)
-        return (self.weight[...] * x).astype(dtype)
+        return (self.weight[...].astype(jnp.float32) * x).astype(dtype)
 
 
 class Linear(nnx.Module):
     """``y = x W^T (+ b)`` with W stored as ``[out, in]``, the PyTorch layout of the checkpoints."""
 
-    def __init__(self, d_in: int, d_out: int, bias: bool, rngs: nnx.Rngs):
-        self.weight = nnx.Param(
-            jax.random.normal(rngs.params(), (d_out, d_in), jnp.float32) * d_in**-0.5
-        )
-        self.bias = nnx.Param(jnp.zeros((d_out,), jnp.float32)) if bias else None
+    def __init__(self, d_in: int, d_out: int, bias: bool, rngs: nnx.Rngs, param_dtype=jnp.float32):
+        w = jax.random.normal(rngs.params(), (d_out, d_in), jnp.float32) * d_in**-0.5
+        self.weight = nnx.Param(w.astype(param_dtype))
+        self.bias = nnx.Param(jnp.zeros((d_out,), param_dtype)) if bias else None
         self.lora_a = nnx.data(None)
         self.lora_b = nnx.data(None)
         self.lora_scale = 0.0
@@ -79,21 +85,22 @@ class Linear(nnx.Module):
 
     def merge_lora(self) -> None:
         if self.lora_a is not None:
-            self.weight[...] = (
-                self.weight[...] + self.lora_scale * self.lora_b[...] @ self.lora_a[...]
-            )
+            w = self.weight[...]
+            delta = self.lora_scale * self.lora_b[...] @ self.lora_a[...]
+            self.weight[...] = (w.astype(jnp.float32) + delta).astype(w.dtype)
             self.lora_a = nnx.data(None)
             self.lora_b = nnx.data(None)
 
     def __call__(self, x):
-        y = x @ self.weight[...].T
-        if self.lora_a is not None:
-            y = y + self.lora_scale * (x @ self.lora_a[...].T) @ self.lora_b[...].T
-        return y + self.bias[...] if self.bias is not None else y
+        y = x @ self.weight[...].astype(x.dtype).T
+        if self.lora_a is not None:  # float32 adapters, applied in the compute dtype
+            a, b = self.lora_a[...].astype(x.dtype), self.lora_b[...].astype(x.dtype)
+            y = y + ((x @ a.T) @ b.T) * jnp.asarray(self.lora_scale, x.dtype)
+        return y + self.bias[...].astype(x.dtype) if self.bias is not None else y
 
 
 class Attention(nnx.Module):
-    def __init__(self, cfg: LMConfig, rngs: nnx.Rngs):
+    def __init__(self, cfg: LMConfig, rngs: nnx.Rngs, param_dtype=jnp.float32):
         h, kv, d, e = (
             cfg.num_attention_heads,
             cfg.num_key_value_heads,
@@ -101,12 +108,13 @@ class Attention(nnx.Module):
             cfg.hidden_size,
         )
         self.cfg = cfg
-        self.q_proj = Linear(e, h * d, cfg.attention_bias, rngs)
-        self.k_proj = Linear(e, kv * d, cfg.attention_bias, rngs)
-        self.v_proj = Linear(e, kv * d, cfg.attention_bias, rngs)
-        self.o_proj = Linear(h * d, e, False, rngs)
-        self.q_norm = RMSNorm(d, cfg.rms_norm_eps) if cfg.qk_norm else None
-        self.k_norm = RMSNorm(d, cfg.rms_norm_eps) if cfg.qk_norm else None
+        pd = param_dtype
+        self.q_proj = Linear(e, h * d, cfg.attention_bias, rngs, pd)
+        self.k_proj = Linear(e, kv * d, cfg.attention_bias, rngs, pd)
+        self.v_proj = Linear(e, kv * d, cfg.attention_bias, rngs, pd)
+        self.o_proj = Linear(h * d, e, False, rngs, pd)
+        self.q_norm = RMSNorm(d, cfg.rms_norm_eps, pd) if cfg.qk_norm else None
+        self.k_norm = RMSNorm(d, cfg.rms_norm_eps, pd) if cfg.qk_norm else None
 
     def __call__(self, x, cos, sin, bias):
         b, t, _ = x.shape
@@ -117,55 +125,82 @@ class Attention(nnx.Module):
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
         cos, sin = cos[:, :, None, :], sin[:, :, None, :]
-        q = q * cos + _rotate_half(q) * sin
-        k = k * cos + _rotate_half(k) * sin
+        q = (q * cos + _rotate_half(q) * sin).astype(x.dtype)
+        k = (k * cos + _rotate_half(k) * sin).astype(x.dtype)
         rep = c.num_attention_heads // c.num_key_value_heads
         k, v = jnp.repeat(k, rep, axis=2), jnp.repeat(v, rep, axis=2)
-        scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(c.head_dim) + bias
+        scores = jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32)
+        scores = scores / math.sqrt(c.head_dim) + bias
         w = jax.nn.softmax(scores.astype(jnp.float32), axis=-1).astype(v.dtype)
         out = jnp.einsum("bhqk,bkhd->bqhd", w, v).reshape(b, t, -1)
         return self.o_proj(out)
 
 
 class MLP(nnx.Module):
-    def __init__(self, cfg: LMConfig, rngs: nnx.Rngs):
-        self.gate_proj = Linear(cfg.hidden_size, cfg.intermediate_size, False, rngs)
-        self.up_proj = Linear(cfg.hidden_size, cfg.intermediate_size, False, rngs)
-        self.down_proj = Linear(cfg.intermediate_size, cfg.hidden_size, False, rngs)
+    def __init__(self, cfg: LMConfig, rngs: nnx.Rngs, param_dtype=jnp.float32):
+        e, i = cfg.hidden_size, cfg.intermediate_size
+        self.gate_proj = Linear(e, i, False, rngs, param_dtype)
+        self.up_proj = Linear(e, i, False, rngs, param_dtype)
+        self.down_proj = Linear(i, e, False, rngs, param_dtype)
 
     def __call__(self, x):
         return self.down_proj(jax.nn.silu(self.gate_proj(x)) * self.up_proj(x))
 
 
 class DecoderLayer(nnx.Module):
-    def __init__(self, cfg: LMConfig, rngs: nnx.Rngs):
-        self.input_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
-        self.self_attn = Attention(cfg, rngs)
-        self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
-        self.mlp = MLP(cfg, rngs)
+    def __init__(self, cfg: LMConfig, rngs: nnx.Rngs, param_dtype=jnp.float32):
+        self.input_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, param_dtype)
+        self.self_attn = Attention(cfg, rngs, param_dtype)
+        self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, param_dtype)
+        self.mlp = MLP(cfg, rngs, param_dtype)
 
     def __call__(self, x, cos, sin, bias):
         x = x + self.self_attn(self.input_layernorm(x), cos, sin, bias)
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
-class CausalLM(nnx.Module):
-    """``CausalLM(cfg, rngs)``; call with ``input_ids [b, t]`` and ``attention_mask [b, t]``."""
+def _run_layer(layer, x, cos, sin, bias):
+    return layer(x, cos, sin, bias)
 
-    def __init__(self, cfg: LMConfig, rngs: nnx.Rngs):
+
+#: ``remat`` settings: how much of the forward pass the backward pass recomputes
+REMAT = ("none", "layer")
+
+
+class CausalLM(nnx.Module):
+    """``CausalLM(cfg, rngs)``; call with ``input_ids [b, t]`` and ``attention_mask [b, t]``.
+
+    Keywords: ``param_dtype`` (the weights' storage), ``compute_dtype`` (the matrix products),
+    ``remat`` (``"none"`` or ``"layer"``; see the module docstring)."""
+
+    def __init__(
+        self,
+        cfg: LMConfig,
+        rngs: nnx.Rngs,
+        *,
+        param_dtype=jnp.float32,
+        compute_dtype=jnp.float32,
+        remat: str = "none",
+    ):
+        if remat not in REMAT:
+            raise ValueError(f"remat must be one of {REMAT}, got {remat!r}")
         self.cfg = cfg
-        self.embed_tokens = nnx.Param(
-            jax.random.normal(rngs.params(), (cfg.vocab_size, cfg.hidden_size)) * 0.02
+        self.compute_dtype = jnp.dtype(compute_dtype).name
+        self.remat = remat
+        emb = jax.random.normal(rngs.params(), (cfg.vocab_size, cfg.hidden_size)) * 0.02
+        self.embed_tokens = nnx.Param(emb.astype(param_dtype))
+        self.layers = nnx.List(
+            [DecoderLayer(cfg, rngs, param_dtype) for _ in range(cfg.num_hidden_layers)]
         )
-        self.layers = nnx.List([DecoderLayer(cfg, rngs) for _ in range(cfg.num_hidden_layers)])
-        self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+        self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, param_dtype)
         self.lm_head = (
             None
             if cfg.tie_word_embeddings
-            else Linear(cfg.hidden_size, cfg.vocab_size, False, rngs)
+            else Linear(cfg.hidden_size, cfg.vocab_size, False, rngs, param_dtype)
         )
 
-    def __call__(self, input_ids, attention_mask=None):
+    def hidden(self, input_ids, attention_mask=None):
+        """The final-norm hidden states ``[b, t, hidden]`` (in the compute dtype)."""
         b, t = input_ids.shape
         mask = jnp.ones((b, t), bool) if attention_mask is None else attention_mask.astype(bool)
         pos = jnp.clip(jnp.cumsum(mask, axis=-1) - 1, 0)
@@ -175,13 +210,21 @@ class CausalLM(nnx.Module):
         causal = jnp.tril(jnp.ones((t, t), bool))
         allowed = causal[None, None] & mask[:, None, None, :]
         bias = jnp.where(allowed, 0.0, jnp.finfo(jnp.float32).min)
-        x = self.embed_tokens[...][input_ids]
+        x = self.embed_tokens[...][input_ids].astype(self.compute_dtype)
+        run = nnx.remat(_run_layer) if self.remat == "layer" else _run_layer
         for layer in self.layers:
-            x = layer(x, cos, sin, bias)
-        x = self.norm(x)
+            x = run(layer, x, cos, sin, bias)
+        return self.norm(x)
+
+    def project(self, h):
+        """Logits (float32) from hidden states."""
         if self.lm_head is None:
-            return x @ self.embed_tokens[...].T
-        return self.lm_head(x)
+            w = self.embed_tokens[...].astype(h.dtype)
+            return (h @ w.T).astype(jnp.float32)
+        return self.lm_head(h).astype(jnp.float32)
+
+    def __call__(self, input_ids, attention_mask=None):
+        return self.project(self.hidden(input_ids, attention_mask))
 
     def _linears(self):
         for layer in self.layers:
@@ -200,13 +243,15 @@ class CausalLM(nnx.Module):
             lin.merge_lora()
 
     def last_logits(self, input_ids, attention_mask):
-        """Next-token logits at each row's last real token (left or right padding)."""
-        logits = self(input_ids, attention_mask)
+        """Next-token logits at each row's last real token (left or right padding); the output
+        head runs on those positions only, not on every token (``[b, vocab]``, not
+        ``[b, t, vocab]``)."""
+        h = self.hidden(input_ids, attention_mask)
         t = input_ids.shape[1]
         idx = (
             t - 1 - jnp.argmax(attention_mask[:, ::-1].astype(jnp.int32), axis=-1)
         )  # last 1 per row
-        return jnp.take_along_axis(logits, idx[:, None, None], axis=1)[:, 0]
+        return self.project(jnp.take_along_axis(h, idx[:, None, None], axis=1)[:, 0])
 
 
 @nnx.jit

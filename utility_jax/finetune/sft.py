@@ -13,6 +13,7 @@ agreement (share of validation prompts whose majority matches the target's) on a
 
 import dataclasses
 from collections.abc import Callable
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -20,7 +21,14 @@ import numpy as np
 import optax
 from flax import nnx
 
-__all__ = ["SFTConfig", "answer_loss", "train_sft"]
+__all__ = [
+    "SFTConfig",
+    "answer_loss",
+    "prepare_training",
+    "train_sft",
+    "train_step_fn",
+    "jit_train_step",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +43,11 @@ class SFTConfig:
     loss: str = "answer"  # answer: CE against the target {A, B} distribution; token: plain SFT on sampled letters
     lora_rank: int = 0  # > 0: train LoRA adapters of this rank instead of every weight
     lora_alpha: float = 16.0
+    remat: str = "none"  # none | layer: recompute each decoder layer in the backward pass
+    compute_dtype: str = (
+        "float32"  # float32 | bfloat16: the matrix products (weights stay as stored)
+    )
+    save_every: int = 0  # > 0 (with state_dir): save the train state every N steps, resume from it
 
 
 def _answer_logps(model, ids, mask, a_ids, b_ids):
@@ -74,6 +87,96 @@ def _agreement(q_a, val, bs: int) -> float:
     return float(np.mean((q >= 0.5) == (vt >= 0.5)))
 
 
+def _batch_order(n: int, bs: int, seed_rng: np.random.Generator, steps: int) -> np.ndarray:
+    """``[steps, bs]`` the examples of every step: seeded shuffles, a fresh one whenever the
+    current one runs out (the same order on a resumed run)."""
+    order, pos, out = seed_rng.permutation(n), 0, []
+    for _ in range(steps):
+        if pos + bs > n:
+            order, pos = seed_rng.permutation(n), 0
+        out.append(order[pos : pos + bs])
+        pos += bs
+    return np.stack(out) if out else np.zeros((0, bs), int)
+
+
+def prepare_training(model, cfg: SFTConfig, mesh=None):
+    """The model set up for ``cfg`` (LoRA adapters, remat, compute dtype) and its optimizer:
+    ``(optimizer, wrt)``; on ``mesh``, both placed by :data:`~utility_jax.finetune.sharding.RULES`
+    (moments split like their parameters)."""
+    wrt = nnx.Param
+    if cfg.lora_rank > 0:
+        model.add_lora(cfg.lora_rank, cfg.lora_alpha, seed=cfg.seed)
+        wrt = nnx.LoRAParam
+    model.remat = cfg.remat
+    model.compute_dtype = jnp.dtype(cfg.compute_dtype).name
+    warmup = max(0, min(cfg.warmup, cfg.steps - 1))
+    sched = optax.warmup_cosine_decay_schedule(0.0, cfg.lr, warmup, max(cfg.steps, warmup + 1))
+    opt = nnx.Optimizer(model, optax.adamw(sched, weight_decay=cfg.weight_decay), wrt=wrt)
+    if mesh is not None:
+        from utility_jax.finetune.sharding import shard_module
+
+        shard_module(model, mesh)
+        shard_module(opt, mesh)
+    return opt, wrt
+
+
+def train_step_fn(graphdef, loss_fn, wrt, a_ids, b_ids):
+    """The pure training step ``(state, ids, mask, target) -> (loss, state)`` over the split
+    ``(model, optimizer)`` state: the function that :func:`train_sft` runs and that
+    :mod:`utility_jax.finetune.plan` compiles on abstract shapes."""
+
+    def step(state, x, m, t):
+        model, opt = nnx.merge(graphdef, state)
+        diff = nnx.DiffState(0, wrt)
+        loss, grads = nnx.value_and_grad(loss_fn, argnums=diff)(model, x, m, t, a_ids, b_ids)
+        opt.update(model, grads)
+        return loss, nnx.state((model, opt))
+
+    return step
+
+
+def jit_train_step(step, state, mesh=None):
+    """``step`` compiled with the state donated; on ``mesh``, the state keeps its shardings and
+    the batch is split over the data-parallel axes."""
+    if mesh is None:
+        return jax.jit(step, donate_argnums=0)
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    from utility_jax.finetune.sharding import batch_sharding, state_shardings
+
+    sh = state_shardings(state, mesh)
+    b2, b1 = batch_sharding(mesh, 2), batch_sharding(mesh, 1)
+    rep = NamedSharding(mesh, P())
+    return jax.jit(step, in_shardings=(sh, b2, b2, b1), out_shardings=(rep, sh), donate_argnums=0)
+
+
+def _checkpointer(cfg: SFTConfig, state_dir):
+    if not (cfg.save_every > 0 and state_dir is not None):
+        return None
+    import orbax.checkpoint as ocp
+
+    opts = ocp.CheckpointManagerOptions(max_to_keep=2, save_interval_steps=cfg.save_every)
+    return ocp.CheckpointManager(Path(state_dir).absolute(), options=opts)
+
+
+def _restore(mngr, state):
+    """The latest saved train state (with the shardings of ``state``) and its step, or
+    ``(state, 0)``."""
+    step = None if mngr is None else mngr.latest_step()
+    if step is None:
+        return state, 0
+    import orbax.checkpoint as ocp
+
+    pure = nnx.to_pure_dict(state)
+    abstract = jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), pure
+    )
+    restored = mngr.restore(step, args=ocp.args.StandardRestore(abstract))
+    nnx.replace_by_pure_dict(state, restored)
+    return state, int(step)
+
+
 def train_sft(
     model,
     ids: np.ndarray,
@@ -86,12 +189,19 @@ def train_sft(
     val: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     progress: Callable | None = None,
     on_step: Callable[[int, object], None] | None = None,
+    mesh=None,
+    state_dir=None,
 ) -> list[dict]:
     """Tune ``model`` in place; returns the training log (loss, and validation agreement).
 
     ``cfg.loss="token"`` samples one target letter per example (seeded) and trains plain next-token
     cross-entropy on it, as the paper likely did; ``cfg.lora_rank > 0`` trains LoRA adapters only.
     ``on_step(step, model)`` is called after every step (e.g. to save checkpoints).
+    ``mesh``: a :func:`~utility_jax.finetune.sharding.make_mesh` mesh to shard the model, the
+    optimizer state and the batches over. ``state_dir`` with ``cfg.save_every > 0``: the whole
+    train state (parameters, optimizer, step; the data order follows from the seed) is saved
+    there with Orbax every ``save_every`` steps, and the same call after a kill resumes from the
+    last save. The log then covers the steps this call ran.
     """
     a_ids, b_ids = jnp.asarray(a_ids), jnp.asarray(b_ids)
     if cfg.loss not in ("answer", "token"):
@@ -100,20 +210,12 @@ def train_sft(
     if cfg.loss == "token":
         target = (rng.random(len(target)) < np.asarray(target)).astype(np.float32)
     loss_fn = answer_loss if cfg.loss == "answer" else token_loss
-    wrt = nnx.Param
-    if cfg.lora_rank > 0:
-        model.add_lora(cfg.lora_rank, cfg.lora_alpha, seed=cfg.seed)
-        wrt = nnx.LoRAParam
-    warmup = max(0, min(cfg.warmup, cfg.steps - 1))
-    sched = optax.warmup_cosine_decay_schedule(0.0, cfg.lr, warmup, max(cfg.steps, warmup + 1))
-    opt = nnx.Optimizer(model, optax.adamw(sched, weight_decay=cfg.weight_decay), wrt=wrt)
-
-    @nnx.jit
-    def step(model, opt, x, m, t):
-        diff = nnx.DiffState(0, wrt)
-        loss, grads = nnx.value_and_grad(loss_fn, argnums=diff)(model, x, m, t, a_ids, b_ids)
-        opt.update(model, grads)
-        return loss
+    opt, wrt = prepare_training(model, cfg, mesh)
+    graphdef, state = nnx.split((model, opt))
+    step = jit_train_step(train_step_fn(graphdef, loss_fn, wrt, a_ids, b_ids), state, mesh)
+    mngr = _checkpointer(cfg, state_dir)
+    state, start = _restore(mngr, state)
+    nnx.update((model, opt), state)
 
     @nnx.jit
     def q_a(model, x, m):
@@ -121,23 +223,16 @@ def train_sft(
 
     n = len(ids)
     bs = min(cfg.batch_size, n)
-    order, pos, log = rng.permutation(n), 0, []
-    bar = progress(total=cfg.steps, desc="SFT", unit="step") if progress else None
-    for s in range(cfg.steps):
-        if pos + bs > n:
-            order, pos = rng.permutation(n), 0
-        b = order[pos : pos + bs]
-        pos += bs
-        loss = float(
-            step(
-                model,
-                opt,
-                jnp.asarray(ids[b]),
-                jnp.asarray(mask[b]),
-                jnp.asarray(target[b], jnp.float32),
-            )
-        )
-        rec = {"step": s + 1, "loss": loss}
+    batches, log = _batch_order(n, bs, rng, cfg.steps), []
+    bar = progress(total=cfg.steps, initial=start, desc="SFT", unit="step") if progress else None
+    for s in range(start, cfg.steps):
+        b = batches[s]
+        x, m, t = jnp.asarray(ids[b]), jnp.asarray(mask[b]), jnp.asarray(target[b], jnp.float32)
+        loss, state = step(state, x, m, t)
+        nnx.update((model, opt), state)
+        rec = {"step": s + 1, "loss": float(loss)}
+        if mngr is not None:
+            mngr.save(s + 1, args=_save_args(state))
         if val is not None and ((s + 1) % cfg.eval_every == 0 or s + 1 == cfg.steps):
             rec["val_agreement"] = _agreement(lambda x, m: q_a(model, x, m), val, bs)
         log.append(rec)
@@ -146,6 +241,15 @@ def train_sft(
         if bar is not None:
             bar.update(1)
             bar.set_postfix({k: f"{v:.3f}" for k, v in rec.items() if k != "step"})
+    if mngr is not None:
+        mngr.wait_until_finished()
+        mngr.close()
     if bar is not None:
         bar.close()
     return log
+
+
+def _save_args(state):
+    import orbax.checkpoint as ocp
+
+    return ocp.args.StandardSave(nnx.to_pure_dict(state))
