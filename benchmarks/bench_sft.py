@@ -9,7 +9,9 @@ KV heads, MLP 4864, vocabulary 151,936, tied embeddings: 494M), saved with ``sav
 back by both frameworks. Both run the same step: the answer loss of utility control (cross-
 entropy between a target {A, B} distribution and the next-token distribution renormalised over
 the answer tokens, at each row's last token), AdamW (lr 1e-4), the same batch and sequence
-length, float32. Full fine-tuning, then LoRA (rank 8 on every attention and MLP projection).
+length, float32. Full fine-tuning, then LoRA (rank 8 on every attention and MLP projection),
+then the same in bfloat16 on our side only (``full_bf16``: float32 weights, bfloat16 products;
+``lora_bf16``: a bfloat16 base with float32 adapters), against PyTorch's float32 rows.
 
 Each (framework, mode) runs in its own subprocess so its peak resident memory (``ru_maxrss``)
 is its own; step time is the mean of ``--steps`` steps after one untimed warm-up step (JAX's
@@ -71,36 +73,48 @@ def _batch(batch: int, seq: int, vocab: int):
 
 
 def worker_jax(path: str, mode: str, batch: int, seq: int, steps: int) -> dict:
+    """The library's own training step (``prepare_training``, ``train_step_fn``,
+    ``jit_train_step``: the state donated), as ``train_sft`` runs it. ``*_bf16`` modes: LoRA on
+    a bfloat16 base, or full fine-tuning with float32 weights and bfloat16 products."""
     import jax
     import jax.numpy as jnp
-    import optax
     from flax import nnx
 
     from utility_jax.finetune.load import load_checkpoint
-    from utility_jax.finetune.sft import answer_loss
+    from utility_jax.finetune.sft import (
+        SFTConfig,
+        answer_loss,
+        jit_train_step,
+        prepare_training,
+        train_step_fn,
+    )
 
-    model = load_checkpoint(path)
-    wrt = nnx.Param
-    if mode == "lora":
-        model.add_lora(LORA_RANK, 16.0, seed=0)
-        wrt = nnx.LoRAParam
-    opt = nnx.Optimizer(model, optax.adamw(LR), wrt=wrt)
+    base, _, precision = mode.partition("_")
+    bf16 = precision == "bf16"
+    store = "bfloat16" if (bf16 and base == "lora") else "float32"
+    model = load_checkpoint(path, dtype=store)
+    cfg = SFTConfig(
+        steps=1000,
+        warmup=0,
+        lr=LR,
+        lora_rank=LORA_RANK if base == "lora" else 0,
+        compute_dtype="bfloat16" if bf16 else "float32",
+    )
+    opt, wrt = prepare_training(model, cfg)
+    graphdef, state = nnx.split((model, opt))
     a_ids, b_ids = jnp.array([5]), jnp.array([6])
-
-    @nnx.jit
-    def step(model, opt, x, m, t):
-        diff = nnx.DiffState(0, wrt)
-        loss, grads = nnx.value_and_grad(answer_loss, argnums=diff)(model, x, m, t, a_ids, b_ids)
-        opt.update(model, grads)
-        return loss
-
-    ids, mask, tgt = (jnp.asarray(a) for a in _batch(batch, seq, model.cfg.vocab_size))
+    step = jit_train_step(train_step_fn(graphdef, answer_loss, wrt, a_ids, b_ids), state)
+    vocab = model.cfg.vocab_size
+    del model, opt
+    ids, mask, tgt = (jnp.asarray(a) for a in _batch(batch, seq, vocab))
     t0 = time.perf_counter()
-    float(step(model, opt, ids, mask, tgt))
+    loss, state = step(state, ids, mask, tgt)
+    float(loss)
     first = time.perf_counter() - t0
     t0 = time.perf_counter()
     for _ in range(steps):
-        loss = float(step(model, opt, ids, mask, tgt))
+        loss, state = step(state, ids, mask, tgt)
+        loss = float(loss)
     return {
         "step_s": (time.perf_counter() - t0) / steps,
         "first_step_s": first,
@@ -205,7 +219,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--seq", type=int, default=64)
     ap.add_argument("--steps", type=int, default=3)
-    ap.add_argument("--modes", default="full,lora")
+    ap.add_argument("--modes", default="full,lora,full_bf16,lora_bf16")
     ap.add_argument("--worker", choices=["jax", "torch"])
     ap.add_argument("--path")
     ap.add_argument("--mode")
@@ -225,19 +239,23 @@ def main() -> None:
             f"{a.batch} x {a.seq} tokens, AdamW, float32, {a.steps} timed steps"
         )
         print(
-            f"{'mode':6s} {'framework':9s} {'step s':>9s} {'first s':>9s} {'peak RSS GB':>12s}"
+            f"{'mode':9s} {'framework':9s} {'step s':>9s} {'first s':>9s} {'peak RSS GB':>12s}"
             f" {'device':>8s}"
         )
+        torch_runs = {}
         for mode in a.modes.split(","):
-            res = {fw: _run_worker(fw, path, mode, a) for fw in ("torch", "jax")}
+            base = mode.partition("_")[0]  # PyTorch runs float32 for every row
+            if base not in torch_runs:
+                torch_runs[base] = _run_worker("torch", path, base, a)
+            res = {"torch": torch_runs[base], "jax": _run_worker("jax", path, mode, a)}
             for fw, r in res.items():
                 print(
-                    f"{mode:6s} {fw:9s} {r['step_s']:9.3f} {r['first_step_s']:9.2f} "
+                    f"{mode:9s} {fw:9s} {r['step_s']:9.3f} {r['first_step_s']:9.2f} "
                     f"{r['peak_rss_gb']:12.2f} {r['device']:>8s}"
                 )
             j, t = res["jax"], res["torch"]
             print(
-                f"{mode:6s} ratio JAX/PyTorch: step time {j['step_s'] / t['step_s']:.2f}, "
+                f"{mode:9s} ratio JAX/PyTorch: step time {j['step_s'] / t['step_s']:.2f}, "
                 f"peak memory {j['peak_rss_gb'] / t['peak_rss_gb']:.2f}"
             )
 

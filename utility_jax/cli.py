@@ -158,6 +158,9 @@ def _control(cfg) -> float:
         from utility_jax.run.cost import plan_text
 
         print(plan_text(m))
+        if "memory" in m:
+            print(m["memory"]["text"])
+        print(f"plan: {out}/plan.json")
         return float("nan")
     conf = validate_control(cfg)
     if conf.political:

@@ -14,5 +14,22 @@ def test_bench_prior_scales():
 # under 20 minutes); tests/finetune runs the same SFT steps
 @pytest.mark.slow
 def test_bench_sft():
-    args = ["--preset", "small", "--steps", "1", "--seq", "16", "--batch", "1"]
+    args = [
+        "--preset",
+        "small",
+        "--steps",
+        "1",
+        "--seq",
+        "16",
+        "--batch",
+        "1",
+        "--modes",
+        "lora,lora_bf16",
+    ]
     run_benchmark("bench_sft.py", args, "ratio JAX/PyTorch")
+
+
+@pytest.mark.slow  # a fit, a bootstrap, NUTS, a 0.5B-vocabulary forward and a torch worker
+def test_device_check_quick():
+    out = run_benchmark("device_check.py", ["--quick"], "# total")
+    assert "verified minimum" in out and "prompts/s" in out

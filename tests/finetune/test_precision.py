@@ -140,3 +140,35 @@ def test_memory_plan_counts_parameters_and_optimizer_state_exactly():
         device_gb=1e-6,
     )
     assert lora["optimizer"] < full["optimizer"] / 5 and lora["verdict"] == "does not fit"
+
+
+def test_control_dry_run_plans_memory_for_a_preset_without_loading_weights(tmp_path):
+    from hydra import compose, initialize_config_dir
+    from test_configs import CONF
+
+    from utility_jax.control import run_utility_control
+
+    config = tmp_path / "config.json"
+    _write_config(tmp_path, "bfloat16")
+    over = [
+        "dry_run=true",
+        f"model.config={config}",
+        "model.param_dtype=bfloat16",
+        "model.plan_seq_len=32",
+        "model.device_gb=0.001",
+        "sft=lora",
+        "sft.batch_size=4",
+        "sft.compute_dtype=bfloat16",
+        "sft.remat=layer",
+        "outcomes.limit=6",
+    ]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        pl = run_utility_control(
+            compose(config_name="utility_control", overrides=over), tmp_path / "run"
+        )
+    mem = pl["memory"]
+    assert mem["devices"] == 1 and mem["verdict"] == "does not fit"
+    assert mem["params"] < 4 * mem["model_params"]  # a bfloat16 base (LoRA adapters float32)
+    assert "memory plan per device" in mem["text"]
+    saved = json.loads((tmp_path / "run" / "plan.json").read_text())
+    assert saved["memory"]["peak"] == mem["peak"]

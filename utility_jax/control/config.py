@@ -8,6 +8,7 @@ from omegaconf import DictConfig
 
 from utility_jax.elicit.registry import BACKENDS
 from utility_jax.finetune.sft import SFTConfig
+from utility_jax.finetune.sharding import MeshConfig
 from utility_jax.run.config import (
     AgentConf,
     FitterConf,
@@ -18,7 +19,16 @@ from utility_jax.run.config import (
     to_core,
 )
 
-__all__ = ["ModelConf", "AssemblyConf", "SFTConf", "ControlConf", "validate_control", "sft_config"]
+__all__ = [
+    "ModelConf",
+    "MeshConf",
+    "AssemblyConf",
+    "SFTConf",
+    "ControlConf",
+    "validate_control",
+    "sft_config",
+    "mesh_config",
+]
 
 
 @dataclasses.dataclass
@@ -28,6 +38,31 @@ class ModelConf:
     hidden_size: int = 64
     num_hidden_layers: int = 2
     batch_size: int = 32
+    # the weights' storage: float32 | bfloat16 | auto (the checkpoint's own); the products run in
+    # sft.compute_dtype
+    param_dtype: str = "float32"
+    # dry_run=true: the shape to plan memory for, a preset (llama-3.1-8b, qwen2.5-7b,
+    # llama-3.1-70b, ...) or a config.json; null: the checkpoint at path
+    config: str | None = None
+    plan_seq_len: int = 512  # dry_run=true: the prompt length the memory plan assumes
+    device_gb: float = 80.0  # dry_run=true: one device's memory, for the plan's verdict
+
+
+register_schema("model", ModelConf)
+
+
+@dataclasses.dataclass
+class MeshConf:
+    """The device mesh (``finetune.sharding``): one size may be -1, "the rest"."""
+
+    data: int = 1
+    fsdp: int = -1
+    tensor: int = 1
+    # off | auto (TPU pods, SLURM) | explicit (the three below): jax.distributed.initialize
+    distributed: str = "off"
+    coordinator_address: str | None = None
+    num_processes: int | None = None
+    process_id: int | None = None
 
 
 @dataclasses.dataclass
@@ -62,6 +97,7 @@ register_schema("sft", SFTConf)
 class ControlConf:
     outcomes: OutcomesConf = dataclasses.field(default_factory=lambda: OutcomesConf(limit=20))
     model: ModelConf = dataclasses.field(default_factory=ModelConf)
+    mesh: MeshConf = dataclasses.field(default_factory=MeshConf)
     assembly: AssemblyConf = dataclasses.field(default_factory=AssemblyConf)
     sft: SFTConf = dataclasses.field(default_factory=SFTConf)
     fitter: FitterConf = dataclasses.field(default_factory=FitterConf)  # every utility fit
@@ -85,6 +121,10 @@ _CHOICES = {
     ("assembly", "kind"): ("simulated", "agent"),
     ("assembly", "pooling"): ("mean", "majority"),
     ("sft", "loss"): ("answer", "token"),
+    ("sft", "remat"): ("none", "layer"),
+    ("sft", "compute_dtype"): ("float32", "bfloat16"),
+    ("model", "param_dtype"): ("float32", "bfloat16", "auto"),
+    ("mesh", "distributed"): ("off", "auto", "explicit"),
     ("fitter", "solver"): ("lbfgs",),
 }
 
@@ -102,6 +142,11 @@ def validate_control(cfg: DictConfig | dict[str, Any]) -> ControlConf:
     if conf.k < 1:
         raise ValueError(f"k must be >= 1, got {conf.k}")
     return conf
+
+
+def mesh_config(conf: ControlConf) -> MeshConfig:
+    """The core mesh sizes of a control run."""
+    return MeshConfig(data=conf.mesh.data, fsdp=conf.mesh.fsdp, tensor=conf.mesh.tensor)
 
 
 def sft_config(conf: ControlConf) -> SFTConfig:

@@ -22,13 +22,15 @@ from utility_jax.control.assembly import (
     sample_citizens,
     target_data,
 )
-from utility_jax.control.config import ControlConf, sft_config, validate_control
+from utility_jax.control.config import ControlConf, mesh_config, sft_config, validate_control
 from utility_jax.control.measure import direct_agreement, measure, sft_examples
 from utility_jax.control.report import corr, write_control_run
 from utility_jax.core.fit import fit_thurstonian
 from utility_jax.elicit.jax_backend import JaxBackend
 from utility_jax.finetune import load_checkpoint, save_checkpoint
+from utility_jax.finetune.plan import format_plan, lm_config, memory_plan
 from utility_jax.finetune.sft import train_sft
+from utility_jax.finetune.sharding import initialize_distributed, is_writer, make_mesh
 from utility_jax.finetune.tokens import answer_token_ids, encode_prompts
 from utility_jax.io.outcomes import load_outcomes
 from utility_jax.io.prompts import load_template, system_message
@@ -92,7 +94,9 @@ def _split(conf: ControlConf, rng, n: int, pairs):
     return np.sort(perm[:n_ho]), np.sort(perm[n_ho:]), unseen, np.flatnonzero(touches)
 
 
-def _tune(conf, backend, tokenizer, outcomes, tpl, system, split, p_target, out, path, progress):
+def _tune(
+    conf, backend, tokenizer, outcomes, tpl, system, split, p_target, out, path, progress, mesh
+):
     """SFT of ``backend.lm`` toward the target on the training pairs; returns the SFT log."""
     pairs, ho_idx, tr_idx = split
     prompts, t = sft_examples(outcomes, tpl, system, pairs[tr_idx], p_target[tr_idx])
@@ -117,6 +121,8 @@ def _tune(conf, backend, tokenizer, outcomes, tpl, system, split, p_target, out,
         val=(vids, vmask, vt),
         progress=progress,
         on_step=on_step,
+        mesh=mesh,
+        state_dir=out / "train_state",
     )
 
 
@@ -143,22 +149,41 @@ def _dry_run(conf: ControlConf, out: Path) -> dict[str, Any]:
             backend, citizens, outcomes, tpl, pairs, conf.k, a.republican_instruction
         )
     pl = plan(ledger, agent, BudgetConf())
+    if conf.model.config is not None or conf.model.path is not None:
+        pl["memory"] = _memory_plan(conf)
     out.mkdir(parents=True, exist_ok=True)
     (out / "plan.json").write_text(json.dumps(pl, indent=1))
     return pl
 
 
+def _memory_plan(conf: ControlConf) -> dict[str, Any]:
+    """The tuning step's per-device memory, compiled on abstract shapes (no weights loaded)."""
+    lm = lm_config(conf.model.config or conf.model.path)
+    res = memory_plan(
+        lm,
+        sft_config(conf),
+        mesh_config(conf),
+        batch_size=conf.sft.batch_size,
+        seq_len=conf.model.plan_seq_len,
+        param_dtype="float32" if conf.model.param_dtype == "auto" else conf.model.param_dtype,
+        device_gb=conf.model.device_gb,
+    )
+    res["text"] = format_plan(res)
+    log.info("%s", res["text"])
+    return res
+
+
 def run_utility_control(cfg: DictConfig | dict, out_dir: str | Path) -> dict[str, Any]:
     """Run the experiment and write its run folder; returns the metrics (``dry_run=true``:
     the plan of the assembly's requests)."""
-    from transformers import AutoTokenizer  # slow to import: only when a run starts
-
     conf = validate_control(cfg)
+    _start_processes(conf)
     out = Path(out_dir)
     if conf.dry_run:
         return _dry_run(conf, out)
     out.mkdir(parents=True, exist_ok=True)
-    save_hydra_record(cfg, out)
+    if is_writer():
+        save_hydra_record(cfg, out)
     outcomes = load_outcomes(conf.outcomes.path, limit=conf.outcomes.limit)
     n, votes = len(outcomes), 2 * conf.k
     tpl, system = load_template(conf.template), system_message(conf.system)
@@ -168,11 +193,7 @@ def run_utility_control(cfg: DictConfig | dict, out_dir: str | Path) -> dict[str
         return fit_thurstonian(data, cfg=fcfg)
 
     rng = np.random.default_rng(conf.seed)
-    path = _base_model(conf, out, outcomes, tpl)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    backend = JaxBackend(
-        load_checkpoint(path), tokenizer, model_id=str(path), batch_size=conf.model.batch_size
-    )
+    path, tokenizer, backend, mesh = _load_model(conf, out, outcomes, tpl)
     citizens = sample_citizens(conf.assembly.n_citizens, rng, joint=conf.assembly.joint)
     pairs = np.stack(np.triu_indices(n, 1), 1)
     p_citizens = _citizen_preferences(conf, citizens, rng, outcomes, tpl, pairs, path)
@@ -192,7 +213,7 @@ def run_utility_control(cfg: DictConfig | dict, out_dir: str | Path) -> dict[str
     split = (pairs, ho_idx, tr_idx)
     prog = progress_factory(conf.progress)
     sft_log = _tune(
-        conf, backend, tokenizer, outcomes, tpl, system, split, p_target, out, path, prog
+        conf, backend, tokenizer, outcomes, tpl, system, split, p_target, out, path, prog, mesh
     )
     backend.model = f"{path}#sft-seed{conf.seed}"
     fit_after, after = measure(backend, *args)
@@ -217,7 +238,8 @@ def run_utility_control(cfg: DictConfig | dict, out_dir: str | Path) -> dict[str
         "tuned_model": str(tuned),
         "base_model": str(path),
     }
-    write_control_run(out, outcomes, fits, metrics, sft_log, conf)
+    if is_writer():  # every process holds the same results; one writes them
+        write_control_run(out, outcomes, fits, metrics, sft_log, conf)
     log.info(
         "held-out accuracy of the refit utilities: before %.3f, after %.3f; files in %s",
         before["heldout_accuracy_refit"],
@@ -225,6 +247,25 @@ def run_utility_control(cfg: DictConfig | dict, out_dir: str | Path) -> dict[str
         out,
     )
     return metrics
+
+
+def _start_processes(conf: ControlConf) -> None:
+    """Join a multi-host run where ``mesh.distributed`` asks (before any device is touched)."""
+    m = conf.mesh
+    initialize_distributed(m.distributed, m.coordinator_address, m.num_processes, m.process_id)
+
+
+def _load_model(conf: ControlConf, out: Path, outcomes, tpl):
+    """``(checkpoint path, tokenizer, jax backend, mesh)``: the model to tune, read in
+    ``model.param_dtype`` and placed on the run's mesh shard by shard."""
+    from transformers import AutoTokenizer  # slow to import: only when a run starts
+
+    path = _base_model(conf, out, outcomes, tpl)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    mesh = make_mesh(mesh_config(conf))
+    lm = load_checkpoint(path, dtype=conf.model.param_dtype, mesh=mesh)
+    backend = JaxBackend(lm, tokenizer, model_id=str(path), batch_size=conf.model.batch_size)
+    return path, tokenizer, backend, mesh
 
 
 def _unseen_metrics(unseen, unseen_idx, before, agreement) -> dict:

@@ -1,5 +1,6 @@
 """Vote-level bootstrap: resampled votes, refitted in one compiled call or by one Newton step."""
 
+import dataclasses
 from typing import Literal
 
 import jax
@@ -8,7 +9,7 @@ import numpy as np
 
 from utility_jax.core import second_order as SO
 from utility_jax.core.data import PairwiseData
-from utility_jax.core.fit import _config, _polish_mode, fit_thurstonian_batch
+from utility_jax.core.fit import _config, fit_thurstonian_batch
 from utility_jax.core.likelihood import (
     _dense_hessian,
     _hvp_at,
@@ -128,10 +129,31 @@ def fit_bootstrap(
         return _one_step_jit(boot, data, init, cfg, z)
     if randomize_prior:
         raise ValueError("randomize_prior needs refit='one_step'")
-    binit = None
-    if init is not None:
-        binit = jax.tree.map(lambda x: jnp.broadcast_to(x, (n_boot,) + jnp.shape(x)), init)
+    binit = None if init is None else _member_starts(boot, data, init, cfg, overrides)
     return fit_thurstonian_batch(boot, cfg=cfg, init=binit, method=method, **overrides)
+
+
+def _member_starts(boot, data, init: ThurstonianFit, cfg, overrides) -> ThurstonianFit:
+    """Where each full refit starts: its one-step estimate (within second-order terms of its own
+    minimum) where ``init`` is a verified minimum and the step is finite, else ``init``."""
+    n_boot = boot.idx_a.shape[0]
+    binit = jax.tree.map(lambda x: jnp.broadcast_to(x, (n_boot,) + jnp.shape(x)), init)
+    if init.status is None or not bool(init.converged):
+        return binit
+    step = _one_step_jit(boot, data, init, _config(cfg, overrides), None)
+    ok = jnp.all(jnp.isfinite(step.mu), -1) & jnp.all(jnp.isfinite(step.log_var), -1)
+
+    def pick(a, b):
+        if a is None or b is None:
+            return b
+        return jnp.where(ok.reshape((-1,) + (1,) * (jnp.ndim(b) - 1)), a, b)
+
+    return dataclasses.replace(
+        binit,
+        mu=pick(step.mu, binit.mu),
+        log_var=pick(step.log_var, binit.log_var),
+        position_bias=pick(step.position_bias, binit.position_bias),
+    )
 
 
 def _check_bootstrap(data: PairwiseData, init, refit: str, resample: str) -> None:
@@ -173,7 +195,7 @@ def _one_step_jit(boot: PairwiseData, data: PairwiseData, fit: ThurstonianFit, c
     gb = jax.lax.map(lambda d: grad_of(_weighted(d, cfg)) - g0, boot, batch_size=16)
     if z is not None:  # a prior centre moved by delta ~ N(0, s^2) shifts the gradient by -delta/s^2
         gb = gb - z * _prior_sd_inverse(n, x.shape[0], cfg, x.dtype)
-    if _polish_mode(cfg, x.shape[0]) == "cg":
+    if x.shape[0] > cfg.matvec_dense_max:
         hvp, diag = _hvp_at(x, wdata, cfg)
         minv = 1.0 / jnp.maximum(diag, 1e-12)
 

@@ -23,6 +23,7 @@ from utility_jax.core.likelihood import (
     _dense_hessian,
     _hvp_at,
     _neg_log_posterior,
+    _rows_hessian,
     _saturated,
     _weighted,
     log_likelihood_pairwise,
@@ -34,6 +35,8 @@ from utility_jax.core.model import (
     _component_gauge,
     _flatten,
     _init_params,
+    _prior_diag,
+    _prior_hvp,
     _unflatten,
     _unpack,
     component_labels,
@@ -48,14 +51,21 @@ def _polish_mode(cfg: FitConfig, size: int) -> str:
     return cfg.polish
 
 
-def _hessian_ops(x, wdata: PairwiseData, cfg: FitConfig, gauge_hvp, gauge_matrix):
+def _hessian_ops(x, wdata: PairwiseData, cfg: FitConfig, gauge_hvp):
     """``(v -> H v, diag H)`` of the negative log posterior plus the component gauge at ``x``.
     Up to ``cfg.matvec_dense_max`` parameters the Hessian is assembled once and applied as a
     dense product (one BLAS call: faster on a CPU than the rows' gather and scatter-add at these
     sizes, see ``benchmarks/bench_fit.py --polish``); above it, matrix-free from the rows."""
-    if x.shape[0] <= cfg.matvec_dense_max:
-        h = _dense_hessian(x, wdata, cfg) + gauge_matrix()
-        return (lambda v: h @ v), jnp.diagonal(h)
+    n, size = wdata.n_items, x.shape[0]
+    if size <= cfg.matvec_dense_max:
+        # the rows' part dense; the priors and gauges (a diagonal plus rank-one terms) applied
+        # in closed form, never materialised
+        h = _rows_hessian(x, wdata, cfg)
+
+        def hvp(v):
+            return h @ v + _prior_hvp(v, n, cfg) + gauge_hvp(v)
+
+        return hvp, jnp.diagonal(h) + _prior_diag(n, size, cfg, x.dtype)
     hvp, diag = _hvp_at(x, wdata, cfg)
     return (lambda v: hvp(v) + gauge_hvp(v)), diag
 
@@ -85,7 +95,7 @@ def _polish(params, wdata: PairwiseData, cfg: FitConfig, sat):
         x, info = SO.newton_cg_polish(
             x0,
             grad,
-            lambda y: _hessian_ops(y, wdata, cfg, pen_hvp, pen_matrix),
+            lambda y: _hessian_ops(y, wdata, cfg, pen_hvp),
             max_steps=cfg.polish_steps,
             tol=cfg.newton_tol,
         )

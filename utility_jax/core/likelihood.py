@@ -197,13 +197,19 @@ def _row_hessians(x, data: PairwiseData, cfg: FitConfig) -> jax.Array:
     return jnp.where(data.mask[:, None, None], hs, 0.0)
 
 
-def _dense_hessian(x, data: PairwiseData, cfg: FitConfig) -> jax.Array:
+def _rows_hessian(x, data: PairwiseData, cfg: FitConfig) -> jax.Array:
+    """The likelihood's Hessian alone (no priors or gauges), assembled dense from the rows."""
     cols = _row_columns(data, cfg)
     hs = _row_hessians(x, data, cfg)
-    h = _prior_hessian(data.n_items, x.shape[0], cfg, x.dtype)
     rows = jnp.broadcast_to(cols[:, :, None], hs.shape).reshape(-1)
     colm = jnp.broadcast_to(cols[:, None, :], hs.shape).reshape(-1)
-    return h.at[rows, colm].add(hs.reshape(-1))
+    size = x.shape[0]
+    return jnp.zeros((size, size), x.dtype).at[rows, colm].add(hs.reshape(-1))
+
+
+def _dense_hessian(x, data: PairwiseData, cfg: FitConfig) -> jax.Array:
+    """The Hessian of :func:`_neg_log_posterior` on the flat vector, dense."""
+    return _rows_hessian(x, data, cfg) + _prior_hessian(data.n_items, x.shape[0], cfg, x.dtype)
 
 
 def _hvp_at(x, data: PairwiseData, cfg: FitConfig):

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding
 
 from utility_jax.finetune.config import LMConfig
@@ -161,10 +162,14 @@ def save_checkpoint(
 
     def host(v):
         x = v[...]
-        x = x.astype(jnp.float32) + delta[id(v)] if id(v) in delta else x
-        return np.asarray(jax.device_get(x.astype(dtype)))
+        x = (x.astype(jnp.float32) + delta[id(v)] if id(v) in delta else x).astype(dtype)
+        if not x.is_fully_addressable:  # sharded across processes: every process gathers
+            return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+        return np.asarray(jax.device_get(x))
 
     tensors = {k: host(v) for k, v in hf_param_names(model).items()}
+    if jax.process_index() != 0:  # one writer
+        return out
     save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
     if source is not None:
         src = Path(source)

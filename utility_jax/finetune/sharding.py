@@ -34,6 +34,7 @@ __all__ = [
     "spec_for",
     "batch_sharding",
     "initialize_distributed",
+    "is_writer",
 ]
 
 #: the mesh's axis names, outermost first
@@ -121,6 +122,12 @@ def batch_sharding(mesh: Mesh, ndim: int = 2) -> NamedSharding:
 def data_parallel_size(mesh: Mesh) -> int:
     """How many ways a batch is split (the ``data`` and ``fsdp`` axes together)."""
     return mesh.shape["data"] * mesh.shape["fsdp"]
+
+
+def is_writer() -> bool:
+    """Whether this process writes run files: process 0 only (every process reads the same
+    data and holds the same results)."""
+    return jax.process_index() == 0
 
 
 def initialize_distributed(
