@@ -212,6 +212,7 @@ def test_bayes_nuts_run_reports_diagnostics(tmp_path):
 def test_cli_smoke_run(tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "UTILITY_JAX_ANCHOR_DATA": str(ANCHOR)}
+    env.pop("JAX_PLATFORMS", None)  # as a user runs it: JAX tries its accelerator plugins
     p = subprocess.run(
         [
             sys.executable,
@@ -228,6 +229,9 @@ def test_cli_smoke_run(tmp_path):
     assert p.returncode == 0, p.stderr[-3000:]
     assert "held-out accuracy" in p.stdout
     assert (out / ".hydra" / "config.yaml").exists() and (out / "metrics.json").exists()
+    # JAX's INFO line about accelerator plugins it could not start is not printed or logged
+    log = next(out.glob("*.log")).read_text()
+    assert "Unable to initialize backend" not in p.stdout + p.stderr + log
 
 
 @pytest.mark.slow

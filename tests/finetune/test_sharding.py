@@ -65,6 +65,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # two JAX processes and their compiles: the fast tier's CI budget is spent
 def test_two_processes_run_one_sharded_step_and_agree_with_one_process():
     port = str(_free_port())
     env = _env(4, SHARDED_STEP_MESHES="first")
