@@ -131,6 +131,7 @@ class FakeOpenAI:
         self.hang_after = hang_after
         self.requests = []  # (body, headers) of every request received
         self.answered = []  # prompt keys of requests answered with a completion
+        self.n_choices = 0  # answers billed (one completion token each, 50 prompt tokens a request)
         self.admitted = 0  # requests let through (hang_after counts these)
         self.blocked = threading.Event()
         self._release = threading.Event()
@@ -259,6 +260,7 @@ class FakeOpenAI:
                     "usage": {"prompt_tokens": 50, "completion_tokens": n, "total_tokens": 50 + n},
                 }
                 with outer.lock:
+                    outer.n_choices += n  # the bill: completion_tokens above
                     outer.answered.append(
                         hashlib.sha256(json.dumps(body["messages"]).encode()).hexdigest()
                     )

@@ -10,6 +10,7 @@ from fake_openai import SMALL_RUN, FakeOpenAI, compute_cmd
 from test_configs import _compose
 
 from utility_jax.elicit.budget import BudgetExceeded, BudgetGuard
+from utility_jax.elicit.store import ResponseStore
 from utility_jax.run.runner import run_compute_utilities
 
 OVER = [*SMALL_RUN, "agent.model=gpt-4o"]  # a priced model
@@ -32,6 +33,17 @@ def test_dry_run_counts_everything_and_sends_nothing(tmp_path):
         assert pl["usd_expected_batch"] == pytest.approx(pl["usd_expected"] * 0.5)
         saved = json.loads((tmp_path / "dry" / "plan.json").read_text())
         assert saved["requests"] == pl["requests"]
+        # the reported tokens reconcile with the server's bill: it counts 50 prompt tokens per
+        # request however many answers the request asks for, and one token per answer
+        store = ResponseStore(tmp_path / "real" / "responses.sqlite")
+        spend = store.spend(None)
+        store.close()
+        assert spend["requests"] == srv.n_requests
+        assert spend["tokens_in"] == 50 * srv.n_requests
+        assert spend["tokens_out"] == srv.n_choices
+        assert c["tokens"] == 50 * srv.n_requests + srv.n_choices
+        # the plan's prompt tokens are counted the same way (one prompt per request)
+        assert pl["prompt_tokens"] > 0 and pl["requests"] == srv.n_requests
     finally:
         srv.close()
 

@@ -7,7 +7,11 @@ from typing import Any, Protocol
 
 @dataclasses.dataclass
 class Completion:
-    """One sampled answer, or a transport error (``error`` set, ``text`` None)."""
+    """One sampled answer, or a transport error (``error`` set, ``text`` None).
+
+    ``tokens_in`` and ``tokens_out`` are this answer's share of its request's bill: the prompt's
+    tokens on a request's first answer and 0 on the others (a prompt is read once, however many
+    answers the request asks for), so sums over answers equal what the server counted."""
 
     text: str | None
     tokens_in: int = 0

@@ -89,9 +89,9 @@ class DryRunBackend:
             lg.prompt_tokens += t
             lg.completion_tokens_expected += n * exp
             lg.completion_tokens_max += n * bound
-            comps = [
-                Completion("A" if x < 0.5 else "B", tokens_in=t, tokens_out=1)
-                for x in self.rng.random(n)
+            comps = [  # the prompt is read once per request: its tokens on the first answer
+                Completion("A" if x < 0.5 else "B", tokens_in=t if j == 0 else 0, tokens_out=1)
+                for j, x in enumerate(self.rng.random(n))
             ]
             if on_result is not None:
                 on_result(i, comps)

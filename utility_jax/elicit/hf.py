@@ -154,7 +154,8 @@ class HFBackend:
                     for s in range(n):
                         toks = new[b * n + s]
                         n_out = int((toks != self.tokenizer.pad_token_id).sum())
-                        row.append(Completion(texts[b * n + s], int(n_in[b]), n_out, dt))
+                        t_in = int(n_in[b]) if s == 0 else 0  # the prompt once per request
+                        row.append(Completion(texts[b * n + s], t_in, n_out, dt))
                     rows.append(row)
             for row in rows:
                 if on_result is not None:

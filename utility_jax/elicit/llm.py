@@ -191,9 +191,9 @@ class LLMAgent:
                 # record and commit each prompt's answers as soon as they arrive
                 p, order, msgs, key, have = items[i]
                 self.stats.model_calls += 1
-                self.budget.spent(
-                    sum(c.tokens_in for c in comps[:1]), sum(c.tokens_out for c in comps)
-                )
+                # each completion carries its share of the bill (the prompt on a request's
+                # first choice only), so the sums are what the server counted
+                self.budget.spent(sum(c.tokens_in for c in comps), sum(c.tokens_out for c in comps))
                 rows = []
                 errors = [c.error for c in comps if c.error is not None]
                 if errors:  # answers lost to transport errors: counted, one error row per request

@@ -255,9 +255,12 @@ class OpenAIBackend:
                         n - len(got)
                     )
                 usage = resp.usage
-                t_in = int(getattr(usage, "prompt_tokens", 0) or 0)
-                t_out = int(getattr(usage, "completion_tokens", 0) or 0) // len(choices)
-                for c in choices[: n - len(got)]:
+                shares = _token_shares(
+                    getattr(usage, "prompt_tokens", 0),
+                    getattr(usage, "completion_tokens", 0),
+                    len(choices),
+                )
+                for c, (t_in, t_out) in zip(choices[: n - len(got)], shares, strict=False):
                     content = c.message.content if c.message is not None else None
                     got.append(
                         Completion(
@@ -458,11 +461,20 @@ def _batch_line(line: str) -> tuple[str, list[Completion] | str]:
         err = rec.get("error") or body.get("error") or resp
         return cid, f"batch request failed: {str(err)[:300]}"
     usage = body.get("usage") or {}
-    t_in = int(usage.get("prompt_tokens") or 0)
-    t_out = int(usage.get("completion_tokens") or 0) // len(choices)
+    shares = _token_shares(usage.get("prompt_tokens"), usage.get("completion_tokens"), len(choices))
     return cid, [
-        Completion((c.get("message") or {}).get("content") or "", t_in, t_out) for c in choices
+        Completion((c.get("message") or {}).get("content") or "", t_in, t_out)
+        for c, (t_in, t_out) in zip(choices, shares, strict=True)
     ]
+
+
+def _token_shares(prompt_tokens, completion_tokens, n: int) -> list[tuple[int, int]]:
+    """A response's usage split over its ``n`` choices so that the choices' tokens add up to
+    the server's bill: the prompt, read once per request, on the first choice; the completion
+    tokens shared out, the remainder on the first choices."""
+    t_in, t_out = int(prompt_tokens or 0), int(completion_tokens or 0)
+    q, r = divmod(t_out, max(n, 1))
+    return [(t_in if i == 0 else 0, q + (1 if i < r else 0)) for i in range(n)]
 
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
