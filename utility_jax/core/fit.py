@@ -55,7 +55,8 @@ def _hessian_ops(x, wdata: PairwiseData, cfg: FitConfig, gauge_hvp):
     """``(v -> H v, diag H)`` of the negative log posterior plus the component gauge at ``x``.
     Up to ``cfg.matvec_dense_max`` parameters the Hessian is assembled once and applied as a
     dense product (one BLAS call: faster on a CPU than the rows' gather and scatter-add at these
-    sizes, see ``benchmarks/bench_fit.py --polish``); above it, matrix-free from the rows."""
+    sizes: ``benchmarks/bench_fit.py`` prints each polish mode's time); above it, matrix-free
+    from the rows."""
     n, size = wdata.n_items, x.shape[0]
     if size <= cfg.matvec_dense_max:
         # the rows' part dense; the priors and gauges (a diagonal plus rank-one terms) applied

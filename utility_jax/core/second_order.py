@@ -202,8 +202,9 @@ def _cg_certificate(A, b, max_iter: int, rtol, atol):
     bnorm = jnp.linalg.norm(b)
     tol = jnp.maximum(rtol * bnorm, atol)
     ones = jnp.ones((max_iter,), dtype)
-    # unused rows of T sit on the diagonal far above A's spectrum (<= the number of
-    # parameters in a row, by Gershgorin on a unit diagonal), so they never set theta
+    # unused rows of T sit on the diagonal far above A's spectrum (at most the number of
+    # nonzeros in a row of A, by Gershgorin on a unit diagonal: tens for pairwise data), so
+    # they never set theta
     state = (jnp.zeros_like(b), b, b, jnp.vdot(b, b), 0, jnp.inf, 1e3 * ones, 0.0 * ones, 1.0, 0.0)
 
     def cond(st):

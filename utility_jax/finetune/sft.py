@@ -20,6 +20,15 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from utility_jax.finetune.sharding import (
+    batch_sharding,
+    data_parallel_size,
+    shard_module,
+    state_shardings,
+)
 
 __all__ = [
     "SFTConfig",
@@ -44,9 +53,7 @@ class SFTConfig:
     lora_rank: int = 0  # > 0: train LoRA adapters of this rank instead of every weight
     lora_alpha: float = 16.0
     remat: str = "none"  # none | layer: recompute each decoder layer in the backward pass
-    compute_dtype: str = (
-        "float32"  # float32 | bfloat16: the matrix products (weights stay as stored)
-    )
+    compute_dtype: str = "float32"  # float32 | bfloat16: the products (weights stay as stored)
     save_every: int = 0  # > 0 (with state_dir): save the train state every N steps, resume from it
 
 
@@ -113,8 +120,6 @@ def prepare_training(model, cfg: SFTConfig, mesh=None):
     sched = optax.warmup_cosine_decay_schedule(0.0, cfg.lr, warmup, max(cfg.steps, warmup + 1))
     opt = nnx.Optimizer(model, optax.adamw(sched, weight_decay=cfg.weight_decay), wrt=wrt)
     if mesh is not None:
-        from utility_jax.finetune.sharding import shard_module
-
         shard_module(model, mesh)
         shard_module(opt, mesh)
     return opt, wrt
@@ -140,11 +145,6 @@ def jit_train_step(step, state, mesh=None):
     the batch is split over the data-parallel axes."""
     if mesh is None:
         return jax.jit(step, donate_argnums=0)
-    from jax.sharding import NamedSharding
-    from jax.sharding import PartitionSpec as P
-
-    from utility_jax.finetune.sharding import batch_sharding, state_shardings
-
     sh = state_shardings(state, mesh)
     b2, b1 = batch_sharding(mesh, 2), batch_sharding(mesh, 1)
     rep = NamedSharding(mesh, P())
@@ -223,6 +223,11 @@ def train_sft(
 
     n = len(ids)
     bs = min(cfg.batch_size, n)
+    if mesh is not None and bs % data_parallel_size(mesh):
+        raise ValueError(
+            f"sft.batch_size={bs} (or the number of examples) must be a multiple of the mesh's "
+            f"data-parallel size, data x fsdp = {data_parallel_size(mesh)}"
+        )
     batches, log = _batch_order(n, bs, rng, cfg.steps), []
     bar = progress(total=cfg.steps, initial=start, desc="SFT", unit="step") if progress else None
     for s in range(start, cfg.steps):
