@@ -6,11 +6,20 @@ import dataclasses
 
 import pytest
 
-from utility_jax.control.config import ControlConf, SFTConf, sft_config
+from utility_jax.control.config import ControlConf, ModelConf, SFTConf, sft_config
 from utility_jax.core.bayes_config import BayesConfig
 from utility_jax.core.model import FitConfig
 from utility_jax.finetune.sft import SFTConfig
-from utility_jax.run.config import BayesConf, FitterConf, bayes_config, fit_config
+from utility_jax.run.config import (
+    AgentConf,
+    BayesConf,
+    ElicitationConf,
+    FitterConf,
+    GraphConf,
+    UncertaintyConf,
+    bayes_config,
+    fit_config,
+)
 
 # (schema, core, core fields the shell fills from elsewhere)
 TWINS = [
@@ -104,7 +113,17 @@ def test_no_schema_restates_a_core_default():
 
 
 @pytest.mark.parametrize(
-    "group,schema", [("fitter", FitterConf), ("bayes", BayesConf), ("sft", SFTConf)]
+    "group,schema",
+    [
+        ("fitter", FitterConf),
+        ("bayes", BayesConf),
+        ("sft", SFTConf),
+        ("agent", AgentConf),
+        ("graph", GraphConf),
+        ("elicitation", ElicitationConf),
+        ("uncertainty", UncertaintyConf),
+        ("model", ModelConf),
+    ],
 )
 def test_yaml_holds_only_what_differs_from_the_schema(group, schema):
     """A group's YAML files start from the schema (``defaults: [/_schema/<group>@_here_]``, directly or through

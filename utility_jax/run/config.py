@@ -213,6 +213,10 @@ def register_schema(group: str, schema: type) -> None:
 
 register_schema("fitter", FitterConf)
 register_schema("bayes", BayesConf)
+register_schema("agent", AgentConf)
+register_schema("graph", GraphConf)
+register_schema("elicitation", ElicitationConf)
+register_schema("uncertainty", UncertaintyConf)
 
 
 @dataclasses.dataclass
@@ -414,6 +418,11 @@ def validate(cfg: DictConfig | dict[str, Any]) -> ComputeUtilitiesConf:
         raise ValueError(
             f"agent.kind={obj.agent.kind!r} is not one of {AGENT_KINDS} (or name a backend of "
             "your own with agent.backend)"
+        )
+    if obj.agent.kind != "simulated" and obj.agent.backend is None and not obj.agent.model:
+        raise ValueError(
+            f"agent.model is required for agent.kind={obj.agent.kind} (a checkpoint directory "
+            "or the served model's name)"
         )
     check_ranges(obj, _RANGES)
     obj.fitter.position_bias = _resolve_position_bias(obj)
