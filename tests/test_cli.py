@@ -109,3 +109,12 @@ def test_wheel_installs_and_runs_outside_the_repository(tmp_path):
     )
     assert p.returncode == 0, p.stderr[-3000:]
     assert list((work / "logs" / "lotteries" / "runs").glob("*/analysis.json"))
+
+
+def test_data_help_says_usage_once_and_lists_the_actions(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["data", "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: utility-jax data {fetch,where,check}")
+    assert "usage: usage:" not in out and "fetch   download" in out

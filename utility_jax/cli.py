@@ -171,8 +171,9 @@ def _control(cfg) -> float:
     return m["after"]["heldout_accuracy_refit"]
 
 
-DATA_USAGE = """usage: utility-jax data {fetch,where,check} [--dest DIR] [--base-url URL]
-
+#: argparse writes "usage: " itself
+DATA_USAGE = "utility-jax data {fetch,where,check} [--dest DIR] [--base-url URL]"
+DATA_ACTIONS = """actions:
   fetch   download the paper's public inputs at pinned commits, check each sha256
   where   print the data folder
   check   verify the files in the data folder (missing or changed files are listed)
@@ -185,7 +186,12 @@ def data_main(args: list[str]) -> int:
 
     from utility_jax.io.datasets import DEFAULT_BASE_URL, FILES, data_dir, fetch, sha256_file
 
-    p = argparse.ArgumentParser(prog="utility-jax data", usage=DATA_USAGE)
+    p = argparse.ArgumentParser(
+        prog="utility-jax data",
+        usage=DATA_USAGE,
+        description=DATA_ACTIONS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("action", choices=["fetch", "where", "check"])
     p.add_argument("--dest", default=None, help="data folder (default: UTILITY_JAX_DATA or cache)")
     p.add_argument("--base-url", default=DEFAULT_BASE_URL, help="URL format for each file")
