@@ -183,6 +183,11 @@ def test_bayes_svi_run_writes_posterior(tmp_path):
     assert idata.posterior["mu"].shape == (1, 1000, m["n_outcomes"])
     __import__("numpy").testing.assert_allclose(idata.posterior["mu"].values[0], draws["mu"])
     assert str(idata.constant_data["outcome_text"].values[0]) == res.outcomes.texts[0]
+    assert (
+        "WARNING: SVI's mean-field (normal) guide under-covers"
+        in (tmp_path / "summary.txt").read_text()
+    )
+
     rows = json.loads((tmp_path / "utilities.json").read_text())
     assert all(r["posterior_lo"] <= r["posterior_mean"] <= r["posterior_hi"] for r in rows)
     assert res.posterior is not None
@@ -192,6 +197,28 @@ def test_bayes_svi_run_writes_posterior(tmp_path):
     spread = float(np.std(in_model_gauge(res.fit.mu, res.fit.sigma)))
     assert sc["lo"] < sc["mean"] < sc["hi"] and 0.5 < sc["mean"] / spread < 2.0
     assert "log_sigma_scale" not in m["bayes"]["prior_scales"]
+
+
+def test_svi_summary_lines_say_what_is_known_of_the_guides_coverage():
+    from utility_jax.run.report import _posterior_lines
+
+    b = dict(method="svi", steps=10, seconds=1.0)
+    normal = _posterior_lines({**b, "guide": "normal"})
+    assert any("under-covers" in x and "0.798" in x for x in normal)
+    lowrank = _posterior_lines({**b, "guide": "lowrank"})
+    assert any("has not been measured" in x for x in lowrank)
+    nuts = _posterior_lines(
+        dict(
+            method="nuts",
+            chains=2,
+            draws=10,
+            seconds=1.0,
+            max_rhat=1.0,
+            min_ess_bulk=100.0,
+            divergences=0,
+        )
+    )
+    assert not any("WARNING" in x for x in nuts)
 
 
 @pytest.mark.slow

@@ -183,6 +183,16 @@ def _cost_lines(c: dict) -> list[str]:
     return lines
 
 
+#: what is known of SVI's interval coverage, by guide (docs/uncertainty.md, bench_coverage.py)
+_SVI_COVERAGE = {
+    "normal": "WARNING: SVI's mean-field (normal) guide under-covers: its 90% intervals covered "
+    "0.798 and 0.788 of the planted utilities on the two simulated reference agents "
+    "(docs/uncertainty.md); for intervals use bayes=nuts or the bootstrap",
+    "other": "WARNING: the coverage of this SVI guide's intervals has not been measured "
+    "(benchmarks/bench_coverage.py measures it); the mean-field guide under-covers",
+}
+
+
 def _posterior_lines(b: dict) -> list[str]:
     """The posterior's diagnostics and its posterior-predictive held-out scores."""
     lines = []
@@ -196,6 +206,7 @@ def _posterior_lines(b: dict) -> list[str]:
         lines.append(
             f"posterior (SVI, {b['guide']} guide, {b['steps']} steps, {b['seconds']:.1f} s)"
         )
+        lines.append(_SVI_COVERAGE.get(b["guide"], _SVI_COVERAGE["other"]))
     if "heldout_log_loss_posterior_predictive" in b:
         lines.append(
             f"posterior-predictive held-out log loss {b['heldout_log_loss_posterior_predictive']:.4f}, "
