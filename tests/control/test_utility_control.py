@@ -71,6 +71,9 @@ def test_utility_control_run(tmp_path):
         "never-trained outcomes agreeing with the assembly"
         in (tmp_path / "summary.txt").read_text()
     )
+    tp = saved["jax_backend"]
+    assert tp["prompts"] > 0 and tp["prompts_per_s"] > 0
+    assert "prompts/s" in (tmp_path / "summary.txt").read_text()
 
 
 @pytest.mark.slow  # CI time: the fast tier keeps the main case

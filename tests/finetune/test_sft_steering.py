@@ -130,6 +130,8 @@ def test_jax_backend_matches_hf_backend(setup):
     ]
     for a, b in zip(jb.answer_probs(prompts), hb.answer_probs(prompts), strict=True):
         assert a.p_a == pytest.approx(b.p_a, abs=1e-4) and a.p_b == pytest.approx(b.p_b, abs=1e-4)
+    tp = jb.throughput()
+    assert tp["prompts"] == 3 and tp["seconds"] > 0 and tp["prompts_per_s"] > 0
 
 
 @pytest.mark.slow  # CI time: the fast tier keeps the main case

@@ -62,6 +62,12 @@ def write_control_run(out: Path, outcomes, fits: dict, metrics: dict, sft_log, c
         + ", ".join(f"{k} {v:+.3f}" for k, v in m["political_lean_dem_minus_rep"].items()),
         f"tuned checkpoint: {m['tuned_model']}",
     ]
+    tp = m.get("jax_backend")
+    if tp:
+        lines.append(
+            f"jax log-prob backend: {tp['prompts']} prompts in {tp['seconds']:.1f} s, "
+            f"{tp['prompts_per_s']:.1f} prompts/s (compilation of each prompt length included)"
+        )
     u = m.get("unseen_outcomes") or {}
     if u:
         lines.insert(

@@ -235,6 +235,8 @@ def run_utility_control(cfg: DictConfig | dict, out_dir: str | Path) -> dict[str
         **_target_metrics(fits, axis),
         "unseen_outcomes": unseen_metrics,
         "final_sft_loss": sft_log[-1]["loss"],
+        # the jax log-prob backend's throughput over every measurement of the run
+        "jax_backend": backend.throughput(),
         "tuned_model": str(tuned),
         "base_model": str(path),
     }
@@ -265,6 +267,7 @@ def _load_model(conf: ControlConf, out: Path, outcomes, tpl):
     mesh = make_mesh(mesh_config(conf))
     lm = load_checkpoint(path, dtype=conf.model.param_dtype, mesh=mesh)
     backend = JaxBackend(lm, tokenizer, model_id=str(path), batch_size=conf.model.batch_size)
+    backend.mesh = mesh
     return path, tokenizer, backend, mesh
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from utility_jax.elicit.backend import AnswerDistribution
 from utility_jax.finetune import load_checkpoint
 from utility_jax.finetune.model import last_logits_jit
+from utility_jax.finetune.sharding import batch_sharding, data_parallel_size
 from utility_jax.finetune.tokens import encode_prompts
 from utility_jax.io.prompts import answer_token_ids
 
@@ -32,6 +33,8 @@ class JaxBackend:
         (use a new id for every tuned version, so answers of different weights never mix)."""
         self.lm, self.tokenizer, self.model = model, tokenizer, model_id
         self.batch_size = batch_size
+        self.mesh = None  # set: batches split over the mesh's data-parallel axes
+        self.prompts_done, self.seconds = 0, 0.0  # throughput (``throughput()``)
         self.chat = tokenizer.chat_template is not None if chat is None else chat
         ids = answer_token_ids(tokenizer)
         self.a_ids, self.b_ids = jnp.asarray(ids["A"]), jnp.asarray(ids["B"])
@@ -43,6 +46,19 @@ class JaxBackend:
         return cls(
             load_checkpoint(path), AutoTokenizer.from_pretrained(path), model_id=str(path), **kw
         )
+
+    def _place(self, x: np.ndarray):
+        """A batch as a device array: split over the mesh's data-parallel axes where there is a
+        mesh and they divide the batch, else on the default device."""
+        if self.mesh is not None and len(x) % data_parallel_size(self.mesh) == 0:
+            return jax.device_put(x, batch_sharding(self.mesh, x.ndim))
+        return jnp.asarray(x)
+
+    def throughput(self) -> dict[str, float]:
+        """Prompts scored so far, the seconds they took (tokenising included; the first batch
+        of each length includes its compilation), and prompts per second."""
+        rate = self.prompts_done / self.seconds if self.seconds > 0 else float("nan")
+        return {"prompts": self.prompts_done, "seconds": self.seconds, "prompts_per_s": rate}
 
     def settings(self, mode: str) -> dict[str, Any]:
         if mode != "logprob":
@@ -66,11 +82,16 @@ class JaxBackend:
             if rows < self.batch_size:  # one compiled shape for every chunk
                 ids = np.concatenate([ids, np.repeat(ids[-1:], self.batch_size - rows, 0)])
                 mask = np.concatenate([mask, np.repeat(mask[-1:], self.batch_size - rows, 0)])
-            logits = last_logits_jit(self.lm, jnp.asarray(ids), jnp.asarray(mask))
+            ids, mask = self._place(ids), self._place(mask)
+            logits = last_logits_jit(self.lm, ids, mask)
             p = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
             pa = np.asarray(p[:, self.a_ids].sum(-1))[:rows]
             pb = np.asarray(p[:, self.b_ids].sum(-1))[:rows]
-            dt = (time.perf_counter() - t0) / rows
+            elapsed = time.perf_counter() - t0
+            self.prompts_done += rows
+            self.seconds += elapsed
+            dt = elapsed / rows
+            mask = np.asarray(mask)
             for i in range(rows):
                 d = AnswerDistribution(
                     float(pa[i]),
