@@ -168,8 +168,7 @@ def _memory_plan(conf: ControlConf) -> dict[str, Any]:
         param_dtype="float32" if conf.model.param_dtype == "auto" else conf.model.param_dtype,
         device_gb=conf.model.device_gb,
     )
-    res["text"] = format_plan(res)
-    log.info("%s", res["text"])
+    res["text"] = format_plan(res)  # the command line prints it
     return res
 
 
