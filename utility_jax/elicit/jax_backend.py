@@ -12,6 +12,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 
 from utility_jax.elicit.backend import AnswerDistribution
 from utility_jax.finetune import load_checkpoint
@@ -82,16 +83,14 @@ class JaxBackend:
             if rows < self.batch_size:  # one compiled shape for every chunk
                 ids = np.concatenate([ids, np.repeat(ids[-1:], self.batch_size - rows, 0)])
                 mask = np.concatenate([mask, np.repeat(mask[-1:], self.batch_size - rows, 0)])
-            ids, mask = self._place(ids), self._place(mask)
-            logits = last_logits_jit(self.lm, ids, mask)
+            logits = last_logits_jit(self.lm, self._place(ids), self._place(mask))
             p = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
-            pa = np.asarray(p[:, self.a_ids].sum(-1))[:rows]
-            pb = np.asarray(p[:, self.b_ids].sum(-1))[:rows]
+            pa = _host(p[:, self.a_ids].sum(-1))[:rows]
+            pb = _host(p[:, self.b_ids].sum(-1))[:rows]
             elapsed = time.perf_counter() - t0
             self.prompts_done += rows
             self.seconds += elapsed
             dt = elapsed / rows
-            mask = np.asarray(mask)
             for i in range(rows):
                 d = AnswerDistribution(
                     float(pa[i]),
@@ -104,6 +103,13 @@ class JaxBackend:
                     on_result(len(out), d)
                 out.append(d)
         return out
+
+
+def _host(x) -> np.ndarray:
+    """A device array on the host, gathered from every process where it spans several."""
+    if not x.is_fully_addressable:
+        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+    return np.asarray(x)
 
 
 def from_config(agent, elicitation) -> JaxBackend:
