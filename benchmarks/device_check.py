@@ -28,28 +28,16 @@ import numpy as np
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
-from bench_fit import training_data  # noqa: E402
+from bench_fit import timed, training_data  # noqa: E402
 
 import utility_jax as uj  # noqa: E402
-
-
-def _time(fn, repeats=2):
-    t0 = time.perf_counter()
-    out = jax.block_until_ready(fn())
-    first = time.perf_counter() - t0
-    best = np.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = jax.block_until_ready(fn())
-        best = min(best, time.perf_counter() - t0)
-    return first, best, out
 
 
 def check_fits(sizes):
     for n in sizes:
         d, _ = training_data(n)
-        _, t_lbfgs, _ = _time(lambda d=d: uj.fit_thurstonian(d, polish="none"), 1)
-        first, t, fit = _time(lambda d=d: uj.fit_thurstonian(d), 1)
+        _, t_lbfgs, _ = timed(lambda d=d: uj.fit_thurstonian(d, polish="none"), 1)
+        first, t, fit = timed(lambda d=d: uj.fit_thurstonian(d), 1)
         print(
             f"fit N={n:>7,}: {t:8.3f} s (compile+run {first:.1f} s), {fit.reason.split(' (')[0]}; "
             f"L-BFGS alone {t_lbfgs:.3f} s, ratio {t / t_lbfgs:.2f}",
@@ -60,9 +48,9 @@ def check_fits(sizes):
 def check_bootstrap(n, boot):
     d, _ = training_data(n)
     fit = uj.fit_thurstonian(d)
-    _, t1, _ = _time(lambda: uj.fit_thurstonian(d))
+    _, t1, _ = timed(lambda: uj.fit_thurstonian(d), 2)
     key = jax.random.key(0)
-    _, tb, fits = _time(lambda: uj.fit_bootstrap(key, d, boot, init=fit), 1)
+    _, tb, fits = timed(lambda: uj.fit_bootstrap(key, d, boot, init=fit), 1)
     conv = float(jnp.mean(fits.converged))
     print(
         f"{boot} bootstrap refits N={n}: {tb:.3f} s = {tb / t1:.1f}x one fit; converged {conv:.2f}"

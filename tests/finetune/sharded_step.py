@@ -19,7 +19,7 @@ from utility_jax.finetune.sft import (
     prepare_training,
     train_step_fn,
 )
-from utility_jax.finetune.sharding import MeshConfig, make_mesh, param_name
+from utility_jax.finetune.sharding import MeshConfig, make_mesh, param_name, to_host
 
 CFG = LMConfig("qwen2", 128, 64, 128, 2, 4, 2, 16, 1e-6, 10000.0, None, False, True, False)
 
@@ -30,14 +30,6 @@ def batch(seed=0, b=8, t=12):
     mask = np.ones((b, t), np.int32)
     mask[:3, :4] = 0  # left padding on some rows
     return jnp.asarray(ids), jnp.asarray(mask), jnp.asarray(r.random(b), jnp.float32)
-
-
-def _host(x):
-    if jax.process_count() > 1 and not x.is_fully_addressable:
-        from jax.experimental import multihost_utils
-
-        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
-    return np.asarray(jax.device_get(x))
 
 
 def one_step(mesh, lora):
@@ -51,7 +43,7 @@ def one_step(mesh, lora):
     x, m, t = batch()
     for _ in range(2):  # two steps: the second uses the first's (sharded) optimizer moments
         loss, state = step(state, x, m, t)
-    flat = {param_name(p): _host(v) for p, v in jax.tree_util.tree_leaves_with_path(state)}
+    flat = {param_name(p): to_host(v) for p, v in jax.tree_util.tree_leaves_with_path(state)}
     specs = {
         param_name(p): str(v.sharding.spec)
         for p, v in jax.tree_util.tree_leaves_with_path(state)

@@ -265,8 +265,9 @@ def _load_model(conf: ControlConf, out: Path, outcomes, tpl):
     tokenizer = AutoTokenizer.from_pretrained(path)
     mesh = make_mesh(mesh_config(conf))
     lm = load_checkpoint(path, dtype=conf.model.param_dtype, mesh=mesh)
-    backend = JaxBackend(lm, tokenizer, model_id=str(path), batch_size=conf.model.batch_size)
-    backend.mesh = mesh
+    backend = JaxBackend(
+        lm, tokenizer, model_id=str(path), batch_size=conf.model.batch_size, mesh=mesh
+    )
     return path, tokenizer, backend, mesh
 
 

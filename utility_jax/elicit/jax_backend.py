@@ -12,12 +12,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.experimental import multihost_utils
 
 from utility_jax.elicit.backend import AnswerDistribution
 from utility_jax.finetune import load_checkpoint
 from utility_jax.finetune.model import last_logits_jit
-from utility_jax.finetune.sharding import batch_sharding, data_parallel_size
+from utility_jax.finetune.sharding import batch_sharding, data_parallel_size, to_host
 from utility_jax.finetune.tokens import encode_prompts
 from utility_jax.io.prompts import answer_token_ids
 
@@ -28,13 +27,21 @@ class JaxBackend:
     name = "jax"
 
     def __init__(
-        self, model, tokenizer, *, model_id: str, batch_size: int = 32, chat: bool | None = None
+        self,
+        model,
+        tokenizer,
+        *,
+        model_id: str,
+        batch_size: int = 32,
+        chat: bool | None = None,
+        mesh=None,
     ):
         """``model``: a :class:`~utility_jax.finetune.CausalLM`; ``model_id`` names it in the store
-        (use a new id for every tuned version, so answers of different weights never mix)."""
+        (use a new id for every tuned version, so answers of different weights never mix);
+        ``mesh``: split each batch over its data-parallel axes."""
         self.lm, self.tokenizer, self.model = model, tokenizer, model_id
         self.batch_size = batch_size
-        self.mesh = None  # set: batches split over the mesh's data-parallel axes
+        self.mesh = mesh
         self.prompts_done, self.seconds = 0, 0.0  # throughput (``throughput()``)
         self.chat = tokenizer.chat_template is not None if chat is None else chat
         ids = answer_token_ids(tokenizer)
@@ -85,8 +92,8 @@ class JaxBackend:
                 mask = np.concatenate([mask, np.repeat(mask[-1:], self.batch_size - rows, 0)])
             logits = last_logits_jit(self.lm, self._place(ids), self._place(mask))
             p = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
-            pa = _host(p[:, self.a_ids].sum(-1))[:rows]
-            pb = _host(p[:, self.b_ids].sum(-1))[:rows]
+            pa = to_host(p[:, self.a_ids].sum(-1))[:rows]
+            pb = to_host(p[:, self.b_ids].sum(-1))[:rows]
             elapsed = time.perf_counter() - t0
             self.prompts_done += rows
             self.seconds += elapsed
@@ -103,13 +110,6 @@ class JaxBackend:
                     on_result(len(out), d)
                 out.append(d)
         return out
-
-
-def _host(x) -> np.ndarray:
-    """A device array on the host, gathered from every process where it spans several."""
-    if not x.is_fully_addressable:
-        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
-    return np.asarray(x)
 
 
 def from_config(agent, elicitation) -> JaxBackend:

@@ -8,12 +8,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
-from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding
 
 from utility_jax.finetune.config import LMConfig
 from utility_jax.finetune.model import CausalLM
-from utility_jax.finetune.sharding import spec_for
+from utility_jax.finetune.sharding import is_writer, spec_for, to_host
 
 __all__ = ["CheckpointError", "load_checkpoint", "save_checkpoint", "hf_param_names", "shard_model"]
 
@@ -162,13 +161,12 @@ def save_checkpoint(
 
     def host(v):
         x = v[...]
-        x = (x.astype(jnp.float32) + delta[id(v)] if id(v) in delta else x).astype(dtype)
-        if not x.is_fully_addressable:  # sharded across processes: every process gathers
-            return np.asarray(multihost_utils.process_allgather(x, tiled=True))
-        return np.asarray(jax.device_get(x))
+        return to_host(
+            (x.astype(jnp.float32) + delta[id(v)] if id(v) in delta else x).astype(dtype)
+        )
 
-    tensors = {k: host(v) for k, v in hf_param_names(model).items()}
-    if jax.process_index() != 0:  # one writer
+    tensors = {k: host(v) for k, v in hf_param_names(model).items()}  # every process gathers
+    if not is_writer():
         return out
     save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
     if source is not None:

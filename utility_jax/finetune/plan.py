@@ -17,6 +17,7 @@ is at hand), so keep a margin.
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -33,6 +34,7 @@ from utility_jax.finetune.sft import (
     jit_train_step,
     prepare_training,
     train_step_fn,
+    trainable,
 )
 from utility_jax.finetune.sharding import MeshConfig, batch_sharding, make_mesh, state_shardings
 
@@ -129,8 +131,7 @@ def lm_config(model: str, layers: int | None = None) -> LMConfig:
 
 def _per_device_bytes(state, shardings) -> int:
     def one(x, s):
-        shard = s.shard_shape(tuple(x.shape))
-        return int(jnp.dtype(x.dtype).itemsize) * int(jnp.prod(jnp.asarray(shard or (1,))))
+        return jnp.dtype(x.dtype).itemsize * math.prod(s.shard_shape(tuple(x.shape)))
 
     return sum(jax.tree.leaves(jax.tree.map(one, state, shardings)))
 
@@ -150,7 +151,6 @@ def memory_plan(
     ``params``, ``optimizer``, ``batch``, ``temporaries``, ``peak`` (arguments + outputs not
     aliased to them + temporaries), the compile time, and a ``verdict`` against ``device_gb``."""
     mesh = make_mesh(mesh_cfg, devices)
-    wrt = nnx.LoRAParam if sft.lora_rank > 0 else nnx.Param
 
     def build():
         model = CausalLM(lm, nnx.Rngs(0), param_dtype=jnp.dtype(param_dtype))
@@ -158,8 +158,7 @@ def memory_plan(
         return model, opt
 
     model, opt = nnx.eval_shape(build)
-    graphdef, state = nnx.split((model, opt))
-    model_state, opt_state = nnx.state(model), nnx.state(opt)
+    graphdef, state = nnx.split((model, opt))  # state[0]: the model's, state[1]: the optimizer's
     shardings = state_shardings(state, mesh)
     abstract = jax.tree.map(
         lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), state, shardings
@@ -168,18 +167,20 @@ def memory_plan(
     ids = jax.ShapeDtypeStruct((batch_size, seq_len), jnp.int32, sharding=b2)
     target = jax.ShapeDtypeStruct((batch_size,), jnp.float32, sharding=b1)
     step = jit_train_step(
-        train_step_fn(graphdef, answer_loss, wrt, jnp.array([0]), jnp.array([1])), state, mesh
+        train_step_fn(graphdef, answer_loss, trainable(sft), jnp.array([0]), jnp.array([1])),
+        state,
+        mesh,
     )
     t0 = time.perf_counter()
     compiled = step.lower(abstract, ids, ids, target).compile()
     seconds = time.perf_counter() - t0
     ma = compiled.memory_analysis()
-    params = _per_device_bytes(model_state, state_shardings(model_state, mesh))
-    optim = _per_device_bytes(opt_state, state_shardings(opt_state, mesh))
+    params = _per_device_bytes(state[0], shardings[0])
+    optim = _per_device_bytes(state[1], shardings[1])
     args, out = int(ma.argument_size_in_bytes), int(ma.output_size_in_bytes)
     alias, temp = int(ma.alias_size_in_bytes), int(ma.temp_size_in_bytes)
     peak = args + out - alias + temp
-    n_params = sum(int(jnp.prod(jnp.asarray(x.shape))) for x in jax.tree.leaves(model_state))
+    n_params = sum(math.prod(x.shape) for x in jax.tree.leaves(state[0]))
     res = dict(
         model_params=n_params,
         devices=int(mesh.size),

@@ -106,14 +106,18 @@ def _batch_order(n: int, bs: int, seed_rng: np.random.Generator, steps: int) -> 
     return np.stack(out) if out else np.zeros((0, bs), int)
 
 
+def trainable(cfg: SFTConfig) -> type:
+    """The variables ``cfg`` trains: the LoRA adapters (``lora_rank > 0``) or every weight."""
+    return nnx.LoRAParam if cfg.lora_rank > 0 else nnx.Param
+
+
 def prepare_training(model, cfg: SFTConfig, mesh=None):
     """The model set up for ``cfg`` (LoRA adapters, remat, compute dtype) and its optimizer:
     ``(optimizer, wrt)``; on ``mesh``, both placed by :data:`~utility_jax.finetune.sharding.RULES`
     (moments split like their parameters)."""
-    wrt = nnx.Param
+    wrt = trainable(cfg)
     if cfg.lora_rank > 0:
         model.add_lora(cfg.lora_rank, cfg.lora_alpha, seed=cfg.seed)
-        wrt = nnx.LoRAParam
     model.remat = cfg.remat
     model.compute_dtype = jnp.dtype(cfg.compute_dtype).name
     warmup = max(0, min(cfg.warmup, cfg.steps - 1))

@@ -23,6 +23,8 @@ import re
 
 import jax
 import numpy as np
+from flax import nnx
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -35,6 +37,7 @@ __all__ = [
     "batch_sharding",
     "initialize_distributed",
     "is_writer",
+    "to_host",
 ]
 
 #: the mesh's axis names, outermost first
@@ -124,6 +127,14 @@ def data_parallel_size(mesh: Mesh) -> int:
     return mesh.shape["data"] * mesh.shape["fsdp"]
 
 
+def to_host(x) -> np.ndarray:
+    """A device array as a NumPy array, gathered from every process where it spans several
+    (every process must call it then)."""
+    if not x.is_fully_addressable:
+        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+    return np.asarray(jax.device_get(x))
+
+
 def is_writer() -> bool:
     """Whether this process writes run files: process 0 only (every process reads the same
     data and holds the same results)."""
@@ -192,8 +203,6 @@ def state_shardings(state, mesh: Mesh, rules=RULES):
 def shard_module(obj, mesh: Mesh, rules=RULES):
     """Place an NNX object's state (a model, or an ``nnx.Optimizer`` with its moments) on
     ``mesh`` by :data:`RULES`, in place; returns ``obj``."""
-    from flax import nnx
-
     state = nnx.state(obj)
     nnx.update(obj, jax.device_put(state, state_shardings(state, mesh, rules)))
     return obj
