@@ -170,5 +170,6 @@ def test_control_dry_run_plans_memory_for_a_preset_without_loading_weights(tmp_p
     assert mem["devices"] == 1 and mem["verdict"] == "does not fit"
     assert mem["params"] < 4 * mem["model_params"]  # a bfloat16 base (LoRA adapters float32)
     assert "memory plan per device" in mem["text"]
+    assert mem["platform"] == "cpu" and "WARNING: planned by the CPU compiler" in mem["text"]
     saved = json.loads((tmp_path / "run" / "plan.json").read_text())
     assert saved["memory"]["peak"] == mem["peak"]

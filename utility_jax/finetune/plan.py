@@ -191,6 +191,7 @@ def memory_plan(
         temporaries=temp,
         peak=peak,
         compile_seconds=round(seconds, 1),
+        platform=mesh.devices.flat[0].platform,  # whose compiler made the plan
     )
     if device_gb is not None:
         res["device_gb"] = device_gb
@@ -212,6 +213,12 @@ def format_plan(res: dict) -> str:
         lines.append(f"  {k:<12}{_gb(res[k])}")
     if "verdict" in res:
         lines.append(f"  verdict: {res['verdict']} in {res['device_gb']:.0f} GB")
+    if res.get("platform") == "cpu":
+        lines.append(
+            "  WARNING: planned by the CPU compiler, which schedules and fuses differently from a "
+            "GPU's or TPU's (on it, remat=layer hardly lowers the temporaries): a first check, "
+            "not a promise"
+        )
     return "\n".join(lines)
 
 
